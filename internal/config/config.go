@@ -1,0 +1,110 @@
+// Package config holds wharf's configuration schema as plain structs, and the
+// strict parser and validator that turn YAML into them.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is one wharf configuration file. The YAML keys are a contract:
+// later versions extend them and never rename them.
+type Config struct {
+	StateDir      string        `yaml:"state_dir"`
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	Log           Log           `yaml:"log"`
+	SFTP          SFTP          `yaml:"sftp"`
+	Storage       Storage       `yaml:"storage"`
+	Users         []User        `yaml:"users"`
+
+	// File is the path the config was loaded from ("" when parsed from bytes).
+	File string `yaml:"-"`
+}
+
+// Log selects the diagnostic log's level and format.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// SFTP configures the SSH/SFTP listener.
+type SFTP struct {
+	Listen   string   `yaml:"listen"`    // empty: no SFTP listener
+	HostKeys []string `yaml:"host_keys"` // private key paths; empty: generated in state_dir
+}
+
+// Storage selects the backend every home lives on.
+type Storage struct {
+	Backend string `yaml:"backend"` // local | memory
+	Root    string `yaml:"root"`    // local: every home lies beneath it
+}
+
+// User is one account. Secrets are stored as hashes only.
+type User struct {
+	Name         string   `yaml:"name"`
+	Home         string   `yaml:"home"`
+	PublicKeys   []string `yaml:"public_keys"`
+	PasswordHash string   `yaml:"password_hash"`
+	// Permissions is nil when the key is absent (every permission) and
+	// empty when the operator wrote [] (none).
+	Permissions []string `yaml:"permissions"`
+	Disabled    bool     `yaml:"disabled"`
+
+	// Where this entry was written, so that checks made after parsing (key and
+	// hash syntax, in package auth) can still point at file, line and field.
+	Src Source `yaml:"-"`
+}
+
+// Source locates a YAML mapping in its file.
+type Source struct {
+	File   string         // "" when parsed from bytes
+	Prefix string         // field path of the mapping, e.g. "users[2]"
+	Lines  map[string]int // key ("name", "public_keys[1]") -> line; "" -> the mapping itself
+}
+
+// Errorf returns a FieldError for one field of the mapping, e.g.
+// u.Src.Errorf("public_keys[1]", "not an authorized_keys line").
+func (s Source) Errorf(field, format string, args ...any) *FieldError {
+	line, ok := s.Lines[field]
+	if !ok {
+		// "public_keys[1]" absent: try "public_keys", then the mapping itself.
+		for i := len(field) - 1; i > 0; i-- {
+			if field[i] == '[' || field[i] == '.' {
+				if l, ok := s.Lines[field[:i]]; ok {
+					line = l
+					break
+				}
+			}
+		}
+		if line == 0 {
+			line = s.Lines[""]
+		}
+	}
+	full := field
+	if s.Prefix != "" {
+		full = s.Prefix + "." + field
+	}
+	return &FieldError{File: s.File, Line: line, Field: full, Msg: fmt.Sprintf(format, args...)}
+}
+
+// FieldError is one problem in a configuration file.
+type FieldError struct {
+	File  string // "" when parsed from bytes
+	Line  int    // 1-based; 0 when unknown
+	Field string // dotted path, e.g. "users[0].password_hash"
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	loc := e.File
+	if loc == "" {
+		loc = "config"
+	}
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", loc, e.Line)
+	}
+	if e.Field == "" {
+		return loc + ": " + e.Msg
+	}
+	return loc + ": " + e.Field + ": " + e.Msg
+}
