@@ -1,0 +1,170 @@
+package vfs
+
+import (
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/afero"
+)
+
+// Audit logs every change (mkdir, remove, rmdir, rename, setstat) and every
+// finished transfer, with its outcome, on log (which carries the session's
+// proto, user and conn_id).
+func Audit(inner FS, log *slog.Logger) FS {
+	return &audited{FS: inner, log: log}
+}
+
+type audited struct {
+	FS
+	log *slog.Logger
+}
+
+func (a *audited) change(op, name string, err error, attrs ...any) error {
+	attrs = append([]any{"op", op, "path", clientPath(name)}, attrs...)
+	if err != nil {
+		a.log.Info("change", append(attrs, "outcome", "failed", "err", err)...)
+		return err
+	}
+	a.log.Info("change", append(attrs, "outcome", "ok")...)
+	return nil
+}
+
+func (a *audited) Open(name string) (afero.File, error) {
+	return a.OpenFile(name, os.O_RDONLY, 0)
+}
+
+func (a *audited) Create(name string) (afero.File, error) {
+	return a.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
+}
+
+func (a *audited) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, error) {
+	f, err := a.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	op := "upload"
+	if flag&writeFlags == 0 {
+		// Directories are opened to be listed: not a transfer.
+		if fi, err := f.Stat(); err != nil || fi.IsDir() {
+			return f, nil
+		}
+		op = "download"
+	}
+	return &transfer{File: f, log: a.log, op: op, start: time.Now()}, nil
+}
+
+func (a *audited) Mkdir(name string, perm fs.FileMode) error {
+	return a.change("mkdir", name, a.FS.Mkdir(name, perm))
+}
+
+func (a *audited) MkdirAll(name string, perm fs.FileMode) error {
+	return a.change("mkdir", name, a.FS.MkdirAll(name, perm))
+}
+
+func (a *audited) Remove(name string) error {
+	op := "remove"
+	if fi, _, err := a.FS.LstatIfPossible(name); err == nil && fi.IsDir() {
+		op = "rmdir"
+	}
+	return a.change(op, name, a.FS.Remove(name))
+}
+
+func (a *audited) RemoveAll(name string) error {
+	return a.change("remove", name, a.FS.RemoveAll(name))
+}
+
+func (a *audited) Rename(oldname, newname string) error {
+	return a.change("rename", oldname, a.FS.Rename(oldname, newname), "target", clientPath(newname))
+}
+
+func (a *audited) Chmod(name string, mode fs.FileMode) error {
+	return a.change("setstat", name, a.FS.Chmod(name, mode), "mode", mode.String())
+}
+
+func (a *audited) Chtimes(name string, atime, mtime time.Time) error {
+	return a.change("setstat", name, a.FS.Chtimes(name, atime, mtime), "mtime", mtime.UTC().Format(time.RFC3339))
+}
+
+// transfer counts the bytes moved through one open file and logs one line
+// when it is closed.
+type transfer struct {
+	afero.File
+	log   *slog.Logger
+	op    string
+	start time.Time
+
+	mu     sync.Mutex
+	bytes  int64
+	failed error // set by the front end when the connection broke mid-transfer
+}
+
+func (t *transfer) count(n int) {
+	t.mu.Lock()
+	t.bytes += int64(n)
+	t.mu.Unlock()
+}
+
+func (t *transfer) Read(p []byte) (int, error) {
+	n, err := t.File.Read(p)
+	t.count(n)
+	return n, err
+}
+
+func (t *transfer) ReadAt(p []byte, off int64) (int, error) {
+	n, err := t.File.ReadAt(p, off)
+	t.count(n)
+	return n, err
+}
+
+func (t *transfer) Write(p []byte) (int, error) {
+	n, err := t.File.Write(p)
+	t.count(n)
+	return n, t.fail(err)
+}
+
+func (t *transfer) WriteAt(p []byte, off int64) (int, error) {
+	n, err := t.File.WriteAt(p, off)
+	t.count(n)
+	return n, t.fail(err)
+}
+
+func (t *transfer) WriteString(s string) (int, error) { return t.Write([]byte(s)) }
+
+// fail remembers a write error: the upload is incomplete whatever happens next.
+func (t *transfer) fail(err error) error {
+	if err != nil {
+		t.TransferError(err)
+	}
+	return err
+}
+
+// TransferError records why a transfer ended early (pkg/sftp calls it when
+// the connection drops with the file still open).
+func (t *transfer) TransferError(err error) {
+	t.mu.Lock()
+	if t.failed == nil {
+		t.failed = err
+	}
+	t.mu.Unlock()
+}
+
+func (t *transfer) Close() error {
+	err := t.File.Close()
+	t.mu.Lock()
+	bytes, failed := t.bytes, t.failed
+	t.mu.Unlock()
+	if failed == nil {
+		failed = err
+	}
+	attrs := []any{"op", t.op, "path", t.Name(), "bytes", bytes, "duration", time.Since(t.start)}
+	if failed != nil {
+		t.log.Info("transfer", append(attrs, "outcome", "failed", "err", failed)...)
+	} else {
+		t.log.Info("transfer", append(attrs, "outcome", "ok")...)
+	}
+	return err
+}
+

@@ -1,0 +1,115 @@
+// Package vfs is wharf's chroot: every byte a client reads or writes goes
+// through a per-user afero.Fs built here. Backends confine a home (local disk
+// through os.Root, so the kernel resolves every path beneath it); decorators
+// enforce permissions (Restrict) and record what happened (Audit). Errors
+// that leave this package name only the client's path, never a host path.
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/afero"
+)
+
+// Backend is a store in which each user's home is a directory.
+type Backend interface {
+	// Home returns a filesystem whose "/" is home (a clean, rooted path such
+	// as "/alice"; "/" is the whole store). A missing home is created.
+	Home(home string) (FS, error)
+	// Close releases the backend. Homes already returned stay usable until
+	// they are closed themselves.
+	Close() error
+}
+
+// FS is one user's confined filesystem.
+type FS interface {
+	afero.Fs
+	afero.Lstater
+	// StatFS reports capacity of the store, or an error wrapping
+	// errors.ErrUnsupported where the backend cannot tell.
+	StatFS() (*FSStats, error)
+	io.Closer
+}
+
+// FSStats describes the capacity of the store a home lives on, as
+// statvfs(2) does.
+type FSStats struct {
+	BlockSize   uint64
+	Blocks      uint64 // total, in BlockSize units
+	BlocksFree  uint64
+	BlocksAvail uint64 // available to unprivileged users
+	Files       uint64
+	FilesFree   uint64
+	NameMax     uint64
+}
+
+// rel maps a client path ("/a/b", "a/../../b") to a store-relative one.
+// After path.Clean on a rooted path, ".." can no longer climb above "/", so
+// the result never starts with "..". It returns "." for the home itself.
+func rel(name string) string {
+	p := path.Clean("/" + name)
+	if p == "/" {
+		return "."
+	}
+	return p[1:]
+}
+
+// clientPath is the canonical form of a client path used in errors and logs.
+func clientPath(name string) string { return path.Clean("/" + name) }
+
+// pathErr rebuilds err so that it carries only the client's path. The
+// underlying cause is reduced to an errno or one of the io/fs sentinels,
+// which are generic; anything else (such as os.Root's unexported "path
+// escapes from parent") becomes fs.ErrPermission: an attempt to leave the
+// home is refused, not reported as a failure.
+func pathErr(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fs.PathError{Op: op, Path: clientPath(name), Err: cause(err)}
+}
+
+func cause(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	for _, sentinel := range []error{fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, fs.ErrClosed, fs.ErrInvalid, errors.ErrUnsupported, io.EOF} {
+		if errors.Is(err, sentinel) {
+			return sentinel
+		}
+	}
+	// The remaining causes come from path resolution (os.Root's escape
+	// check, afero's own messages) and may quote a host path: never pass
+	// their text on.
+	if strings.Contains(err.Error(), "escapes") {
+		return fs.ErrPermission
+	}
+	return errFailed
+}
+
+// errFailed replaces a cause whose text is not fit for a client.
+var errFailed = errors.New("operation failed")
+
+// denied is the error for an operation the user may not perform.
+func denied(op, name string) error {
+	return &fs.PathError{Op: op, Path: clientPath(name), Err: fs.ErrPermission}
+}
+
+// New opens the backend named in the config ("local" or "memory").
+func New(backend, root string) (Backend, error) {
+	switch backend {
+	case "local", "":
+		return NewLocal(root)
+	case "memory":
+		return NewMemory(), nil
+	default:
+		return nil, fmt.Errorf("unknown storage backend %q", backend)
+	}
+}
