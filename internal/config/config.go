@@ -19,6 +19,24 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" when parsed from bytes).
 	File string `yaml:"-"`
+
+	// lines maps a field path ("sftp.listen", "users[1].home") to the line it
+	// was written on, so that Validate can point at the file. Nil for a Config
+	// built in Go code: its errors then carry line 0.
+	lines map[string]int
+}
+
+// Default returns the configuration an empty file means. Code that builds a
+// Config by hand (tests, embedders) should start from it, so that Validate
+// only sees the fields it sets.
+func Default() *Config {
+	return &Config{
+		StateDir:      "./var/state",
+		ShutdownGrace: 30 * time.Second,
+		Log:           Log{Level: "info", Format: "text"},
+		SFTP:          SFTP{Listen: "127.0.0.1:2022"},
+		Storage:       Storage{Backend: "local", Root: "./var/data"},
+	}
 }
 
 // Log selects the diagnostic log's level and format.

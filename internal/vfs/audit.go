@@ -167,4 +167,3 @@ func (t *transfer) Close() error {
 	}
 	return err
 }
-

@@ -73,5 +73,5 @@ func (f *file) Stat() (fs.FileInfo, error) {
 	return fi, f.err("stat", err)
 }
 
-func (f *file) Sync() error             { return f.err("sync", f.f.Sync()) }
+func (f *file) Sync() error               { return f.err("sync", f.f.Sync()) }
 func (f *file) Truncate(size int64) error { return f.err("truncate", f.f.Truncate(size)) }
