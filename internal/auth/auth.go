@@ -1,0 +1,216 @@
+// Package auth decides who may log in. A Directory is built once from the
+// configured users (every key, hash and permission parsed and checked up
+// front) and then answers VerifyKey and VerifyPassword for both protocols.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/vfs"
+)
+
+// ErrInvalidCredentials is the one error a failed login returns, whatever the
+// cause, so that the reply (and its timing) never tells an attacker whether
+// the user exists. The wrapped detail is for logs only.
+var ErrInvalidCredentials = errors.New("invalid credentials")
+
+// Login methods, as recorded in Principal.Method.
+const (
+	MethodPublicKey = "publickey"
+	MethodPassword  = "password"
+)
+
+// Principal is an authenticated user. Each Verify call returns a new one, so
+// callers may keep or change it freely.
+type Principal struct {
+	User        string // config name
+	Home        string // config home, e.g. "/alice"
+	Perms       vfs.Perms
+	Method      string // MethodPublicKey or MethodPassword
+	Fingerprint string // SHA256:... of the key used; "" for password
+}
+
+// Directory is the set of users allowed to log in. It is immutable after
+// NewDirectory and safe for concurrent use; a config reload builds a new one.
+type Directory struct {
+	users map[string]*entry
+	names []string // sorted
+	// dummy stands in for the hash of unknown, disabled and password-less
+	// users, so that their failed logins cost what a wrong password costs.
+	dummy passwordHash
+}
+
+type entry struct {
+	name     string
+	home     string
+	perms    vfs.Perms
+	disabled bool
+	keys     map[string]string // ssh wire bytes (key.Marshal()) -> fingerprint
+	password passwordHash      // nil: password login not configured
+}
+
+// NewDirectory parses every user's keys, password hash and permissions. It
+// reports every problem at once: an errors.Join of *config.FieldError, each
+// pointing at the file, line and field, and none quoting key material or a
+// hash.
+func NewDirectory(users []config.User) (*Directory, error) {
+	d := &Directory{
+		users: make(map[string]*entry, len(users)),
+		dummy: dummyHash(),
+	}
+	var errs []error
+	for _, u := range users {
+		e, uerrs := newEntry(u)
+		errs = append(errs, uerrs...)
+		switch {
+		case u.Name == "":
+			// An empty name would let a client that sends no user name in.
+			errs = append(errs, u.Src.Errorf("name", "user name is empty"))
+		case d.users[u.Name] != nil:
+			errs = append(errs, u.Src.Errorf("name", "duplicate user name %q", u.Name))
+		default:
+			d.users[u.Name] = e
+			d.names = append(d.names, u.Name)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	slices.Sort(d.names)
+	return d, nil
+}
+
+// newEntry checks one user. Disabled users are checked too: a broken entry
+// should be found when it is written, not when it is enabled.
+func newEntry(u config.User) (*entry, []error) {
+	var errs []error
+	e := &entry{
+		name:     u.Name,
+		home:     u.Home,
+		disabled: u.Disabled,
+	}
+
+	// Mirrors vfs.ParsePerms (nil = every permission, [] = none), one name at
+	// a time so that each error points at its index.
+	e.perms = vfs.PermAll
+	if u.Permissions != nil {
+		e.perms = 0
+		for i, name := range u.Permissions {
+			p, err := vfs.ParsePerm(name)
+			if err != nil {
+				errs = append(errs, u.Src.Errorf(fmt.Sprintf("permissions[%d]", i), "%v", err))
+				continue
+			}
+			e.perms |= p
+		}
+	}
+
+	seen := make(map[string]int, len(u.PublicKeys)) // wire bytes -> index
+	for i, line := range u.PublicKeys {
+		field := fmt.Sprintf("public_keys[%d]", i)
+		key, err := parseAuthorizedKey(line)
+		if err != nil {
+			errs = append(errs, u.Src.Errorf(field, "%v", err))
+			continue
+		}
+		wire := string(key.Marshal())
+		if j, dup := seen[wire]; dup {
+			errs = append(errs, u.Src.Errorf(field, "same key as public_keys[%d]", j))
+			continue
+		}
+		seen[wire] = i
+		if e.keys == nil {
+			e.keys = make(map[string]string, len(u.PublicKeys))
+		}
+		e.keys[wire] = Fingerprint(key)
+	}
+
+	if u.PasswordHash != "" {
+		h, err := parsePasswordHash(u.PasswordHash)
+		if err != nil {
+			errs = append(errs, u.Src.Errorf("password_hash", "%v", err))
+		} else {
+			e.password = h
+		}
+	}
+	return e, errs
+}
+
+// VerifyKey reports whether user may log in with key. The server has already
+// checked the client's signature; this decides whether the key is the user's.
+// Every failure wraps ErrInvalidCredentials.
+func (d *Directory) VerifyKey(user string, key ssh.PublicKey) (*Principal, error) {
+	e := d.users[user]
+	var wire string
+	if key != nil {
+		wire = string(key.Marshal())
+	}
+	var fp string
+	var found bool
+	if e != nil && key != nil {
+		fp, found = e.keys[wire]
+	}
+	switch {
+	case e == nil:
+		return nil, fmt.Errorf("%w: unknown user", ErrInvalidCredentials)
+	case e.disabled:
+		return nil, fmt.Errorf("%w: user disabled", ErrInvalidCredentials)
+	case key == nil:
+		return nil, fmt.Errorf("%w: no key", ErrInvalidCredentials)
+	case !found:
+		// The fingerprint is public and tells the operator which key was tried.
+		return nil, fmt.Errorf("%w: key %s not authorized", ErrInvalidCredentials, Fingerprint(key))
+	}
+	return e.principal(MethodPublicKey, fp), nil
+}
+
+// VerifyPassword reports whether password is user's. Every call runs exactly
+// one password hash verification, against a dummy hash when the user is
+// unknown, disabled or has no password, so that the time taken does not reveal
+// which users exist. (Users whose hashes use other parameters than the
+// defaults, or bcrypt, take a different time than the dummy; operators who
+// care keep the defaults.) Every failure wraps ErrInvalidCredentials.
+func (d *Directory) VerifyPassword(user, password string) (*Principal, error) {
+	e := d.users[user]
+	h := d.dummy
+	var reason string
+	switch {
+	case e == nil:
+		reason = "unknown user"
+	case e.disabled:
+		reason = "user disabled"
+	case e.password == nil:
+		reason = "no password set"
+	default:
+		h = e.password
+	}
+	ok := h.verify([]byte(password))
+	if reason != "" {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidCredentials, reason)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: wrong password", ErrInvalidCredentials)
+	}
+	return e.principal(MethodPassword, ""), nil
+}
+
+func (e *entry) principal(method, fingerprint string) *Principal {
+	return &Principal{
+		User:        e.name,
+		Home:        e.home,
+		Perms:       e.perms,
+		Method:      method,
+		Fingerprint: fingerprint,
+	}
+}
+
+// Users returns the user names, sorted.
+func (d *Directory) Users() []string { return slices.Clone(d.names) }
+
+// Len returns the number of users.
+func (d *Directory) Len() int { return len(d.names) }
