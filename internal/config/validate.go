@@ -1,0 +1,166 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/wharf-sftp/wharf/internal/vfs"
+)
+
+// Validate checks c and returns every problem at once: the errors.Join of
+// *FieldError, each pointing at the line the field was written on when c came
+// from Parse, and at line 0 for a Config built in Go code.
+func (c *Config) Validate() error {
+	src := Source{File: c.File, Lines: c.lines}
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, src.Errorf(field, format, args...))
+	}
+
+	if c.StateDir == "" {
+		add("state_dir", "required")
+	}
+	if c.ShutdownGrace < 0 {
+		add("shutdown_grace", "must not be negative")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		add("log.level", "unknown level %s (want debug, info, warn or error)", quote(c.Log.Level))
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		add("log.format", "unknown format %s (want text or json)", quote(c.Log.Format))
+	}
+	if c.SFTP.Listen != "" {
+		if msg := checkAddr(c.SFTP.Listen); msg != "" {
+			add("sftp.listen", "%s", msg)
+		}
+	}
+	for i, k := range c.SFTP.HostKeys {
+		if k == "" {
+			add(fmt.Sprintf("sftp.host_keys[%d]", i), "empty path")
+		}
+	}
+	switch c.Storage.Backend {
+	case "local":
+		if c.Storage.Root == "" {
+			add("storage.root", "required for the local backend")
+		}
+	case "memory":
+		// Nothing is stored on disk, so root means nothing.
+	default:
+		add("storage.backend", "unknown backend %s (want local or memory)", quote(c.Storage.Backend))
+	}
+
+	first := map[string]int{} // user name -> index of its first definition
+	for i := range c.Users {
+		u := &c.Users[i]
+		src := u.Src
+		if src.Prefix == "" {
+			src.Prefix = fmt.Sprintf("users[%d]", i)
+		}
+		if src.File == "" {
+			src.File = c.File
+		}
+		errs = append(errs, validateUser(u, src)...)
+		if u.Name == "" {
+			continue
+		}
+		j, dup := first[u.Name]
+		if !dup {
+			first[u.Name] = i
+			continue
+		}
+		if line := c.Users[j].Src.Errorf("name", "").Line; line > 0 {
+			errs = append(errs, src.Errorf("name", "duplicate user %s (also defined at line %d)", quote(u.Name), line))
+		} else {
+			errs = append(errs, src.Errorf("name", "duplicate user %s (also defined as users[%d])", quote(u.Name), j))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateUser(u *User, src Source) []error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, src.Errorf(field, format, args...))
+	}
+
+	switch {
+	case u.Name == "":
+		add("name", "required")
+	case !validName(u.Name):
+		add("name", "invalid name %s: want 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit", quote(u.Name))
+	}
+
+	switch h := u.Home; {
+	case h == "":
+		add("home", "required")
+	case strings.ContainsRune(h, 0):
+		add("home", "contains a NUL byte")
+	case !strings.HasPrefix(h, "/"):
+		add("home", "must be absolute (start with \"/\"); it is resolved beneath storage.root")
+	case slices.Contains(strings.Split(h, "/"), ".."):
+		add("home", "must not contain \"..\"")
+	case path.Clean(h) != h:
+		add("home", "not clean: write %s", quote(path.Clean(h)))
+	}
+
+	if h := u.PasswordHash; h != "" && !supportedHash(h) {
+		// Never quote the value: an operator may have pasted the password itself.
+		add("password_hash", "plaintext or unsupported password hash; store an argon2id or bcrypt hash (see `wharf hash-password`)")
+	}
+
+	for i, k := range u.PublicKeys {
+		if strings.TrimSpace(k) == "" {
+			add(fmt.Sprintf("public_keys[%d]", i), "empty key")
+		}
+	}
+
+	for i, p := range u.Permissions {
+		if _, err := vfs.ParsePerm(p); err != nil {
+			add(fmt.Sprintf("permissions[%d]", i), "%v", err)
+		}
+	}
+	return errs
+}
+
+func supportedHash(h string) bool {
+	for _, prefix := range []string{"$argon2id$", "$2a$", "$2b$", "$2y$"} {
+		if strings.HasPrefix(h, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// validName reports whether name matches ^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("._@-", rune(c))) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkAddr returns why addr is not a host:port to listen on, or "".
+func checkAddr(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("invalid address %s: want host:port, e.g. \"127.0.0.1:2022\"", quote(addr))
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+		return fmt.Sprintf("invalid port %s: want a number from 0 to 65535", quote(port))
+	}
+	return ""
+}

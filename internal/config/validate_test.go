@@ -1,0 +1,148 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateRules(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []want // nil: valid
+	}{
+		{"empty state_dir", "state_dir: \"\"\n", []want{{1, "state_dir", "required"}}},
+		{"negative grace", "shutdown_grace: -1s\n", []want{{1, "shutdown_grace", "must not be negative"}}},
+		{"zero grace", "shutdown_grace: 0s\n", nil},
+		{"bare zero grace", "shutdown_grace: 0\n", nil},
+		{"log levels", "log: {level: warn}\n", nil},
+		{"unknown level", "log:\n  level: verbose\n", []want{{2, "log.level", `unknown level "verbose"`}}},
+		{"empty level", "log:\n  format: json\n  level: \"\"\n", []want{{3, "log.level", `unknown level ""`}}},
+		{"unknown format", "log:\n  format: xml\n", []want{{2, "log.format", `unknown format "xml"`}}},
+		{"listen port 0", "sftp: {listen: \"127.0.0.1:0\"}\n", nil},
+		{"listen any host", "sftp: {listen: \":65535\"}\n", nil},
+		{"listen ipv6", "sftp: {listen: \"[::]:22\"}\n", nil},
+		{"listen without port", "sftp:\n  listen: localhost\n", []want{{2, "sftp.listen", `invalid address "localhost"`}}},
+		{"listen port too big", "sftp:\n  listen: \"localhost:65536\"\n", []want{{2, "sftp.listen", `invalid port "65536"`}}},
+		{"listen port negative", "sftp:\n  listen: \"localhost:-1\"\n", []want{{2, "sftp.listen", `invalid port "-1"`}}},
+		{"listen port signed", "sftp:\n  listen: \"localhost:+22\"\n", []want{{2, "sftp.listen", `invalid port "+22"`}}},
+		{"listen port by name", "sftp:\n  listen: \"localhost:ssh\"\n", []want{{2, "sftp.listen", `invalid port "ssh"`}}},
+		{"empty host key", "sftp:\n  host_keys:\n    - /k\n    - \"\"\n", []want{{4, "sftp.host_keys[1]", "empty path"}}},
+		{"memory backend", "storage: {backend: memory}\n", nil},
+		{"unknown backend", "storage:\n  backend: s3\n", []want{{2, "storage.backend", `unknown backend "s3"`}}},
+		{"local without root", "storage:\n  backend: local\n  root: \"\"\n", []want{{3, "storage.root", "required for the local backend"}}},
+		{"no users and no listener", "sftp: {listen: \"\"}\n", nil},
+		{"user without name", "users:\n  - home: /a\n", []want{{2, "users[0].name", "required"}}},
+		{"user with empty name", "users:\n  - home: /a\n    name: \"\"\n", []want{{3, "users[0].name", "required"}}},
+		{"name with space", "users:\n  - name: a b\n    home: /\n", []want{{2, "users[0].name", `invalid name "a b"`}}},
+		{"name starting with dot", "users:\n  - name: .a\n    home: /\n", []want{{2, "users[0].name", "invalid name"}}},
+		{"name too long", "users:\n  - name: " + strings.Repeat("a", 65) + "\n    home: /\n", []want{{2, "users[0].name", "invalid name"}}},
+		{"name of 64", "users:\n  - name: " + strings.Repeat("a", 64) + "\n    home: /\n", nil},
+		{"name with slash", "users:\n  - name: a/b\n    home: /\n", []want{{2, "users[0].name", "invalid name"}}},
+		{"duplicate user", "users:\n  - name: alice\n    home: /a\n  - home: /b\n    name: alice\n",
+			[]want{{5, "users[1].name", `duplicate user "alice" (also defined at line 2)`}}},
+		{"user without home", "users:\n  - name: a\n", []want{{2, "users[0].home", "required"}}},
+		{"relative home", "users:\n  - name: a\n    home: a\n", []want{{3, "users[0].home", "must be absolute"}}},
+		{"home with dotdot", "users:\n  - name: a\n    home: /a/../../b\n", []want{{3, "users[0].home", `must not contain ".."`}}},
+		{"home not clean", "users:\n  - name: a\n    home: /a//b/\n", []want{{3, "users[0].home", `not clean: write "/a/b"`}}},
+		{"home with dot", "users:\n  - name: a\n    home: /a/./b\n", []want{{3, "users[0].home", `not clean: write "/a/b"`}}},
+		{"home with NUL", "users:\n  - name: a\n    home: \"/a\\0b\"\n", []want{{3, "users[0].home", "NUL"}}},
+		{"root home", "users:\n  - name: a\n    home: /\n", nil},
+		{"bcrypt hashes", "users:\n  - {name: a, home: /, password_hash: $2a$x}\n  - {name: b, home: /, password_hash: $2y$x}\n", nil},
+		{"plaintext password", "users:\n  - name: a\n    home: /\n    password_hash: hunter2\n",
+			[]want{{4, "users[0].password_hash", "plaintext or unsupported password hash; store an argon2id or bcrypt hash (see `wharf hash-password`)"}}},
+		{"argon2i is not argon2id", "users:\n  - name: a\n    home: /\n    password_hash: $argon2i$v=19$x\n",
+			[]want{{4, "users[0].password_hash", "unsupported password hash"}}},
+		{"unknown permission", "users:\n  - name: a\n    home: /\n    permissions:\n      - list\n      - chmod\n",
+			[]want{{6, "users[0].permissions[1]", `unknown permission "chmod"`}}},
+		{"empty public key", "users:\n  - name: a\n    home: /\n    public_keys: [\"ssh-ed25519 AAAA\", \"  \"]\n",
+			[]want{{4, "users[0].public_keys[1]", "empty key"}}},
+		{"public key syntax is not checked here", "users:\n  - name: a\n    home: /\n    public_keys: [not a key]\n", nil},
+		{"user who cannot log in yet", "users:\n  - name: a\n    home: /\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.doc))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if err := c.Validate(); err != nil {
+					t.Errorf("Validate after a successful Parse: %v", err)
+				}
+				return
+			}
+			checkErrors(t, err, tt.want)
+		})
+	}
+}
+
+// The value of password_hash may be the password itself: no error may repeat
+// it, wherever it was written.
+func TestPasswordNeverEchoed(t *testing.T) {
+	const secret = "Tr0ub4dor&3-correct-horse"
+	docs := []string{
+		"users:\n  - name: a\n    home: /\n    password_hash: " + secret + "\n",
+		"users:\n  - name: a\n    home: /\n    password_hash: [" + secret + "]\n",
+		"users:\n  - name: a\n    home: /\n    password_hash: {" + secret + ": 1}\n",
+		"users:\n  - name: a\n    home: /\n    disabled: " + secret + "\n",
+		"users:\n  - name: a\n    home: /\n    password_hash: \"" + secret + "\"\n    password_hash: x\n",
+	}
+	for _, doc := range docs {
+		_, err := Parse([]byte(doc))
+		if err == nil {
+			t.Fatalf("Parse(%q) succeeded", doc)
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "Tr0ub") {
+			t.Errorf("error repeats the secret: %v", err)
+		}
+	}
+}
+
+// A Config built in Go code has no lines: its errors carry line 0 and still
+// name the user by index.
+func TestValidateBuiltInGo(t *testing.T) {
+	c := Default()
+	c.File = "wharf.yaml"
+	c.Users = []User{
+		{Name: "alice", Home: "/a"},
+		{Name: "alice", Home: "b", PasswordHash: "secret"},
+	}
+	c.ShutdownGrace = -time.Second
+	err := c.Validate()
+	checkErrors(t, err, []want{
+		{0, "shutdown_grace", "must not be negative"},
+		{0, "users[1].home", "must be absolute"},
+		{0, "users[1].password_hash", "plaintext"},
+		{0, "users[1].name", "duplicate user \"alice\" (also defined as users[0])"},
+	})
+	for _, fe := range fieldErrors(t, err) {
+		if fe.File != "wharf.yaml" {
+			t.Errorf("%v: File = %q, want the config's", fe, fe.File)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error repeats the password: %v", err)
+	}
+
+	if err := (&Config{}).Validate(); err == nil {
+		t.Error("zero Config validated; want errors for its empty required fields")
+	}
+}
+
+func TestValidName(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"a", true}, {"A9", true}, {"alice.smith@example.com", true}, {"a_b-c", true},
+		{"", false}, {"-a", false}, {"_a", false}, {"@a", false}, {"a b", false}, {"a:b", false},
+		{"é", false}, {strings.Repeat("x", 64), true}, {strings.Repeat("x", 65), false},
+	}
+	for _, tt := range tests {
+		if got := validName(tt.name); got != tt.want {
+			t.Errorf("validName(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
