@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/afero"
@@ -12,14 +13,19 @@ import (
 
 // Audit logs every change (mkdir, remove, rmdir, rename, setstat) and every
 // finished transfer, with its outcome, on log (which carries the session's
-// proto, user and conn_id).
-func Audit(inner FS, log *slog.Logger) FS {
-	return &audited{FS: inner, log: log}
+// proto, user and conn_id). active, if not nil, counts the transfers in
+// progress, so that a shutdown can wait for them and no longer.
+func Audit(inner FS, log *slog.Logger, active *atomic.Int64) FS {
+	if active == nil {
+		active = new(atomic.Int64)
+	}
+	return &audited{FS: inner, log: log, active: active}
 }
 
 type audited struct {
 	FS
-	log *slog.Logger
+	log    *slog.Logger
+	active *atomic.Int64
 }
 
 func (a *audited) change(op, name string, err error, attrs ...any) error {
@@ -53,7 +59,8 @@ func (a *audited) OpenFile(name string, flag int, perm fs.FileMode) (afero.File,
 		}
 		op = "download"
 	}
-	return &transfer{File: f, log: a.log, op: op, start: time.Now()}, nil
+	a.active.Add(1)
+	return &transfer{File: f, log: a.log, op: op, start: time.Now(), active: a.active}, nil
 }
 
 func (a *audited) Mkdir(name string, perm fs.FileMode) error {
@@ -88,13 +95,19 @@ func (a *audited) Chtimes(name string, atime, mtime time.Time) error {
 	return a.change("setstat", name, a.FS.Chtimes(name, atime, mtime), "mtime", mtime.UTC().Format(time.RFC3339))
 }
 
+func (a *audited) Truncate(name string, size int64) error {
+	return a.change("setstat", name, a.FS.Truncate(name, size), "size", size)
+}
+
 // transfer counts the bytes moved through one open file and logs one line
 // when it is closed.
 type transfer struct {
 	afero.File
-	log   *slog.Logger
-	op    string
-	start time.Time
+	log    *slog.Logger
+	op     string
+	start  time.Time
+	active *atomic.Int64
+	closed atomic.Bool
 
 	mu     sync.Mutex
 	bytes  int64
@@ -153,13 +166,17 @@ func (t *transfer) TransferError(err error) {
 
 func (t *transfer) Close() error {
 	err := t.File.Close()
+	if t.closed.Swap(true) {
+		return err // logged and counted already
+	}
+	t.active.Add(-1)
 	t.mu.Lock()
 	bytes, failed := t.bytes, t.failed
 	t.mu.Unlock()
 	if failed == nil {
 		failed = err
 	}
-	attrs := []any{"op", t.op, "path", t.Name(), "bytes", bytes, "duration", time.Since(t.start)}
+	attrs := []any{"op", t.op, "path", t.Name(), "bytes", bytes, "duration", time.Since(t.start).String()}
 	if failed != nil {
 		t.log.Info("transfer", append(attrs, "outcome", "failed", "err", failed)...)
 	} else {

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/afero"
@@ -57,7 +59,7 @@ func (m *memFS) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, e
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return wrapFile(f, name), nil
+	return wrapFile(&lockedFile{File: f}, name), nil
 }
 
 func (m *memFS) Mkdir(name string, perm fs.FileMode) error {
@@ -71,6 +73,12 @@ func (m *memFS) MkdirAll(name string, perm fs.FileMode) error {
 func (m *memFS) Remove(name string) error {
 	if rel(name) == "." {
 		return denied("remove", name)
+	}
+	// MemMapFs removes a directory with its contents; remove(2) does not.
+	if fi, err := m.fs.Stat(m.abs(name)); err == nil && fi.IsDir() {
+		if names, err := afero.ReadDir(m.fs, m.abs(name)); err == nil && len(names) > 0 {
+			return pathErr("remove", name, syscall.ENOTEMPTY)
+		}
 	}
 	return pathErr("remove", name, m.fs.Remove(m.abs(name)))
 }
@@ -109,6 +117,64 @@ func (m *memFS) Chtimes(name string, atime, mtime time.Time) error {
 	return pathErr("chtimes", name, m.fs.Chtimes(m.abs(name), atime, mtime))
 }
 
+func (m *memFS) Truncate(name string, size int64) error {
+	f, err := m.fs.OpenFile(m.abs(name), os.O_WRONLY, 0)
+	if err != nil {
+		return pathErr("truncate", name, err)
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return pathErr("truncate", name, err)
+}
+
 func (m *memFS) StatFS() (*FSStats, error) {
 	return nil, pathErr("statvfs", "/", errors.ErrUnsupported)
+}
+
+// lockedFile serialises access to an afero mem.File, whose ReadAt and
+// WriteAt move one shared offset: pkg/sftp calls them from several
+// goroutines on the same handle, which would otherwise mix up the data.
+type lockedFile struct {
+	mu sync.Mutex
+	afero.File
+}
+
+func (f *lockedFile) Read(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.File.Read(p)
+}
+
+func (f *lockedFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.File.ReadAt(p, off)
+}
+
+func (f *lockedFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.File.Write(p)
+}
+
+func (f *lockedFile) WriteAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.File.WriteAt(p, off)
+}
+
+func (f *lockedFile) WriteString(s string) (int, error) { return f.Write([]byte(s)) }
+
+func (f *lockedFile) Seek(offset int64, whence int) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.File.Seek(offset, whence)
+}
+
+func (f *lockedFile) Truncate(size int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.File.Truncate(size)
 }

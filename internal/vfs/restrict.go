@@ -134,3 +134,11 @@ func (r *restricted) Chtimes(name string, atime, mtime time.Time) error {
 	}
 	return r.FS.Chtimes(name, atime, mtime)
 }
+
+// Truncate changes content: it needs overwrite.
+func (r *restricted) Truncate(name string, size int64) error {
+	if !r.perms().Has(PermOverwrite) {
+		return r.deny("overwrite", name)
+	}
+	return r.FS.Truncate(name, size)
+}

@@ -31,6 +31,8 @@ type Backend interface {
 type FS interface {
 	afero.Fs
 	afero.Lstater
+	// Truncate sets the size of an existing file (SFTP setstat with a size).
+	Truncate(name string, size int64) error
 	// StatFS reports capacity of the store, or an error wrapping
 	// errors.ErrUnsupported where the backend cannot tell.
 	StatFS() (*FSStats, error)
