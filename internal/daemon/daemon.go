@@ -1,0 +1,178 @@
+// Package daemon is wharf's composition root: it turns a config into a
+// user directory, a storage backend, a session manager and the protocol
+// front ends, binds their listeners and runs them until told to stop.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/session"
+	"github.com/wharf-sftp/wharf/internal/sftpd"
+	"github.com/wharf-sftp/wharf/internal/vfs"
+)
+
+// ErrForced is returned by Run when the shutdown grace ran out (or Close
+// was called) and live transfers were cut.
+var ErrForced = errors.New("forced shutdown: connections were closed before they finished")
+
+// Check runs every check start-up runs that needs no I/O: the config's own
+// validation (done by config.Parse) and the parsing of keys and password
+// hashes. `wharf config check` and start-up share it.
+func Check(cfg *config.Config) (*auth.Directory, error) {
+	return auth.NewDirectory(cfg.Users)
+}
+
+// Daemon is a running wharf.
+type Daemon struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	users    atomic.Pointer[auth.Directory]
+	backend  vfs.Backend
+	sessions *session.Manager
+
+	sftp   *sftpd.Server
+	sftpLn net.Listener
+
+	closeOnce sync.Once
+	forced    atomic.Bool
+}
+
+// New builds every part from cfg and binds the listeners, so that a bad
+// address or a port in use fails start-up rather than the first login.
+func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	dir, err := Check(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log}
+	d.users.Store(dir)
+
+	d.backend, err = vfs.New(cfg.Storage.Backend, cfg.Storage.Root)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	d.sessions = session.NewManager(d.backend)
+
+	if cfg.SFTP.Listen != "" {
+		if err := d.setupSFTP(); err != nil {
+			d.backend.Close()
+			return nil, err
+		}
+	}
+	log.Info("started", "users", dir.Len(), "storage", cfg.Storage.Backend)
+	return d, nil
+}
+
+func (d *Daemon) setupSFTP() error {
+	keys, err := sftpd.LoadHostKeys(d.cfg.SFTP.HostKeys, d.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		d.log.Info("host key", "component", "sftpd", "type", k.PublicKey().Type(), "fingerprint", auth.Fingerprint(k.PublicKey()))
+	}
+	d.sftp, err = sftpd.New(sftpd.Config{
+		HostKeys: keys,
+		Users:    d.users.Load,
+		Sessions: d.sessions,
+		Log:      d.log,
+	})
+	if err != nil {
+		return err
+	}
+	d.sftpLn, err = net.Listen("tcp", d.cfg.SFTP.Listen)
+	if err != nil {
+		return fmt.Errorf("sftp listener: %w", err)
+	}
+	return nil
+}
+
+// SFTPAddr is the bound SFTP address (useful with port 0), or nil.
+func (d *Daemon) SFTPAddr() net.Addr {
+	if d.sftpLn == nil {
+		return nil
+	}
+	return d.sftpLn.Addr()
+}
+
+// Run serves until ctx is done, then drains for the configured grace
+// before closing what is left. It returns ErrForced when it had to cut
+// connections, and a serve error if a listener failed.
+func (d *Daemon) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	if d.sftp != nil {
+		go func() { serveErr <- d.sftp.Serve(d.sftpLn) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		d.log.Error("listener failed", "err", err)
+	}
+	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace, "sessions", len(d.sessions.Live()))
+	grace, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace)
+	defer cancel()
+	if sdErr := d.shutdown(grace); sdErr != nil && err == nil {
+		err = sdErr
+	}
+	d.closeOnce.Do(func() { d.backend.Close() })
+	d.log.Info("stopped")
+	return err
+}
+
+// shutdown stops accepting, closes sessions as soon as they have no
+// transfer in progress, and cuts whatever is left when ctx ends.
+func (d *Daemon) shutdown(ctx context.Context) error {
+	if d.sftp == nil {
+		return nil
+	}
+	drained := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			d.sessions.Revoke(func(s *session.Session) bool { return !s.Busy() })
+			select {
+			case <-drained:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	err := d.sftp.Shutdown(ctx)
+	close(drained)
+	if err != nil || d.forced.Load() {
+		return ErrForced
+	}
+	return nil
+}
+
+// Close cuts every connection at once (a second interrupt during the
+// drain); Run then returns ErrForced.
+func (d *Daemon) Close() {
+	d.forced.Store(true)
+	if d.sftp != nil {
+		d.sftp.Close()
+	}
+}
+
+// NewLogger builds the diagnostic logger the config asks for.
+func NewLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

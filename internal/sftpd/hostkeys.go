@@ -1,0 +1,102 @@
+package sftpd
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// generated lists the host keys made when none are configured, with the
+// OpenSSH file names an operator will recognise.
+var generated = []struct {
+	file string
+	gen  func() (crypto.Signer, error)
+}{
+	{"ssh_host_ed25519_key", func() (crypto.Signer, error) {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	}},
+	{"ssh_host_rsa_key", func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 3072) }},
+}
+
+// LoadHostKeys reads the configured private keys; with none configured it
+// loads the keys in stateDir, generating any that are missing, so that the
+// fingerprint partners pinned survives restarts.
+func LoadHostKeys(paths []string, stateDir string) ([]ssh.Signer, error) {
+	if len(paths) == 0 {
+		for _, g := range generated {
+			p := filepath.Join(stateDir, g.file)
+			if err := ensureKey(p, g.gen); err != nil {
+				return nil, err
+			}
+			paths = append(paths, p)
+		}
+	}
+	signers := make([]ssh.Signer, 0, len(paths))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read host key: %w", err)
+		}
+		s, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("parse host key %s: %w", p, err)
+		}
+		signers = append(signers, s)
+	}
+	return signers, nil
+}
+
+// ensureKey writes a new key at path unless one is there. The key is
+// written to a temporary file first, so a crash never leaves half a key.
+func ensureKey(path string, gen func() (crypto.Signer, error)) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("host key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	key, err := gen()
+	if err != nil {
+		return fmt.Errorf("generate host key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(key, "wharf host key")
+	if err != nil {
+		return fmt.Errorf("encode host key: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".hostkey-*")
+	if err != nil {
+		return fmt.Errorf("write host key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write host key: %w", err)
+	}
+	if _, err := tmp.Write(pem.EncodeToMemory(block)); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write host key: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write host key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write host key: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write host key: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+// Package sftpd is the SSH/SFTP front end: the SSH handshake and login
+// (delegated to package auth), the "sftp" subsystem served by pkg/sftp's
+// request server over the session's filesystem, and nothing else.
+package sftpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/session"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("sftpd: server closed")
+
+// sftpOnly is what a client asking for a shell or a command is told.
+const sftpOnly = "This service offers SFTP only.\r\n"
+
+// Config is what a Server needs; the daemon builds it.
+type Config struct {
+	HostKeys []ssh.Signer
+	// Users returns the user directory in force now; a reload swaps it.
+	Users    func() *auth.Directory
+	Sessions *session.Manager
+	Log      *slog.Logger
+	// LoginTimeout bounds the handshake and authentication (default 30s).
+	LoginTimeout time.Duration
+}
+
+// Server serves SFTP on any number of listeners.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup // one per connection
+}
+
+var sftpExtensions sync.Once
+
+// New checks cfg and returns a server.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.HostKeys) == 0 {
+		return nil, errors.New("sftpd: no host keys")
+	}
+	if cfg.Users == nil || cfg.Sessions == nil || cfg.Log == nil {
+		return nil, errors.New("sftpd: Users, Sessions and Log are required")
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 30 * time.Second
+	}
+	// Advertise only what we serve: hardlink@openssh.com would always be
+	// refused. pkg/sftp keeps this list in a package variable.
+	sftpExtensions.Do(func() {
+		_ = sftp.SetSFTPExtensions("posix-rename@openssh.com", "statvfs@openssh.com")
+	})
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Log.With("component", "sftpd"),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[net.Conn]struct{}),
+	}, nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	s.log.Info("listening", "proto", "sftp", "addr", ln.Addr().String())
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors or similar: back off, keep serving.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("sftpd: accept: %w", err)
+		}
+		backoff = 0
+		if !s.track(nc) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go s.handleConn(nc)
+	}
+}
+
+func (s *Server) track(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, then waits for open connections to end until
+// ctx is done, when it closes the rest and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeConns()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every connection at once.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.closeConns()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	clear(s.listeners)
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for nc := range s.conns {
+		nc.Close()
+	}
+}
+
+// handleConn runs one SSH connection from handshake to logout.
+func (s *Server) handleConn(nc net.Conn) {
+	defer s.untrack(nc)
+	defer nc.Close()
+	connID := session.NewID()
+	log := s.cfg.Log.With("proto", "sftp", "conn_id", connID, "remote", nc.RemoteAddr().String())
+
+	_ = nc.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	login := newLogin(s.cfg.Users(), log)
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.serverConfig(login))
+	if err != nil {
+		log.Debug("handshake failed", "err", err)
+		return
+	}
+	defer sconn.Close()
+	_ = nc.SetDeadline(time.Time{})
+
+	p := login.principal(sconn.Permissions)
+	if p == nil { // cannot happen: x/crypto only succeeds through our callbacks
+		log.Error("login without principal")
+		return
+	}
+	log = log.With("user", p.User)
+	log.Info("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "ok")
+	start := time.Now()
+	sess, err := s.cfg.Sessions.Open(connID, p, log, func() { sconn.Close() })
+	if err != nil {
+		log.Error("open session", "err", err)
+		return
+	}
+	defer sess.Close()
+
+	go ssh.DiscardRequests(reqs) // no global requests: tcpip-forward is refused
+	var channels sync.WaitGroup
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			_ = nch.Reject(ssh.Prohibited, "this server offers SFTP only")
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			log.Debug("accept channel", "err", err)
+			continue
+		}
+		channels.Add(1)
+		go func() {
+			defer channels.Done()
+			s.handleChannel(sess, ch, creqs)
+		}()
+	}
+	channels.Wait()
+	log.Info("logout", "duration", time.Since(start).String())
+}
+
+// handleChannel serves one session channel: the sftp subsystem, or a
+// one-line refusal for a shell or a command.
+func (s *Server) handleChannel(sess *session.Session, ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	for req := range reqs {
+		switch req.Type {
+		case "subsystem":
+			var sub struct{ Name string }
+			if err := ssh.Unmarshal(req.Payload, &sub); err != nil || sub.Name != "sftp" {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			_ = req.Reply(true, nil)
+			go refuseAll(reqs)
+			s.serveSFTP(sess, ch)
+			sendExit(ch, 0)
+			return
+		case "shell", "exec":
+			_ = req.Reply(true, nil)
+			go refuseAll(reqs)
+			_, _ = io.WriteString(ch.Stderr(), sftpOnly)
+			sendExit(ch, 1)
+			return
+		case "pty-req":
+			// Accepted so that a terminal client waits for the refusal
+			// message instead of giving up on the pty.
+			_ = req.Reply(true, nil)
+		default: // env, x11-req, agent forwarding...
+			_ = req.Reply(false, nil)
+		}
+	}
+}
+
+func (s *Server) serveSFTP(sess *session.Session, ch ssh.Channel) {
+	// The request server closes its stream when done; the channel must
+	// outlive it so that exit-status still reaches the client (scp fails
+	// without it). handleChannel closes the channel.
+	rs := sftp.NewRequestServer(keepOpen{ch}, newHandlers(sess))
+	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
+		sess.Log.Debug("sftp session ended", "err", err)
+	}
+	rs.Close()
+}
+
+// keepOpen hides a channel's Close from pkg/sftp.
+type keepOpen struct{ ssh.Channel }
+
+func (keepOpen) Close() error { return nil }
+
+func refuseAll(reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		_ = req.Reply(false, nil)
+	}
+}
+
+func sendExit(ch ssh.Channel, status uint32) {
+	_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
+}
