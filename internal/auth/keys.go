@@ -101,6 +101,7 @@ func checkKeyType(key ssh.PublicKey) error {
 			return fmt.Errorf("ssh-rsa key has %d bits, at least %d are required; prefer an ed25519 key", bits, minRSABits)
 		}
 		return nil
+	//lint:ignore SA1019 named only to refuse it with a helpful message
 	case ssh.InsecureKeyAlgoDSA:
 		return errors.New("ssh-dss (DSA) keys are not accepted: DSA is limited to 1024 bits and OpenSSH has removed it; use an ed25519 key")
 	default:

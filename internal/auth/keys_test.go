@@ -2,7 +2,8 @@ package auth
 
 import (
 	"bytes"
-	"crypto/dsa" //nolint:staticcheck // only to build an ssh-dss key that must be refused
+	//lint:ignore SA1019 only to build an ssh-dss key that must be refused
+	"crypto/dsa"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"

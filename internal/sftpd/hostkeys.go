@@ -98,5 +98,14 @@ func ensureKey(path string, gen func() (crypto.Signer, error)) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write host key: %w", err)
 	}
+	// The public half, as OpenSSH keeps it, for operators to hand to
+	// partners (`ssh-keygen -lf ssh_host_ed25519_key.pub`).
+	pub, err := ssh.NewPublicKey(key.Public())
+	if err != nil {
+		return fmt.Errorf("host public key: %w", err)
+	}
+	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(pub), 0o644); err != nil {
+		return fmt.Errorf("write host public key: %w", err)
+	}
 	return nil
 }
