@@ -3,6 +3,7 @@ package vfs
 import (
 	"io"
 	"io/fs"
+	"os"
 
 	"github.com/spf13/afero"
 )
@@ -75,3 +76,17 @@ func (f *file) Stat() (fs.FileInfo, error) {
 
 func (f *file) Sync() error               { return f.err("sync", f.f.Sync()) }
 func (f *file) Truncate(size int64) error { return f.err("truncate", f.f.Truncate(size)) }
+
+// truncate sets the size of an existing file through a backend's own
+// OpenFile, so errors are already scrubbed.
+func truncate(fsys afero.Fs, name string, size int64) error {
+	f, err := fsys.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -151,13 +151,5 @@ func (l *localFS) StatFS() (*FSStats, error) {
 }
 
 func (l *localFS) Truncate(name string, size int64) error {
-	f, err := l.root.OpenFile(rel(name), os.O_WRONLY, 0)
-	if err != nil {
-		return pathErr("truncate", name, err)
-	}
-	err = f.Truncate(size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return pathErr("truncate", name, err)
+	return truncate(l, name, size)
 }

@@ -118,15 +118,7 @@ func (m *memFS) Chtimes(name string, atime, mtime time.Time) error {
 }
 
 func (m *memFS) Truncate(name string, size int64) error {
-	f, err := m.fs.OpenFile(m.abs(name), os.O_WRONLY, 0)
-	if err != nil {
-		return pathErr("truncate", name, err)
-	}
-	err = f.Truncate(size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return pathErr("truncate", name, err)
+	return truncate(m, name, size)
 }
 
 func (m *memFS) StatFS() (*FSStats, error) {
