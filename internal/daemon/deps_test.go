@@ -1,0 +1,48 @@
+package daemon
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportRules keeps the layering of ../shared/ARCHITECTURE.md true:
+// the core never imports a protocol library, even indirectly, and front
+// ends never import each other or the config schema directly (they reach
+// it only through auth).
+func TestImportRules(t *testing.T) {
+	const mod = "github.com/wharf-sftp/wharf/internal/"
+	rules := []struct {
+		pkg       string
+		direct    bool // only the package's own imports, not all dependencies
+		forbidden []string
+	}{
+		{"config", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", "golang.org/x/crypto/ssh", mod + "auth", mod + "session"}},
+		{"vfs", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "auth", mod + "session"}},
+		{"auth", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "session"}},
+		{"session", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd"}},
+		{"sftpd", true, []string{"github.com/fclairamb/ftpserverlib", mod + "config", mod + "ftpd", mod + "daemon"}},
+		{"ftpd", true, []string{"github.com/pkg/sftp", mod + "config", mod + "sftpd", mod + "daemon"}},
+	}
+	for _, r := range rules {
+		args := []string{"list", "-deps", "./../" + r.pkg}
+		if r.direct {
+			args = []string{"list", "-f", `{{join .Imports "\n"}}`, "./../" + r.pkg}
+		}
+		out, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil {
+			if strings.Contains(string(out), "directory not found") || strings.Contains(string(out), "no Go files") {
+				continue // package not written yet
+			}
+			t.Fatalf("go list %s: %v\n%s", r.pkg, err, out)
+		}
+		deps := strings.Fields(string(out))
+		for _, f := range r.forbidden {
+			for _, d := range deps {
+				if d == f || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s imports %s", r.pkg, d)
+				}
+			}
+		}
+	}
+}
