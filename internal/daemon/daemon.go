@@ -119,7 +119,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err = <-serveErr:
 		d.log.Error("listener failed", "err", err)
 	}
-	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace, "sessions", len(d.sessions.Live()))
+	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace.String(), "sessions", len(d.sessions.Live()))
 	grace, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace)
 	defer cancel()
 	if sdErr := d.shutdown(grace); sdErr != nil && err == nil {

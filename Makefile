@@ -1,0 +1,83 @@
+# wharf — developer entry points. Every target runs from the repository root.
+
+GO         ?= go
+BIN        ?= bin/wharf
+FUZZTIME   ?= 20s
+FUZZPKGS   ?= ./internal/config ./internal/auth ./internal/vfs
+BENCHFLAGS ?=
+# Stamped into `wharf version`.
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# `make run` keeps everything it creates under var/ (git-ignored).
+DEV_CONFIG := configs/dev.yaml
+DEV_RENDER := var/dev.yaml
+DEMO_KEY   := var/demo_ed25519
+SFTP_CMD   := sftp -P 2022 -i $(DEMO_KEY) -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=var/known_hosts demo@127.0.0.1
+
+.PHONY: all build run test lint fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/wharf
+
+# The demo key pair is generated once; the private key never leaves var/.
+$(DEMO_KEY):
+	@mkdir -p var
+	ssh-keygen -q -t ed25519 -N "" -C demo@wharf -f $@
+
+# var/dev.yaml is configs/dev.yaml with the "# - DEMO_PUBLIC_KEY" comment line
+# replaced by the generated key. awk's index/substr copy the key literally, so
+# the "/", "+" and "=" of base64 need no escaping; a missing placeholder fails.
+$(DEV_RENDER): $(DEV_CONFIG) $(DEMO_KEY)
+	@key="$$(cat $(DEMO_KEY).pub)" && \
+	awk -v key="$$key" ' \
+		{ i = index($$0, "# - DEMO_PUBLIC_KEY") } \
+		i { $$0 = substr($$0, 1, i - 1) "- \"" key "\""; n++ } \
+		{ print } \
+		END { if (n != 1) { print "DEMO_PUBLIC_KEY placeholder not found exactly once" > "/dev/stderr"; exit 1 } }' \
+		$(DEV_CONFIG) > $@.tmp || { rm -f $@.tmp; exit 1; }; \
+	mv $@.tmp $@
+	@echo "rendered $@ with the public key of $(DEMO_KEY)"
+
+run: build $(DEV_RENDER)
+	@echo
+	@echo "wharf is starting on 127.0.0.1:2022 (Ctrl-C stops it). Connect with:"
+	@echo
+	@echo "  $(SFTP_CMD)"
+	@echo
+	./$(BIN) serve --config $(DEV_RENDER)
+
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+lint:
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null 2>&1 || { \
+		echo "staticcheck is not on PATH; install it with:"; \
+		echo "  $(GO) install honnef.co/go/tools/cmd/staticcheck@latest"; \
+		echo "(it lands in $$($(GO) env GOPATH)/bin: add that to PATH)"; \
+		exit 1; }
+	staticcheck ./...
+
+# Each package's fuzz targets are listed by `go test -list`, so a new target is
+# fuzzed without editing this file. -fuzz takes one target at a time, anchored.
+fuzz:
+	@set -e; for pkg in $(FUZZPKGS); do \
+		targets="$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true)"; \
+		if [ -z "$$targets" ]; then echo "no fuzz targets in $$pkg"; exit 1; fi; \
+		for t in $$targets; do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# The benchmark measures the binary `make build` stamped, so its table names the commit.
+bench: build
+	$(GO) run ./cmd/wharf-bench -wharf $(BIN) $(BENCHFLAGS)
+
+clean:
+	rm -rf bin
+	@echo "var/ (demo key, host keys, uploaded files) is kept; remove it by hand to start over"

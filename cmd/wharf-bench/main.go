@@ -1,0 +1,197 @@
+// Command wharf-bench measures wharf against a reference OpenSSH sshd
+// (internal-sftp) on loopback, with the same OpenSSH sftp client, in one run.
+// It is a benchmark, not a test: it prints a table and judges nothing.
+//
+//	go run ./cmd/wharf-bench [-quick] [-size 1GiB] [-runs 3] ...
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// options are the benchmark's knobs; see newFlagSet for their meaning.
+type options struct {
+	wharf    string
+	sshd     string
+	sftp     string
+	dir      string
+	size     byteSize
+	files    int
+	fileSize byteSize
+	logins   int
+	runs     int
+	ciphers  []string
+	kex      string
+	timeout  time.Duration
+	keep     bool
+	quick    bool
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wharf-bench:", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	start := time.Now()
+	err = run(ctx, opts, os.Stdout, os.Stderr)
+	fmt.Fprintf(os.Stderr, "total runtime: %s\n", time.Since(start).Round(time.Second))
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "wharf-bench: interrupted")
+		}
+		fmt.Fprintln(os.Stderr, "wharf-bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, errOut io.Writer) (options, error) {
+	o := options{size: 1 << 30, fileSize: 64 << 10}
+	var ciphers string
+	fs := flag.NewFlagSet("wharf-bench", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.StringVar(&o.wharf, "wharf", "", "wharf binary to measure (default: build ./cmd/wharf into the work dir)")
+	fs.StringVar(&o.sshd, "sshd", "/usr/sbin/sshd", "reference OpenSSH sshd (absolute path: sshd re-executes itself)")
+	fs.StringVar(&o.sftp, "sftp", "sftp", "OpenSSH sftp client used against both servers")
+	fs.StringVar(&o.dir, "dir", defaultDir(), "parent of the temporary work dir holding both servers' storage")
+	fs.Var(&o.size, "size", "bytes per upload/download test (suffixes KiB, MiB, GiB)")
+	fs.IntVar(&o.files, "files", 1000, "number of small files uploaded in one session")
+	fs.Var(&o.fileSize, "file-size", "size of each small file")
+	fs.IntVar(&o.logins, "logins", 50, "sequential logins per run")
+	fs.IntVar(&o.runs, "runs", 3, "repetitions of every figure (median, min and max are reported)")
+	fs.StringVar(&ciphers, "ciphers", "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com", "comma-separated ciphers for the upload/download tests")
+	fs.StringVar(&o.kex, "kex", "curve25519-sha256", "key exchange pinned on the client for every test, so both servers do the same work per login (empty: client default)")
+	fs.DurationVar(&o.timeout, "timeout", time.Hour, "bound on the whole benchmark")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work dir (configs, logs) instead of deleting it")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 64MiB, 100 files, 10 logins, 1 run (explicit flags still win)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["size"] {
+			o.size = 64 << 20
+		}
+		if !set["files"] {
+			o.files = 100
+		}
+		if !set["logins"] {
+			o.logins = 10
+		}
+		if !set["runs"] {
+			o.runs = 1
+		}
+	}
+	o.ciphers = splitList(ciphers)
+	return o, o.validate()
+}
+
+func (o options) validate() error {
+	switch {
+	case o.size <= 0, o.fileSize <= 0:
+		return errors.New("-size and -file-size must be positive")
+	case o.files <= 0 || o.files > 100000:
+		return errors.New("-files must be in 1..100000")
+	case o.logins <= 0 || o.logins > 10000:
+		return errors.New("-logins must be in 1..10000")
+	case o.runs <= 0 || o.runs > 100:
+		return errors.New("-runs must be in 1..100")
+	case o.timeout <= 0:
+		return errors.New("-timeout must be positive")
+	}
+	return nil
+}
+
+// defaultDir prefers a RAM-backed directory so that disk speed does not
+// dominate what is meant to compare two servers.
+func defaultDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+func run(ctx context.Context, o options, out, progress io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	ws, err := newWorkspace(o.dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep {
+			fmt.Fprintf(progress, "work dir kept: %s\n", ws.dir)
+			return
+		}
+		if err := ws.remove(); err != nil {
+			fmt.Fprintf(progress, "wharf-bench: %v\n", err)
+		}
+	}()
+
+	wharfBin := o.wharf
+	if wharfBin == "" {
+		fmt.Fprintln(progress, "building wharf ...")
+		if wharfBin, err = buildWharf(ctx, ws.path("bin")); err != nil {
+			return err
+		}
+	}
+	m, err := describeMachine(ctx, wharfBin)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(progress, m.String())
+
+	b, err := newBench(ctx, o, ws, progress)
+	if err != nil {
+		return err
+	}
+
+	servers, err := startServers(ctx, o, ws, wharfBin, b.client)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	if err := b.stage(ctx, servers); err != nil {
+		return err
+	}
+
+	start, loadBefore := time.Now(), loadAverage()
+	results, err := b.measureAll(ctx, servers)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, m.String())
+	// The load average before tells a reader whether something else competed
+	// for the CPUs; the one after includes the benchmark's own client and
+	// server, about two runnable processes.
+	fmt.Fprintf(out, "%s, %d run(s) each, measured in %s; load average (1 min) %s before, %s after\n\n",
+		time.Now().Format("2006-01-02"), o.runs, time.Since(start).Round(time.Second), loadBefore, loadAverage())
+	printTable(out, results)
+	return nil
+}

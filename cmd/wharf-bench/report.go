@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// machine describes where the figures were taken; a table without it says
+// nothing.
+type machine struct {
+	cpus    int
+	model   string
+	memory  string
+	kernel  string
+	openssh string
+	wharf   string
+	goVer   string
+}
+
+func describeMachine(ctx context.Context, wharfBin string) (machine, error) {
+	m := machine{
+		cpus:   runtime.NumCPU(),
+		model:  procField("/proc/cpuinfo", "model name"),
+		memory: memTotal(),
+		goVer:  runtime.Version(),
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = strings.TrimSpace(string(data))
+	}
+	ssh, err := commandOutput(ctx, "ssh", "-V")
+	if err != nil {
+		return m, fmt.Errorf("ssh -V (Debian package openssh-client): %w", err)
+	}
+	m.openssh = ssh
+	if m.wharf, err = commandOutput(ctx, wharfBin, "version"); err != nil {
+		return m, fmt.Errorf("wharf version: %w", err)
+	}
+	return m, nil
+}
+
+func (m machine) String() string {
+	return fmt.Sprintf("machine: %d CPU(s), %s, %s RAM, Linux %s; %s; %s (%s)",
+		m.cpus, orUnknown(m.model), orUnknown(m.memory), orUnknown(m.kernel), m.openssh, m.wharf, m.goVer)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg, or "unknown".
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(data)); len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
+}
+
+// memTotal is /proc/meminfo's MemTotal in GiB, or "" when unknown.
+func memTotal() string {
+	kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+}
+
+// procField returns the value of the first "key : value" line of a /proc file.
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return ""
+}
+
+// commandOutput runs a short command and returns its first output line
+// (ssh -V writes to stderr).
+func commandOutput(ctx context.Context, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(out.String()))
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	return line, nil
+}
+
+// buildWharf compiles the daemon from the module the benchmark is run in.
+func buildWharf(ctx context.Context, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create build dir: %w", err)
+	}
+	bin := dir + "/wharf"
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/wharf-sftp/wharf/cmd/wharf")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build wharf: %w\n%s", err, strings.TrimSpace(out.String()))
+	}
+	return bin, nil
+}
+
+// stats is the median, minimum and maximum of a series.
+type stats struct{ median, min, max float64 }
+
+func summarize(v []float64) stats {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return stats{}
+	}
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return stats{median: med, min: s[0], max: s[n-1]}
+}
+
+func (s stats) String() string {
+	if s.min == s.max {
+		return fmt.Sprintf("%.1f", s.median)
+	}
+	return fmt.Sprintf("%.1f (%.1f–%.1f)", s.median, s.min, s.max)
+}
+
+// printTable writes a Markdown table, ready to paste into the README. Every
+// figure is a rate, so a ratio above 1 means wharf is faster.
+func printTable(w io.Writer, results []result) {
+	fmt.Fprintln(w, "| test | wharf median (min–max) | openssh median (min–max) | ratio wharf/openssh |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	for _, r := range results {
+		wh, op := summarize(r.values["wharf"]), summarize(r.values["openssh"])
+		ratio := "n/a"
+		if op.median > 0 {
+			ratio = fmt.Sprintf("%.2f", wh.median/op.median)
+		}
+		fmt.Fprintf(w, "| %s (%s) | %s | %s | %s |\n", r.name, r.unit, wh, op, ratio)
+	}
+}

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	startTimeout = 30 * time.Second
+	stopTimeout  = 15 * time.Second
+)
+
+// server is one SFTP server under test, as the client and the verifier see it.
+type server struct {
+	name    string // "wharf" or "openssh": the table's column
+	port    int
+	dataDir string // the on-disk directory a session starts in
+	proc    *process
+}
+
+func (s *server) stop() { s.proc.stop() }
+
+// alive reports an error, with the end of the server's log, once it has died.
+func (s *server) alive() error {
+	select {
+	case <-s.proc.exited:
+		return fmt.Errorf("%s exited unexpectedly (%v); end of its log:\n%s", s.name, s.proc.err, s.proc.logTail(20))
+	default:
+		return nil
+	}
+}
+
+// startServers starts wharf and the reference sshd, both serving the same
+// kind of storage to a user named like the current OS user, so one sftp
+// command line (but the port) works on both. On error nothing is left running.
+func startServers(ctx context.Context, o options, ws *workspace, wharfBin string, c client) ([]*server, error) {
+	w, err := startWharf(ctx, ws, wharfBin, c)
+	if err != nil {
+		return nil, err
+	}
+	s, err := startSSHD(ctx, ws, o.sshd, c)
+	if err != nil {
+		w.stop()
+		return nil, err
+	}
+	return []*server{w, s}, nil
+}
+
+func startWharf(ctx context.Context, ws *workspace, bin string, c client) (*server, error) {
+	data, err := ws.mkdir("wharf", "data")
+	if err != nil {
+		return nil, err
+	}
+	state, err := ws.mkdir("wharf", "state")
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := ws.path("wharf", "wharf.yaml")
+	// Info level is what an operator runs: one log line per transfer is part
+	// of the cost being measured.
+	cfg := fmt.Sprintf(`# written by wharf-bench
+state_dir: %s
+shutdown_grace: 5s
+log: {level: info, format: json}
+sftp:
+  listen: "127.0.0.1:0"
+  host_keys: []
+storage: {backend: local, root: %s}
+users:
+  - name: %s
+    home: /
+    public_keys: [%s]
+`, strconv.Quote(state), strconv.Quote(data), strconv.Quote(c.user), strconv.Quote(c.publicKey))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, fmt.Errorf("write wharf config: %w", err)
+	}
+
+	p, err := startProcess("wharf", ws.path("wharf", "wharf.log"), bin, "serve", "--config", cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	line, err := p.waitForLog(ctx, func(line string) bool {
+		return strings.Contains(line, `"msg":"listening"`) && strings.Contains(line, `"proto":"sftp"`)
+	})
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	port, err := listeningPort(line)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &server{name: "wharf", port: port, dataDir: data, proc: p}, nil
+}
+
+// listeningPort parses the daemon's `{"msg":"listening",...,"addr":"127.0.0.1:PORT"}` line.
+func listeningPort(line string) (int, error) {
+	var rec struct {
+		Addr string `json:"addr"`
+	}
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		return 0, fmt.Errorf("parse wharf listening line %q: %w", line, err)
+	}
+	_, portStr, err := net.SplitHostPort(rec.Addr)
+	if err != nil {
+		return 0, fmt.Errorf("parse wharf listening address %q: %w", rec.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return 0, fmt.Errorf("parse wharf listening port %q: %w", portStr, err)
+	}
+	return port, nil
+}
+
+func startSSHD(ctx context.Context, ws *workspace, sshd string, c client) (*server, error) {
+	if _, err := os.Stat(sshd); err != nil {
+		return nil, fmt.Errorf("reference sshd (Debian package openssh-server): %w", err)
+	}
+	dir, err := ws.mkdir("openssh")
+	if err != nil {
+		return nil, err
+	}
+	data, err := ws.mkdir("openssh", "data")
+	if err != nil {
+		return nil, err
+	}
+	hostKey := ws.path("openssh", "ssh_host_ed25519_key")
+	if _, err := writeKeyPair(hostKey, "wharf-bench-sshd"); err != nil {
+		return nil, fmt.Errorf("sshd host key: %w", err)
+	}
+	authKeys := ws.path("openssh", "authorized_keys")
+	if err := os.WriteFile(authKeys, []byte(c.publicKey+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write authorized_keys: %w", err)
+	}
+	if err := ensurePrivsepDir(); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{dir, data} {
+		if strings.ContainsAny(p, " \t\"'") {
+			return nil, fmt.Errorf("work dir %q: sshd_config paths must not contain spaces or quotes", p)
+		}
+	}
+
+	cfgPath := ws.path("openssh", "sshd_config")
+	if err := os.WriteFile(cfgPath, []byte(sshdConfig(port, hostKey, authKeys, data)), 0o600); err != nil {
+		return nil, fmt.Errorf("write sshd_config: %w", err)
+	}
+	p, err := startProcess("openssh", ws.path("openssh", "sshd.log"), sshd, "-D", "-e", "-f", cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.waitForLog(ctx, func(line string) bool {
+		return strings.Contains(line, "Server listening on")
+	}); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &server{name: "openssh", port: port, dataDir: data, proc: p}, nil
+}
+
+// sshdConfig is a reference sshd as close to wharf as sshd gets: loopback,
+// public keys only, the in-process SFTP server starting in the data dir, no
+// shell comfort and no forwarding.
+func sshdConfig(port int, hostKey, authKeys, data string) string {
+	rootLogin := "no"
+	if os.Geteuid() == 0 {
+		rootLogin = "prohibit-password"
+	}
+	lines := []string{
+		"# written by wharf-bench",
+		"ListenAddress 127.0.0.1:" + strconv.Itoa(port),
+		"AddressFamily inet",
+		"HostKey " + hostKey,
+		"PidFile none",
+		"StrictModes no",
+		"UsePAM no",
+		"AuthorizedKeysFile " + authKeys,
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"PermitRootLogin " + rootLogin,
+		"AllowTcpForwarding no",
+		"AllowAgentForwarding no",
+		"X11Forwarding no",
+		"PermitTTY no",
+		"PrintMotd no",
+		"UseDNS no",
+		"LogLevel INFO",
+		"Subsystem sftp internal-sftp -d " + data,
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// ensurePrivsepDir creates the directory sshd chroots its unprivileged child
+// into. Debian's service unit creates it at boot; a machine where the sshd
+// service never ran (a container, CI) lacks it, and sshd refuses to start.
+func ensurePrivsepDir() error {
+	const dir = "/run/sshd"
+	if os.Geteuid() != 0 {
+		return nil // an unprivileged sshd does not use it
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create sshd privilege separation dir: %w", err)
+	}
+	return nil
+}
+
+// freePort asks the kernel for an unused loopback port. Another process may
+// take it before sshd binds it; then sshd fails to start and says so.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// process is a long-running child in its own process group, so that a
+// terminal's Ctrl-C reaches only the benchmark, which then stops it in order.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{} // closed once Wait returned; err is then set
+	err     error
+}
+
+func startProcess(name, logPath, bin string, args ...string) (*process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %s log: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// waitForLog polls the process's log until a line matches, the process
+// exits, or startTimeout passes.
+func (p *process) waitForLog(ctx context.Context, match func(string) bool) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if data, err := os.ReadFile(p.logPath); err == nil {
+			for _, line := range strings.Split(string(data), "\n") {
+				if match(line) {
+					return line, nil
+				}
+			}
+		}
+		select {
+		case <-p.exited:
+			return "", fmt.Errorf("%s exited at start-up (%v); end of its log:\n%s", p.name, p.err, p.logTail(20))
+		case <-ctx.Done():
+			return "", fmt.Errorf("%s not ready: %w; end of its log:\n%s", p.name, ctx.Err(), p.logTail(20))
+		case <-tick.C:
+		}
+	}
+}
+
+// stop sends SIGTERM to the process group, waits for a graceful exit, and
+// kills the group after stopTimeout. It is safe to call more than once.
+func (p *process) stop() {
+	pgid := p.cmd.Process.Pid
+	select {
+	case <-p.exited:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL) // reap stragglers, e.g. sshd's per-connection children
+		return
+	default:
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+func (p *process) logTail(n int) string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	return tail(string(data), n)
+}
+
+// client is the one OpenSSH sftp invocation used against both servers: only
+// the port differs.
+type client struct {
+	sftp       string
+	key        string
+	publicKey  string // authorized_keys line of key
+	knownHosts string
+	user       string
+	kex        string
+}
+
+func newClient(o options, ws *workspace) (client, error) {
+	if _, err := exec.LookPath(o.sftp); err != nil {
+		return client{}, fmt.Errorf("sftp client (Debian package openssh-client): %w", err)
+	}
+	u, err := user.Current()
+	if err != nil {
+		return client{}, fmt.Errorf("current user: %w", err)
+	}
+	key := ws.path("client_ed25519")
+	pub, err := writeKeyPair(key, "wharf-bench-client")
+	if err != nil {
+		return client{}, fmt.Errorf("client key: %w", err)
+	}
+	return client{
+		sftp:       o.sftp,
+		key:        key,
+		publicKey:  pub,
+		knownHosts: ws.path("known_hosts"),
+		user:       u.Username,
+		kex:        o.kex,
+	}, nil
+}
+
+// run executes one `sftp -b batch` session against s and returns its wall
+// time: process start to exit, login included.
+func (c client) run(ctx context.Context, s *server, batch string, timeout time.Duration, extra ...string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	args := []string{
+		"-b", batch,
+		"-P", strconv.Itoa(s.port),
+		"-i", c.key,
+		"-F", "none",
+		"-o", "BatchMode=yes",
+		"-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=accept-new",
+		"-o", "UserKnownHostsFile=" + c.knownHosts,
+		"-o", "LogLevel=ERROR",
+	}
+	if c.kex != "" {
+		args = append(args, "-o", "KexAlgorithms="+c.kex)
+	}
+	args = append(args, extra...)
+	args = append(args, c.user+"@127.0.0.1")
+
+	cmd := exec.CommandContext(ctx, c.sftp, args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	// sftp runs ssh as its child: on timeout or Ctrl-C, kill both.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = fmt.Errorf("%w after %s (%v)", ctxErr, elapsed.Round(time.Millisecond), err)
+		}
+		return 0, fmt.Errorf("sftp to %s: %w; output:\n%s", s.name, err, tail(out.String(), 15))
+	}
+	return elapsed, nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
