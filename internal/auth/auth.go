@@ -33,6 +33,7 @@ type Principal struct {
 	Perms       vfs.Perms
 	Method      string // MethodPublicKey or MethodPassword
 	Fingerprint string // SHA256:... of the key used; "" for password
+	Protocol    string // "sftp" or "ftps": what the user logged in over
 }
 
 // Directory is the set of users allowed to log in. It is immutable after
@@ -52,6 +53,12 @@ type entry struct {
 	disabled bool
 	keys     map[string]string // ssh wire bytes (key.Marshal()) -> fingerprint
 	password passwordHash      // nil: password login not configured
+	protos   []string          // nil: every protocol
+}
+
+// allows reports whether the user may log in over proto.
+func (e *entry) allows(proto string) bool {
+	return e.protos == nil || slices.Contains(e.protos, proto)
 }
 
 // NewDirectory parses every user's keys, password hash and permissions. It
@@ -93,6 +100,7 @@ func newEntry(u config.User) (*entry, []error) {
 		name:     u.Name,
 		home:     u.Home,
 		disabled: u.Disabled,
+		protos:   u.Protocols,
 	}
 
 	// Mirrors vfs.ParsePerms (nil = every permission, [] = none), one name at
@@ -144,7 +152,7 @@ func newEntry(u config.User) (*entry, []error) {
 // VerifyKey reports whether user may log in with key. The server has already
 // checked the client's signature; this decides whether the key is the user's.
 // Every failure wraps ErrInvalidCredentials.
-func (d *Directory) VerifyKey(user string, key ssh.PublicKey) (*Principal, error) {
+func (d *Directory) VerifyKey(proto, user string, key ssh.PublicKey) (*Principal, error) {
 	e := d.users[user]
 	var wire string
 	if key != nil {
@@ -165,8 +173,10 @@ func (d *Directory) VerifyKey(user string, key ssh.PublicKey) (*Principal, error
 	case !found:
 		// The fingerprint is public and tells the operator which key was tried.
 		return nil, fmt.Errorf("%w: key %s not authorized", ErrInvalidCredentials, Fingerprint(key))
+	case !e.allows(proto):
+		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, proto)
 	}
-	return e.principal(MethodPublicKey, fp), nil
+	return e.principal(proto, MethodPublicKey, fp), nil
 }
 
 // VerifyPassword reports whether password is user's. Every call runs exactly
@@ -175,7 +185,7 @@ func (d *Directory) VerifyKey(user string, key ssh.PublicKey) (*Principal, error
 // which users exist. (Users whose hashes use other parameters than the
 // defaults, or bcrypt, take a different time than the dummy; operators who
 // care keep the defaults.) Every failure wraps ErrInvalidCredentials.
-func (d *Directory) VerifyPassword(user, password string) (*Principal, error) {
+func (d *Directory) VerifyPassword(proto, user, password string) (*Principal, error) {
 	e := d.users[user]
 	h := d.dummy
 	var reason string
@@ -196,11 +206,17 @@ func (d *Directory) VerifyPassword(user, password string) (*Principal, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: wrong password", ErrInvalidCredentials)
 	}
-	return e.principal(MethodPassword, ""), nil
+	// Checked last, after the full hash verification: a refused protocol
+	// costs what a wrong password costs.
+	if !e.allows(proto) {
+		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, proto)
+	}
+	return e.principal(proto, MethodPassword, ""), nil
 }
 
-func (e *entry) principal(method, fingerprint string) *Principal {
+func (e *entry) principal(proto, method, fingerprint string) *Principal {
 	return &Principal{
+		Protocol:    proto,
 		User:        e.name,
 		Home:        e.home,
 		Perms:       e.perms,

@@ -143,7 +143,7 @@ func TestVerifyKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := f.dir.VerifyKey(tt.user, tt.key)
+			p, err := f.dir.VerifyKey("sftp", tt.user, tt.key)
 			if tt.wantErr != "" {
 				if !errors.Is(err, ErrInvalidCredentials) {
 					t.Fatalf("err = %v, want ErrInvalidCredentials", err)
@@ -161,7 +161,7 @@ func TestVerifyKey(t *testing.T) {
 			}
 			want := Principal{
 				User: tt.user, Home: "/" + tt.user, Perms: tt.wantPerms,
-				Method: MethodPublicKey, Fingerprint: ssh.FingerprintSHA256(tt.key),
+				Method: MethodPublicKey, Fingerprint: ssh.FingerprintSHA256(tt.key), Protocol: "sftp",
 			}
 			if *p != want {
 				t.Errorf("principal = %+v, want %+v", *p, want)
@@ -190,7 +190,7 @@ func TestVerifyPassword(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			pw := tt.password(f)
-			p, err := f.dir.VerifyPassword(tt.user, pw)
+			p, err := f.dir.VerifyPassword("sftp", tt.user, pw)
 
 			// Exactly one hash verification per attempt, whoever asks.
 			dummy := f.dir.dummy.(*countingHash).n.Load()
@@ -232,13 +232,13 @@ func TestVerifyPassword(t *testing.T) {
 
 func TestVerifyPrincipalIsACopy(t *testing.T) {
 	f := newFixture(t)
-	p, err := f.dir.VerifyKey("alice", f.aliceKey)
+	p, err := f.dir.VerifyKey("sftp", "alice", f.aliceKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Perms = vfs.PermAll
 	p.Home = "/"
-	again, err := f.dir.VerifyKey("alice", f.aliceKey)
+	again, err := f.dir.VerifyKey("sftp", "alice", f.aliceKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,11 +254,11 @@ func TestDirectoryConcurrentUse(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 5 {
-				if _, err := f.dir.VerifyKey("alice", f.aliceKey); err != nil {
+				if _, err := f.dir.VerifyKey("sftp", "alice", f.aliceKey); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := f.dir.VerifyPassword("bob", f.bobPW); err != nil {
+				if _, err := f.dir.VerifyPassword("sftp", "bob", f.bobPW); err != nil {
 					errs <- err
 					return
 				}
@@ -385,4 +385,42 @@ func fieldErrors(t *testing.T, err error) []*config.FieldError {
 		out = append(out, fe)
 	}
 	return out
+}
+
+func TestProtocols(t *testing.T) {
+	key := sshKey(t, newED25519(t))
+	hash := cheapArgon("pw")
+	d, err := NewDirectory([]config.User{
+		{Name: "ftponly", Home: "/f", PasswordHash: hash, PublicKeys: []string{authorizedLine(t, key)}, Protocols: []string{"ftps"}, Src: src(0)},
+		{Name: "both", Home: "/b", PasswordHash: hash, Src: src(1)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		proto, user string
+		ok          bool
+	}{
+		{"ftps", "ftponly", true},
+		{"sftp", "ftponly", false},
+		{"sftp", "both", true},
+		{"ftps", "both", true},
+	} {
+		p, err := d.VerifyPassword(tt.proto, tt.user, "pw")
+		if tt.ok != (err == nil) {
+			t.Errorf("VerifyPassword(%s, %s) = %v, want ok=%v", tt.proto, tt.user, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("error %v does not wrap ErrInvalidCredentials", err)
+		}
+		if p != nil && p.Protocol != tt.proto {
+			t.Errorf("principal protocol = %q, want %q", p.Protocol, tt.proto)
+		}
+	}
+	if _, err := d.VerifyKey("sftp", "ftponly", key); err == nil {
+		t.Error("key login over a protocol the user may not use succeeded")
+	}
+	if _, err := d.VerifyKey("ftps", "ftponly", key); err != nil {
+		t.Errorf("key login over an allowed protocol: %v", err)
+	}
 }

@@ -14,8 +14,13 @@ type Config struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	Log           Log           `yaml:"log"`
 	SFTP          SFTP          `yaml:"sftp"`
+	FTPS          FTPS          `yaml:"ftps"`
 	Storage       Storage       `yaml:"storage"`
 	Users         []User        `yaml:"users"`
+	// UsersDir is a folder of *.yaml files, one user each (the fields of
+	// one users entry), for configuration management that drops a file per
+	// partner. Empty: none.
+	UsersDir string `yaml:"users_dir"`
 
 	// File is the path the config was loaded from ("" when parsed from bytes).
 	File string `yaml:"-"`
@@ -35,6 +40,7 @@ func Default() *Config {
 		ShutdownGrace: 30 * time.Second,
 		Log:           Log{Level: "info", Format: "text"},
 		SFTP:          SFTP{Listen: "127.0.0.1:2022"},
+		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required"},
 		Storage:       Storage{Backend: "local", Root: "./var/data"},
 	}
 }
@@ -49,6 +55,19 @@ type Log struct {
 type SFTP struct {
 	Listen   string   `yaml:"listen"`    // empty: no SFTP listener
 	HostKeys []string `yaml:"host_keys"` // private key paths; empty: generated in state_dir
+}
+
+// FTPS configures the FTP-over-TLS listeners. TLS is always required.
+type FTPS struct {
+	Listen         string `yaml:"listen"`          // explicit FTPS (AUTH TLS); empty: none
+	ImplicitListen string `yaml:"implicit_listen"` // implicit FTPS, e.g. ":990"; empty: none
+	PassivePorts   string `yaml:"passive_ports"`   // "50000-50100"; "" lets the kernel choose
+	PublicHost     string `yaml:"public_host"`     // IP announced for passive data connections
+	CertFile       string `yaml:"cert_file"`       // empty: self-signed certificate in state_dir
+	KeyFile        string `yaml:"key_file"`
+	// TLSSessionReuse is "required" (a data connection must resume the
+	// control connection's TLS session) or "allowed".
+	TLSSessionReuse string `yaml:"tls_session_reuse"`
 }
 
 // Storage selects the backend every home lives on.
@@ -67,6 +86,8 @@ type User struct {
 	// empty when the operator wrote [] (none).
 	Permissions []string `yaml:"permissions"`
 	Disabled    bool     `yaml:"disabled"`
+	// Protocols the user may log in with; nil (absent) means all.
+	Protocols []string `yaml:"protocols"`
 
 	// Where this entry was written, so that checks made after parsing (key and
 	// hash syntax, in package auth) can still point at file, line and field.

@@ -44,6 +44,7 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("sftp.host_keys[%d]", i), "empty path")
 		}
 	}
+	errs = append(errs, c.FTPS.validate(src)...)
 	switch c.Storage.Backend {
 	case "local":
 		if c.Storage.Root == "" {
@@ -120,12 +121,71 @@ func validateUser(u *User, src Source) []error {
 		}
 	}
 
+	if u.Protocols != nil && len(u.Protocols) == 0 {
+		add("protocols", "empty: the user could never log in; remove the key to allow every protocol, or set disabled: true")
+	}
+	for i, p := range u.Protocols {
+		if !slices.Contains(Protocols, p) {
+			add(fmt.Sprintf("protocols[%d]", i), "unknown protocol %s (want %s)", quote(p), strings.Join(Protocols, " or "))
+		}
+	}
+
 	for i, p := range u.Permissions {
 		if _, err := vfs.ParsePerm(p); err != nil {
 			add(fmt.Sprintf("permissions[%d]", i), "%v", err)
 		}
 	}
 	return errs
+}
+
+// Protocols are the names users[].protocols accepts.
+var Protocols = []string{"sftp", "ftps"}
+
+func (f *FTPS) validate(src Source) []error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, src.Errorf("ftps."+field, format, args...))
+	}
+	for field, addr := range map[string]string{"listen": f.Listen, "implicit_listen": f.ImplicitListen} {
+		if addr != "" {
+			if msg := checkAddr(addr); msg != "" {
+				add(field, "%s", msg)
+			}
+		}
+	}
+	if f.PassivePorts != "" {
+		if _, _, err := f.PassivePortRange(); err != nil {
+			add("passive_ports", "%v", err)
+		}
+	}
+	if f.PublicHost != "" && net.ParseIP(f.PublicHost) == nil {
+		add("public_host", "want an IP address, got %s", quote(f.PublicHost))
+	}
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		add("cert_file", "cert_file and key_file go together: set both, or neither for a generated certificate")
+	}
+	if !slices.Contains([]string{"required", "allowed"}, f.TLSSessionReuse) {
+		add("tls_session_reuse", "unknown value %s (want required or allowed)", quote(f.TLSSessionReuse))
+	}
+	return errs
+}
+
+// PassivePortRange parses passive_ports ("50000-50100"); 0, 0 means the
+// kernel picks a port for each passive connection.
+func (f *FTPS) PassivePortRange() (first, last int, err error) {
+	if f.PassivePorts == "" {
+		return 0, 0, nil
+	}
+	lo, hi, ok := strings.Cut(f.PassivePorts, "-")
+	if !ok {
+		hi = lo
+	}
+	first, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	last, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
+		return 0, 0, fmt.Errorf("invalid range %s: want FIRST-LAST within 1024-65535, e.g. \"50000-50100\"", quote(f.PassivePorts))
+	}
+	return first, last, nil
 }
 
 func supportedHash(h string) bool {

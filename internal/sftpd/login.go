@@ -14,6 +14,9 @@ import (
 // ssh.Permissions that x/crypto hands back after the handshake.
 const permKey = "wharf-principal"
 
+// proto is the protocol name this front end logs in users for.
+const proto = "sftp"
+
 // errLogin is all a client learns about a failed attempt.
 var errLogin = errors.New("authentication failed")
 
@@ -58,7 +61,7 @@ func (l *login) fail(user, method, fingerprint string, err error) error {
 }
 
 func (l *login) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-	p, err := l.users.VerifyKey(c.User(), key)
+	p, err := l.users.VerifyKey(proto, c.User(), key)
 	if err != nil {
 		return nil, l.fail(c.User(), auth.MethodPublicKey, auth.Fingerprint(key), err)
 	}
@@ -66,7 +69,7 @@ func (l *login) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissio
 }
 
 func (l *login) password(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	p, err := l.users.VerifyPassword(c.User(), string(password))
+	p, err := l.users.VerifyPassword(proto, c.User(), string(password))
 	if err != nil {
 		return nil, l.fail(c.User(), auth.MethodPassword, "", err)
 	}
