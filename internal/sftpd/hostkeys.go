@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-sftp/wharf/internal/atomicfile"
 )
 
 // generated lists the host keys made when none are configured, with the
@@ -75,28 +77,8 @@ func ensureKey(path string, gen func() (crypto.Signer, error)) error {
 	if err != nil {
 		return fmt.Errorf("encode host key: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".hostkey-*")
-	if err != nil {
-		return fmt.Errorf("write host key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write host key: %w", err)
-	}
-	if _, err := tmp.Write(pem.EncodeToMemory(block)); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write host key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write host key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write host key: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write host key: %w", err)
+	if err := atomicfile.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return fmt.Errorf("host key: %w", err)
 	}
 	// The public half, as OpenSSH keeps it, for operators to hand to
 	// partners (`ssh-keygen -lf ssh_host_ed25519_key.pub`).
@@ -104,7 +86,7 @@ func ensureKey(path string, gen func() (crypto.Signer, error)) error {
 	if err != nil {
 		return fmt.Errorf("host public key: %w", err)
 	}
-	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(pub), 0o644); err != nil {
+	if err := atomicfile.Write(path+".pub", ssh.MarshalAuthorizedKey(pub), 0o644); err != nil {
 		return fmt.Errorf("write host public key: %w", err)
 	}
 	return nil
