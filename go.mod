@@ -13,6 +13,7 @@ require (
 
 require (
 	github.com/fclairamb/ftpserverlib v0.32.3 // indirect
+	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/kr/fs v0.1.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/ftpd"
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/sftpd"
 	"github.com/wharf-sftp/wharf/internal/vfs"
@@ -43,6 +44,10 @@ type Daemon struct {
 	sftp   *sftpd.Server
 	sftpLn net.Listener
 
+	ftps           *ftpd.Server
+	ftpsLn         net.Listener // explicit (AUTH TLS)
+	ftpsImplicitLn net.Listener
+
 	closeOnce sync.Once
 	forced    atomic.Bool
 }
@@ -64,10 +69,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.sessions = session.NewManager(d.backend)
 
 	if cfg.SFTP.Listen != "" {
-		if err := d.setupSFTP(); err != nil {
-			d.backend.Close()
-			return nil, err
-		}
+		err = d.setupSFTP()
+	}
+	if err == nil && (cfg.FTPS.Listen != "" || cfg.FTPS.ImplicitListen != "") {
+		err = d.setupFTPS()
+	}
+	if err != nil {
+		d.closeListeners()
+		d.backend.Close()
+		return nil, err
 	}
 	log.Info("started", "users", dir.Len(), "storage", cfg.Storage.Backend)
 	return d, nil
@@ -97,26 +107,87 @@ func (d *Daemon) setupSFTP() error {
 	return nil
 }
 
-// SFTPAddr is the bound SFTP address (useful with port 0), or nil.
-func (d *Daemon) SFTPAddr() net.Addr {
-	if d.sftpLn == nil {
+func (d *Daemon) setupFTPS() error {
+	f := d.cfg.FTPS
+	cert, err := ftpd.LoadCertificate(f.CertFile, f.KeyFile, d.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	first, last, err := f.PassivePortRange()
+	if err != nil {
+		return err // validated already; kept for safety
+	}
+	d.ftps, err = ftpd.New(ftpd.Config{
+		Certificate:  cert,
+		RequireReuse: f.TLSSessionReuse == "required",
+		PassivePorts: [2]int{first, last},
+		PublicHost:   f.PublicHost,
+		Users:        d.users.Load,
+		Sessions:     d.sessions,
+		Log:          d.log,
+	})
+	if err != nil {
+		return err
+	}
+	if f.Listen != "" {
+		if d.ftpsLn, err = net.Listen("tcp", f.Listen); err != nil {
+			return fmt.Errorf("ftps listener: %w", err)
+		}
+	}
+	if f.ImplicitListen != "" {
+		if d.ftpsImplicitLn, err = net.Listen("tcp", f.ImplicitListen); err != nil {
+			return fmt.Errorf("ftps implicit listener: %w", err)
+		}
+	}
+	return nil
+}
+
+// closeListeners releases what New bound when start-up fails half way.
+func (d *Daemon) closeListeners() {
+	for _, ln := range []net.Listener{d.sftpLn, d.ftpsLn, d.ftpsImplicitLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// FTPSAddr is the bound explicit FTPS address, or nil.
+func (d *Daemon) FTPSAddr() net.Addr { return addrOf(d.ftpsLn) }
+
+// FTPSImplicitAddr is the bound implicit FTPS address, or nil.
+func (d *Daemon) FTPSImplicitAddr() net.Addr { return addrOf(d.ftpsImplicitLn) }
+
+func addrOf(ln net.Listener) net.Addr {
+	if ln == nil {
 		return nil
 	}
-	return d.sftpLn.Addr()
+	return ln.Addr()
 }
+
+// SFTPAddr is the bound SFTP address (useful with port 0), or nil.
+func (d *Daemon) SFTPAddr() net.Addr { return addrOf(d.sftpLn) }
 
 // Run serves until ctx is done, then drains for the configured grace
 // before closing what is left. It returns ErrForced when it had to cut
 // connections, and a serve error if a listener failed.
 func (d *Daemon) Run(ctx context.Context) error {
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 3)
 	if d.sftp != nil {
 		go func() { serveErr <- d.sftp.Serve(d.sftpLn) }()
+	}
+	if d.ftpsLn != nil {
+		go func() { serveErr <- d.ftps.ServeExplicit(d.ftpsLn) }()
+	}
+	if d.ftpsImplicitLn != nil {
+		go func() { serveErr <- d.ftps.ServeImplicit(d.ftpsImplicitLn) }()
 	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
+		if err == nil {
+			err = errors.New("a listener stopped")
+		}
 		d.log.Error("listener failed", "err", err)
 	}
 	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace.String(), "sessions", len(d.sessions.Live()))
@@ -133,7 +204,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 // shutdown stops accepting, closes sessions as soon as they have no
 // transfer in progress, and cuts whatever is left when ctx ends.
 func (d *Daemon) shutdown(ctx context.Context) error {
-	if d.sftp == nil {
+	var fronts []frontEnd
+	if d.sftp != nil {
+		fronts = append(fronts, d.sftp)
+	}
+	if d.ftps != nil {
+		fronts = append(fronts, d.ftps)
+	}
+	if len(fronts) == 0 {
 		return nil
 	}
 	drained := make(chan struct{})
@@ -149,12 +227,25 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 			}
 		}
 	}()
-	err := d.sftp.Shutdown(ctx)
+	errs := make(chan error, len(fronts))
+	for _, f := range fronts {
+		go func() { errs <- f.Shutdown(ctx) }()
+	}
+	var cut bool
+	for range fronts {
+		cut = <-errs != nil || cut
+	}
 	close(drained)
-	if err != nil || d.forced.Load() {
+	if cut || d.forced.Load() {
 		return ErrForced
 	}
 	return nil
+}
+
+// frontEnd is what shutdown needs of a protocol server.
+type frontEnd interface {
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // Close cuts every connection at once (a second interrupt during the
@@ -163,6 +254,9 @@ func (d *Daemon) Close() {
 	d.forced.Store(true)
 	if d.sftp != nil {
 		d.sftp.Close()
+	}
+	if d.ftps != nil {
+		d.ftps.Close()
 	}
 }
 

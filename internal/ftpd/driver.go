@@ -1,0 +1,132 @@
+package ftpd
+
+import (
+	"crypto/tls"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"syscall"
+	"time"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
+
+	"github.com/wharf-sftp/wharf/internal/session"
+	"github.com/wharf-sftp/wharf/internal/vfs"
+)
+
+// errLogin is all a client learns about a failed login.
+var errLogin = errors.New("invalid credentials")
+
+// errTLSFirst answers USER on a control connection that is not encrypted.
+var errTLSFirst = errors.New("TLS is required: send AUTH TLS before USER (this server speaks FTPS only)")
+
+// driver is ftpserverlib's MainDriver for one listener.
+type driver struct {
+	srv      *Server
+	settings *ftpserver.Settings
+}
+
+var (
+	_ ftpserver.MainDriver                        = (*driver)(nil)
+	_ ftpserver.MainDriverExtensionUserVerifier   = (*driver)(nil)
+	_ ftpserver.MainDriverExtensionPassiveWrapper = (*driver)(nil)
+)
+
+// conn is what wharf keeps about one control connection.
+type conn struct {
+	id    string
+	log   *slog.Logger
+	start time.Time
+	sess  *session.Session // nil until login
+}
+
+func connOf(cc ftpserver.ClientContext) *conn {
+	c, _ := cc.Extra().(*conn)
+	return c
+}
+
+func (d *driver) GetSettings() (*ftpserver.Settings, error) { return d.settings, nil }
+
+func (d *driver) GetTLSConfig() (*tls.Config, error) { return d.srv.tls, nil }
+
+func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
+	d.srv.conns.Add(1)
+	id := session.NewID()
+	c := &conn{id: id, start: time.Now(), log: d.srv.cfg.Log.With("proto", proto, "conn_id", id, "remote", cc.RemoteAddr().String())}
+	cc.SetExtra(c)
+	c.log.Debug("connected")
+	return d.settings.Banner, nil
+}
+
+func (d *driver) ClientDisconnected(cc ftpserver.ClientContext) {
+	defer d.srv.conns.Done()
+	c := connOf(cc)
+	if c == nil || c.sess == nil {
+		return
+	}
+	c.sess.Close()
+	c.log.Info("logout", "duration", time.Since(c.start).String())
+}
+
+// PreAuthUser refuses a login on a clear-text control connection before
+// the password is sent: a 530 that says why.
+func (d *driver) PreAuthUser(cc ftpserver.ClientContext, user string) error {
+	if !cc.HasTLSForControl() {
+		connOf(cc).log.Warn("login", "user", user, "method", "password", "outcome", "failed", "err", "USER before AUTH TLS")
+		return errTLSFirst
+	}
+	return nil
+}
+
+func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpserver.ClientDriver, error) {
+	c := connOf(cc)
+	p, err := d.srv.cfg.Users().VerifyPassword(proto, user, pass)
+	if err != nil {
+		c.log.Warn("login", "user", user, "method", "password", "outcome", "failed", "err", err)
+		return nil, errLogin
+	}
+	c.log = c.log.With("user", p.User)
+	s, err := d.srv.cfg.Sessions.Open(c.id, p, c.log, func() { cc.Close() })
+	if err != nil {
+		c.log.Error("open session", "err", err)
+		return nil, errors.New("home directory unavailable")
+	}
+	c.sess = s
+	c.log.Info("login", "method", p.Method, "outcome", "ok")
+	return clientFS{s.FS}, nil
+}
+
+// WrapPassiveListener marks data connections, so that the TLS layer can
+// hold them to session resumption.
+func (d *driver) WrapPassiveListener(ln net.Listener) (net.Listener, error) {
+	return dataListener{ln}, nil
+}
+
+// clientFS is the session filesystem as ftpserverlib's ClientDriver, with
+// RMD and DELE kept to directories and files respectively.
+type clientFS struct{ vfs.FS }
+
+var _ ftpserver.ClientDriverExtensionRemoveDir = clientFS{}
+
+func (c clientFS) RemoveDir(name string) error {
+	fi, _, err := c.LstatIfPossible(name)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &fs.PathError{Op: "rmdir", Path: name, Err: syscall.ENOTDIR}
+	}
+	return c.FS.Remove(name)
+}
+
+func (c clientFS) Remove(name string) error {
+	fi, _, err := c.LstatIfPossible(name)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return &fs.PathError{Op: "remove", Path: name, Err: syscall.EISDIR}
+	}
+	return c.FS.Remove(name)
+}

@@ -1,0 +1,175 @@
+// Package ftpd is the FTPS front end: github.com/fclairamb/ftpserverlib
+// over the same users (package auth), sessions and confined filesystem
+// (packages session and vfs) as SFTP. It adds only what FTP needs: TLS on
+// every connection, passive data ports, and the check that data
+// connections resume the control connection's TLS session.
+package ftpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
+
+	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/session"
+)
+
+// proto is the protocol name FTPS users are checked against and logged with.
+const proto = "ftps"
+
+// Config is what a Server needs; the daemon builds it.
+type Config struct {
+	Certificate *Certificate
+	// RequireReuse refuses data connections that do not resume the control
+	// connection's TLS session (tls_session_reuse: required).
+	RequireReuse bool
+	// PassivePorts is the inclusive range for data connections; 0, 0 lets
+	// the kernel choose.
+	PassivePorts [2]int
+	// PublicHost is the IP announced for passive connections; "" announces
+	// the address the client connected to.
+	PublicHost string
+	Users      func() *auth.Directory
+	Sessions   *session.Manager
+	Log        *slog.Logger
+}
+
+// Server serves FTPS on an explicit (AUTH TLS) listener, an implicit one,
+// or both.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	tls   *tls.Config
+	conns sync.WaitGroup // one per control connection, from connect to disconnect
+
+	mu      sync.Mutex
+	servers []*ftpserver.FtpServer
+	closed  bool
+}
+
+// New checks cfg and returns a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Certificate == nil || cfg.Users == nil || cfg.Sessions == nil || cfg.Log == nil {
+		return nil, errors.New("ftpd: Certificate, Users, Sessions and Log are required")
+	}
+	s := &Server{cfg: cfg, log: cfg.Log.With("component", "ftpd"), tls: tlsConfig(cfg.Certificate, cfg.RequireReuse)}
+	s.log.Info("tls certificate", "fingerprint", cfg.Certificate.Fingerprint())
+	return s, nil
+}
+
+// ServeExplicit serves FTPS with AUTH TLS on ln until Shutdown or Close.
+func (s *Server) ServeExplicit(ln net.Listener) error {
+	return s.serve(ln, ftpserver.MandatoryEncryption, "explicit")
+}
+
+// ServeImplicit serves FTPS with TLS from the first byte on ln.
+func (s *Server) ServeImplicit(ln net.Listener) error {
+	// ftpserverlib wraps only the listeners it creates itself.
+	return s.serve(tls.NewListener(ln, s.tls), ftpserver.ImplicitEncryption, "implicit")
+}
+
+func (s *Server) serve(ln net.Listener, mode ftpserver.TLSRequirement, name string) error {
+	d := &driver{srv: s, settings: s.settings(ln, mode)}
+	fs := ftpserver.NewFtpServer(d)
+	fs.Logger = slog.New(floor{s.log.Handler(), slog.LevelWarn})
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.servers = append(s.servers, fs)
+	s.mu.Unlock()
+	if err := fs.Listen(); err != nil {
+		return fmt.Errorf("ftpd: %w", err)
+	}
+	s.log.Info("listening", "proto", proto, "mode", name, "addr", ln.Addr().String())
+	if err := fs.Serve(); err != nil {
+		return fmt.Errorf("ftpd: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) settings(ln net.Listener, mode ftpserver.TLSRequirement) *ftpserver.Settings {
+	st := &ftpserver.Settings{
+		Listener:          ln,
+		PublicHost:        s.cfg.PublicHost,
+		Banner:            "wharf FTPS: AUTH TLS, then log in", // no version: it only helps attackers
+		TLSRequired:       mode,
+		DisableActiveMode: true, // active mode makes the server connect out: FXP and bounce attacks
+		// Data connections come from the control connection's address.
+		PasvConnectionsCheck: ftpserver.IPMatchRequired,
+		IdleTimeout:          900,
+		ConnectionTimeout:    30,
+		EnableHASH:           true,
+		// Files travel byte for byte whatever TYPE says, as on SFTP: an
+		// EDI file's checksum must survive the trip.
+		DisableASCIIConversion: true,
+		DisableSite:            true,
+	}
+	if p := s.cfg.PassivePorts; p[0] != 0 {
+		st.PassiveTransferPortRange = ftpserver.PortRange{Start: p[0], End: p[1]}
+	}
+	return st
+}
+
+// Shutdown stops accepting, then waits for control connections to end
+// until ctx is done, when it closes the rest and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopListeners()
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.cfg.Sessions.Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
+		// Connections still logging in have no session yet; the login
+		// deadline (IdleTimeout) ends them.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every FTPS session at once.
+func (s *Server) Close() error {
+	s.stopListeners()
+	s.cfg.Sessions.Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
+	return nil
+}
+
+func (s *Server) stopListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, fs := range s.servers {
+		_ = fs.Stop()
+	}
+}
+
+// floor drops the library's records below a level: its info lines
+// duplicate ours.
+type floor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (f floor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+func (f floor) WithAttrs(as []slog.Attr) slog.Handler { return floor{f.Handler.WithAttrs(as), f.min} }
+func (f floor) WithGroup(g string) slog.Handler       { return floor{f.Handler.WithGroup(g), f.min} }
