@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"path"
 	"syscall"
 	"time"
 
@@ -94,20 +95,42 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 	}
 	c.sess = s
 	c.log.Info("login", "method", p.Method, "outcome", "ok")
-	return clientFS{s.FS}, nil
+	return clientFS{FS: s.FS, cc: cc}, nil
 }
 
 // WrapPassiveListener marks data connections, so that the TLS layer can
-// hold them to session resumption.
+// hold them to session resumption, and moves the listener to the control
+// listener's address when that is a specific one.
 func (d *driver) WrapPassiveListener(ln net.Listener) (net.Listener, error) {
-	return dataListener{ln}, nil
+	ip := d.settings.Listener.Addr().(*net.TCPAddr).IP
+	if ip.IsUnspecified() {
+		return dataListener{ln}, nil
+	}
+	moved, err := rebind(ln, ip, time.Duration(d.settings.ConnectionTimeout)*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return dataListener{moved}, nil
 }
 
 // clientFS is the session filesystem as ftpserverlib's ClientDriver, with
 // RMD and DELE kept to directories and files respectively.
-type clientFS struct{ vfs.FS }
+type clientFS struct {
+	vfs.FS
+	cc ftpserver.ClientContext
+}
 
 var _ ftpserver.ClientDriverExtensionRemoveDir = clientFS{}
+
+// Stat resolves a relative name against the working directory. The library
+// passes absolute paths everywhere except HASH, which stats its raw
+// argument before hashing the resolved file (ftpserverlib v0.32.3).
+func (c clientFS) Stat(name string) (fs.FileInfo, error) {
+	if !path.IsAbs(name) {
+		name = path.Join(c.cc.Path(), name)
+	}
+	return c.FS.Stat(name)
+}
 
 func (c clientFS) RemoveDir(name string) error {
 	fi, _, err := c.LstatIfPossible(name)

@@ -3,6 +3,7 @@ package ftpd
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -158,5 +159,41 @@ func TestOldTLSRefused(t *testing.T) {
 	cli := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
 	if _, err := handshake(t, tlsConfig(cert, false), cli, false); err == nil {
 		t.Fatal("TLS 1.1 handshake succeeded")
+	}
+}
+
+func TestRebindPassiveListener(t *testing.T) {
+	wild, err := net.ListenTCP("tcp", &net.TCPAddr{Port: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := wild.Addr().(*net.TCPAddr).Port
+	ln, err := rebind(wild, net.IPv4(127, 0, 0, 1), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if got := ln.Addr().String(); got != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Fatalf("moved listener on %s", got)
+	}
+	// The library still sets deadlines on the original listener.
+	if err := wild.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Fatalf("deadline on the original listener: %v", err)
+	}
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	c.Close()
+	// Nothing listens on the wildcard address any more: the kernel's table
+	// has the port only on 127.0.0.1.
+	data, err := os.ReadFile("/proc/net/tcp6")
+	if err == nil && strings.Contains(strings.ToUpper(string(data)), fmt.Sprintf(":%04X 00000000000000000000000000000000:0000 0A", port)) {
+		t.Fatalf("port %d still listens on the wildcard address", port)
 	}
 }
