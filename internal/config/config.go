@@ -16,6 +16,8 @@ type Config struct {
 	SFTP          SFTP          `yaml:"sftp"`
 	FTPS          FTPS          `yaml:"ftps"`
 	Storage       Storage       `yaml:"storage"`
+	Limits        Limits        `yaml:"limits"`
+	Defender      Defender      `yaml:"defender"`
 	Users         []User        `yaml:"users"`
 	// UsersDir is a folder of *.yaml files, one user each (the fields of
 	// one users entry), for configuration management that drops a file per
@@ -41,6 +43,8 @@ func Default() *Config {
 		Log:           Log{Level: "info", Format: "text"},
 		SFTP:          SFTP{Listen: "127.0.0.1:2022"},
 		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required"},
+		Limits:        DefaultLimits(),
+		Defender:      DefaultDefender(),
 		Storage:       Storage{Backend: "local", Root: "./var/data"},
 	}
 }
@@ -55,6 +59,13 @@ type Log struct {
 type SFTP struct {
 	Listen   string   `yaml:"listen"`    // empty: no SFTP listener
 	HostKeys []string `yaml:"host_keys"` // private key paths; empty: generated in state_dir
+	// Algorithm lists; empty: wharf's safe default set.
+	KexAlgorithms []string `yaml:"kex_algorithms"`
+	Ciphers       []string `yaml:"ciphers"`
+	MACs          []string `yaml:"macs"`
+	// Legacy is an optional extra listener with its own (weaker) algorithms
+	// for old appliances, so the main listener never has to offer them.
+	Legacy Legacy `yaml:"legacy"`
 }
 
 // FTPS configures the FTP-over-TLS listeners. TLS is always required.
@@ -88,6 +99,11 @@ type User struct {
 	Disabled    bool     `yaml:"disabled"`
 	// Protocols the user may log in with; nil (absent) means all.
 	Protocols []string `yaml:"protocols"`
+	// AllowedIPs are CIDRs (or single addresses) the user may log in from;
+	// empty: anywhere.
+	AllowedIPs []string `yaml:"allowed_ips"`
+	// MaxUploadSize caps the size of any file the user writes; 0: no cap.
+	MaxUploadSize ByteSize `yaml:"max_upload_size"`
 
 	// Where this entry was written, so that checks made after parsing (key and
 	// hash syntax, in package auth) can still point at file, line and field.

@@ -45,6 +45,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.FTPS.validate(src)...)
+	errs = append(errs, c.Limits.validate(src)...)
+	errs = append(errs, c.Defender.validate(src)...)
+	errs = append(errs, c.SFTP.Legacy.validate(src, c.Users)...)
 	switch c.Storage.Backend {
 	case "local":
 		if c.Storage.Root == "" {
@@ -128,6 +131,15 @@ func validateUser(u *User, src Source) []error {
 		if !slices.Contains(Protocols, p) {
 			add(fmt.Sprintf("protocols[%d]", i), "unknown protocol %s (want %s)", quote(p), strings.Join(Protocols, " or "))
 		}
+	}
+
+	for i, c := range u.AllowedIPs {
+		if _, err := ParsePrefix(c); err != nil {
+			add(fmt.Sprintf("allowed_ips[%d]", i), "%v", err)
+		}
+	}
+	if u.MaxUploadSize < 0 {
+		add("max_upload_size", "must not be negative")
 	}
 
 	for i, p := range u.Permissions {
