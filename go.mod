@@ -3,6 +3,8 @@ module github.com/wharf-sftp/wharf
 go 1.26.8
 
 require (
+	github.com/fclairamb/ftpserverlib v0.32.3
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/pkg/sftp v1.13.12
 	github.com/spf13/afero v1.15.0
 	github.com/spf13/cobra v1.10.2
@@ -12,8 +14,6 @@ require (
 )
 
 require (
-	github.com/fclairamb/ftpserverlib v0.32.3 // indirect
-	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/kr/fs v0.1.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect

@@ -34,6 +34,11 @@ type Principal struct {
 	Method      string // MethodPublicKey or MethodPassword
 	Fingerprint string // SHA256:... of the key used; "" for password
 	Protocol    string // "sftp" or "ftps": what the user logged in over
+
+	// credential identifies the password hash a password login was checked
+	// against (see hashID), so that Recheck can tell whether it still holds.
+	// A digest, never the hash: a Principal may end up printed.
+	credential string
 }
 
 // Directory is the set of users allowed to log in. It is immutable after
@@ -53,6 +58,7 @@ type entry struct {
 	disabled bool
 	keys     map[string]string // ssh wire bytes (key.Marshal()) -> fingerprint
 	password passwordHash      // nil: password login not configured
+	passID   string            // hashID of the configured hash; "" without one
 	protos   []string          // nil: every protocol
 }
 
@@ -144,6 +150,7 @@ func newEntry(u config.User) (*entry, []error) {
 			errs = append(errs, u.Src.Errorf("password_hash", "%v", err))
 		} else {
 			e.password = h
+			e.passID = hashID(u.PasswordHash)
 		}
 	}
 	return e, errs
@@ -215,7 +222,7 @@ func (d *Directory) VerifyPassword(proto, user, password string) (*Principal, er
 }
 
 func (e *entry) principal(proto, method, fingerprint string) *Principal {
-	return &Principal{
+	p := &Principal{
 		Protocol:    proto,
 		User:        e.name,
 		Home:        e.home,
@@ -223,6 +230,10 @@ func (e *entry) principal(proto, method, fingerprint string) *Principal {
 		Method:      method,
 		Fingerprint: fingerprint,
 	}
+	if method == MethodPassword {
+		p.credential = e.passID
+	}
+	return p
 }
 
 // Users returns the user names, sorted.

@@ -35,7 +35,7 @@ func New(version string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), configCmd(), hashPasswordCmd(), versionCmd(version))
+	root.AddCommand(serveCmd(), configCmd(), hashPasswordCmd(), userCmd(), versionCmd(version))
 	return root
 }
 

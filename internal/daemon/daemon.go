@@ -40,6 +40,7 @@ type Daemon struct {
 	users    atomic.Pointer[auth.Directory]
 	backend  vfs.Backend
 	sessions *session.Manager
+	rl       reloader // hot reload: the config in force (reload.go)
 
 	sftp   *sftpd.Server
 	sftpLn net.Listener
@@ -67,6 +68,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
+	d.initReload(cfg)
 
 	if cfg.SFTP.Listen != "" {
 		err = d.setupSFTP()
@@ -171,6 +173,7 @@ func (d *Daemon) SFTPAddr() net.Addr { return addrOf(d.sftpLn) }
 // before closing what is left. It returns ErrForced when it had to cut
 // connections, and a serve error if a listener failed.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer d.startWatcher()()
 	serveErr := make(chan error, 3)
 	if d.sftp != nil {
 		go func() { serveErr <- d.sftp.Serve(d.sftpLn) }()
@@ -190,8 +193,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.log.Error("listener failed", "err", err)
 	}
-	d.log.Info("shutting down", "grace", d.cfg.ShutdownGrace.String(), "sessions", len(d.sessions.Live()))
-	grace, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace)
+	d.log.Info("shutting down", "grace", d.shutdownGrace().String(), "sessions", len(d.sessions.Live()))
+	grace, cancel := context.WithTimeout(context.Background(), d.shutdownGrace())
 	defer cancel()
 	if sdErr := d.shutdown(grace); sdErr != nil && err == nil {
 		err = sdErr

@@ -37,6 +37,10 @@ type Session struct {
 	closeFn func() // closes the protocol connection
 	mgr     *Manager
 	once    sync.Once
+
+	checkMu sync.Mutex
+	checked uint64      // generation of the last Recheck applied; guarded by checkMu
+	revoked atomic.Bool // the connection was closed by a Recheck
 }
 
 // Perms is the permission set in force for the session's next operation.
@@ -65,6 +69,10 @@ type Manager struct {
 
 	mu   sync.Mutex
 	live map[*Session]struct{}
+	// check is the Recheck of the last Reconcile and gen its generation
+	// (0: none yet); Open applies it to sessions that raced a reload.
+	check Recheck
+	gen   uint64
 }
 
 // NewManager returns a manager whose sessions live on backend.
@@ -73,8 +81,12 @@ func NewManager(backend vfs.Backend) *Manager {
 }
 
 // Open starts a session for an authenticated principal. log should already
-// carry the connection's attributes (proto, conn_id, remote); closeConn is
-// how Revoke ends the connection.
+// carry the connection's attributes (proto, conn_id, remote, user);
+// closeConn is how Revoke and Reconcile end the connection. When a reload
+// has run, p is checked against it first, since the front end may have
+// authenticated it against the directory before: the session may then come
+// back with other permissions, or already revoked, its connection closed
+// (the front end sees the connection end, as with any revocation).
 func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn func()) (*Session, error) {
 	home, err := m.backend.Home(p.Home)
 	if err != nil {
@@ -85,7 +97,15 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	s.FS = vfs.Restrict(vfs.Audit(home, log, &s.active), s.Perms, log)
 	m.mu.Lock()
 	m.live[s] = struct{}{}
+	check, gen := m.check, m.gen
 	m.mu.Unlock()
+	// p was authenticated against whatever directory the front end loaded
+	// when the connection began; a reload may have swapped it since. Either
+	// the Reconcile of that reload sees s in the live set, or it ran before
+	// s was added and its check is the one read above.
+	if check != nil {
+		s.recheck(check, gen)
+	}
 	return s, nil
 }
 
@@ -118,6 +138,82 @@ func (m *Manager) Revoke(drop func(*Session) bool) int {
 	}
 	return n
 }
+
+// Recheck re-validates the principal of a live session against the config
+// now in force: it returns the principal with the permissions to use from
+// now on, or an error whose text says why the session must end.
+// auth.Directory.Recheck is one.
+type Recheck func(*auth.Principal) (*auth.Principal, error)
+
+// Reconcile applies check to every live session, after a reload swapped the
+// user directory: it closes the connection of each session check refuses,
+// with a "session revoked" line giving the reason, and gives every other
+// session the permissions check returns (its next operation uses them).
+// Sessions whose principal check leaves as it was are not touched. check
+// also applies to sessions Open adds from now on, so that a login
+// authenticated against the previous directory cannot slip past the
+// reload. It returns how many sessions it closed and how many changed
+// permissions.
+func (m *Manager) Reconcile(check Recheck) (closed, updated int) {
+	m.mu.Lock()
+	m.gen++
+	m.check = check
+	gen := m.gen
+	live := make([]*Session, 0, len(m.live))
+	for s := range m.live {
+		live = append(live, s)
+	}
+	m.mu.Unlock()
+	for _, s := range live {
+		switch s.recheck(check, gen) {
+		case outcomeClosed:
+			closed++
+		case outcomeUpdated:
+			updated++
+		}
+	}
+	return closed, updated
+}
+
+type outcome int
+
+const (
+	outcomeSame outcome = iota
+	outcomeUpdated
+	outcomeClosed
+)
+
+// recheck applies the check of generation gen, unless a newer one got there
+// first (Open and Reconcile may race on a new session).
+func (s *Session) recheck(check Recheck, gen uint64) outcome {
+	s.checkMu.Lock()
+	defer s.checkMu.Unlock()
+	if gen <= s.checked || s.revoked.Load() {
+		return outcomeSame
+	}
+	s.checked = gen
+	p, err := check(s.Principal)
+	if err != nil {
+		s.revoked.Store(true)
+		attrs := []any{"reason", err.Error(), "method", s.Principal.Method}
+		if s.Principal.Fingerprint != "" {
+			attrs = append(attrs, "fingerprint", s.Principal.Fingerprint)
+		}
+		s.Log.Info("session revoked", attrs...)
+		s.closeFn()
+		return outcomeClosed
+	}
+	if old := s.Perms(); p.Perms != old {
+		s.SetPerms(p.Perms)
+		s.Log.Info("permissions changed", "permissions", p.Perms.String(), "previous", old.String())
+		return outcomeUpdated
+	}
+	return outcomeSame
+}
+
+// Revoked reports whether a reload closed the session's connection because
+// its principal is no longer allowed in.
+func (s *Session) Revoked() bool { return s.revoked.Load() }
 
 // CloseAll closes every live connection (forced shutdown).
 func (m *Manager) CloseAll() int {

@@ -6,8 +6,12 @@ package daemontest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +36,13 @@ type Daemon struct {
 // Users and storage backend are the caller's.
 func Start(t testing.TB, cfg *config.Config) *Daemon {
 	t.Helper()
+	// Tests listen on loopback only, on ports the kernel picks.
 	cfg.SFTP.Listen = "127.0.0.1:0"
+	for _, addr := range []*string{&cfg.SFTP.Legacy.Listen, &cfg.FTPS.Listen, &cfg.FTPS.ImplicitListen} {
+		if *addr != "" {
+			*addr = "127.0.0.1:0"
+		}
+	}
 	if cfg.StateDir == "" || cfg.StateDir == config.Default().StateDir {
 		cfg.StateDir = t.TempDir()
 	}
@@ -45,6 +55,29 @@ func Start(t testing.TB, cfg *config.Config) *Daemon {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("daemontest: invalid config: %v", err)
 	}
+	return run(t, cfg)
+}
+
+// StartFile loads the config file at path, as `wharf serve` does, and
+// starts the daemon on it, so that a test can edit the file and watch the
+// daemon reload it. Nothing is filled in: the file itself must listen on
+// 127.0.0.1 (port 0) and keep state_dir and storage.root under
+// t.TempDir(). Anything else would be rewritten back on every reload, and
+// reported as a setting that needs a restart.
+func StartFile(t testing.TB, path string) *Daemon {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("daemontest: load config: %v", err)
+	}
+	if host, _, err := net.SplitHostPort(cfg.SFTP.Listen); err != nil || host != "127.0.0.1" {
+		t.Fatalf("daemontest: %s: sftp.listen is %q, want 127.0.0.1:PORT", path, cfg.SFTP.Listen)
+	}
+	return run(t, cfg)
+}
+
+func run(t testing.TB, cfg *config.Config) *Daemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := daemon.New(cfg, log)
@@ -79,6 +112,58 @@ func (d *Daemon) Stop() error {
 
 // Logs returns the JSON log lines written so far.
 func (d *Daemon) Logs() string { return d.logs.String() }
+
+// LogLines returns the log lines written so far, decoded; lines that are
+// not JSON objects are skipped.
+func (d *Daemon) LogLines() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitLog waits up to timeout for a log line, after the first skip lines,
+// for which match returns true, and returns it and its index; it fails the
+// test when none comes. Pass len(d.LogLines()) taken before an action as
+// skip to wait for a line that action caused.
+func (d *Daemon) WaitLog(t testing.TB, skip int, timeout time.Duration, match func(map[string]any) bool) (map[string]any, int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		lines := d.LogLines()
+		for i := skip; i < len(lines); i++ {
+			if match(lines[i]) {
+				return lines[i], i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemontest: no matching log line within %v", timeout)
+			return nil, 0
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Msg matches log lines with this msg and these attributes (key, value
+// pairs, compared as fmt.Sprint does).
+func Msg(msg string, kv ...any) func(map[string]any) bool {
+	return func(l map[string]any) bool {
+		if l["msg"] != msg {
+			return false
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			k, _ := kv[i].(string)
+			if v, ok := l[k]; !ok || fmt.Sprint(v) != fmt.Sprint(kv[i+1]) {
+				return false
+			}
+		}
+		return true
+	}
+}
 
 type syncBuffer struct {
 	mu  sync.Mutex

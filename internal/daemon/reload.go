@@ -1,0 +1,582 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/vfs"
+)
+
+const (
+	// reloadDebounce is how long the files must stay quiet after an event
+	// before they are read: an editor's save or a `..data` swap is a burst
+	// of events, and a file being written in place is briefly truncated.
+	reloadDebounce = 200 * time.Millisecond
+	// reloadMaxDelay bounds the wait when events never pause.
+	reloadMaxDelay = time.Second
+	// reloadPoll is the safety net for file systems that lose events (NFS,
+	// some container overlays): the files are hashed this often.
+	reloadPoll = 5 * time.Second
+)
+
+// Reload triggers, as logged.
+const (
+	triggerWatch  = "watch"  // a file event or the periodic re-check
+	triggerSignal = "signal" // SIGHUP
+	triggerCall   = "call"   // Reload called by the embedder (tests)
+)
+
+// reloader is the hot-reload state of a Daemon. d.cfg stays the config
+// the daemon started with, never written after New, so that start-up code
+// may read it without locks; the config in force lives here.
+type reloader struct {
+	path string // the config file; "" when the config was built in code
+
+	mu     sync.Mutex     // one reload (or re-check) at a time
+	cur    *config.Config // in force: the last good config, restart-only settings as at start
+	sum    digest         // of the bytes cur came from; zero when unknown
+	badSum digest         // of the last bytes that failed, so a failure is logged once
+	badErr error
+
+	grace atomic.Int64 // shutdown_grace in force, read by Run without the lock
+}
+
+// digest is the SHA-256 of the config file and the users_dir files.
+type digest [sha256.Size]byte
+
+// initReload records the config the daemon starts with; New calls it.
+func (d *Daemon) initReload(cfg *config.Config) {
+	r := &d.rl
+	r.path = cfg.File
+	r.cur = cfg
+	r.grace.Store(int64(cfg.ShutdownGrace))
+	if r.path != "" {
+		// A file that changed since the CLI loaded it differs from this sum
+		// only if it changed before this read: the first re-check then
+		// reloads, which is right either way.
+		r.sum, _, _ = hashFiles(r.path, cfg.UsersDir)
+	}
+}
+
+// shutdownGrace is the shutdown_grace in force (it applies live).
+func (d *Daemon) shutdownGrace() time.Duration { return time.Duration(d.rl.grace.Load()) }
+
+// Directory returns the user directory in force: the one the next login
+// on either protocol is checked against.
+func (d *Daemon) Directory() *auth.Directory { return d.users.Load() }
+
+// Reload re-reads the config file and its users_dir. Identical bytes are a
+// no-op. Otherwise the whole new config is loaded and checked first; only
+// when all of it is valid is the new user directory swapped in (a login
+// sees the old one or the new one, never a mix), what changed logged, and
+// the live sessions reconciled: those whose user, key or password the new
+// config removed (or whose user it disabled, or whose protocol it no
+// longer allows) are closed, the others get their new permissions.
+// Settings that cannot change live are logged as needing a restart and
+// keep their old values. An invalid config changes nothing; Reload returns
+// its errors (errors.Join of *config.FieldError, each with file and line).
+func (d *Daemon) Reload() error {
+	_, err := d.reload(triggerCall)
+	return err
+}
+
+type reloadResult int
+
+const (
+	reloadUnchanged   reloadResult = iota // the same bytes as the config in force
+	reloadApplied                         // a new config is in force
+	reloadFailed                          // the files are invalid (or unreadable)
+	reloadStillFailed                     // the same bytes as the last failure
+)
+
+func (d *Daemon) reload(trigger string) (reloadResult, error) {
+	r := &d.rl
+	if r.path == "" {
+		return reloadFailed, errors.New("reload: the config was not loaded from a file")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	// Hashed before loading: if the files change in between, the loaded
+	// config is newer than the sum, and the next re-check loads again
+	// rather than missing the change.
+	sum, blank, err := hashFiles(r.path, r.cur.UsersDir)
+	switch {
+	case err == nil && sum == r.sum:
+		return reloadUnchanged, nil
+	case sum == r.badSum:
+		return reloadStillFailed, r.badErr
+	}
+	fail := func(err error) (reloadResult, error) {
+		r.badSum, r.badErr = sum, err
+		return reloadFailed, err
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if blank {
+		// Usually a file caught while being rewritten in place. An empty
+		// file is a valid config with no users, so applying it would cut
+		// every partner.
+		return fail(&config.FieldError{File: r.path, Msg: "the file is empty; keeping the previous config (write `users: []` to remove every user)"})
+	}
+	cfg, err := config.Load(r.path)
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := Check(cfg)
+	if err != nil {
+		return fail(err)
+	}
+
+	log := d.log.With("component", "reload")
+	next, restart := liveConfig(r.cur, cfg)
+	if len(restart) > 0 {
+		log.Warn("restart needed to apply", "fields", restart, "trigger", trigger)
+	}
+	changes := auth.Diff(d.users.Load(), dir)
+	d.users.Store(dir)
+	if next.UsersDir != r.cur.UsersDir {
+		// sum covered the old folder; an unknown sum makes the next
+		// re-check hash the new one (and find nothing new to apply).
+		sum = digest{}
+	}
+	r.cur, r.sum, r.badSum, r.badErr = next, sum, digest{}, nil
+	r.grace.Store(int64(next.ShutdownGrace))
+
+	for _, c := range changes {
+		logChange(log, c)
+	}
+	closed, updated := d.sessions.Reconcile(dir.Recheck)
+	log.Info("config reloaded", "trigger", trigger, "users", dir.Len(), "changed_users", len(changes),
+		"sessions_closed", closed, "sessions_updated", updated)
+	return reloadApplied, nil
+}
+
+// liveConfig returns the config to put in force after next was loaded
+// while cur was: next, except for the settings only a restart applies,
+// which keep cur's values; restart names those that differ.
+func liveConfig(cur, next *config.Config) (live *config.Config, restart []string) {
+	fields := []struct {
+		name string
+		get  func(*config.Config) string
+	}{
+		{"state_dir", func(c *config.Config) string { return c.StateDir }},
+		{"log.level", func(c *config.Config) string { return c.Log.Level }},
+		{"log.format", func(c *config.Config) string { return c.Log.Format }},
+		{"sftp.listen", func(c *config.Config) string { return c.SFTP.Listen }},
+		{"sftp.host_keys", func(c *config.Config) string { return strings.Join(c.SFTP.HostKeys, "\x00") }},
+		{"sftp.kex_algorithms", func(c *config.Config) string { return strings.Join(c.SFTP.KexAlgorithms, ",") }},
+		{"sftp.ciphers", func(c *config.Config) string { return strings.Join(c.SFTP.Ciphers, ",") }},
+		{"sftp.macs", func(c *config.Config) string { return strings.Join(c.SFTP.MACs, ",") }},
+		{"sftp.legacy", func(c *config.Config) string { return fmt.Sprintf("%+v", c.SFTP.Legacy) }},
+		{"limits", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Limits) }},
+		{"defender", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Defender) }},
+		{"ftps.listen", func(c *config.Config) string { return c.FTPS.Listen }},
+		{"ftps.implicit_listen", func(c *config.Config) string { return c.FTPS.ImplicitListen }},
+		{"ftps.passive_ports", func(c *config.Config) string { return c.FTPS.PassivePorts }},
+		{"ftps.public_host", func(c *config.Config) string { return c.FTPS.PublicHost }},
+		{"ftps.cert_file", func(c *config.Config) string { return c.FTPS.CertFile }},
+		{"ftps.key_file", func(c *config.Config) string { return c.FTPS.KeyFile }},
+		{"ftps.tls_session_reuse", func(c *config.Config) string { return c.FTPS.TLSSessionReuse }},
+		{"storage.backend", func(c *config.Config) string { return c.Storage.Backend }},
+		{"storage.root", func(c *config.Config) string { return c.Storage.Root }},
+	}
+	for _, f := range fields {
+		if f.get(cur) != f.get(next) {
+			restart = append(restart, f.name)
+		}
+	}
+	c := *next
+	c.StateDir, c.Log, c.SFTP, c.FTPS, c.Storage = cur.StateDir, cur.Log, cur.SFTP, cur.FTPS, cur.Storage
+	c.Limits, c.Defender = cur.Limits, cur.Defender
+	return &c, restart
+}
+
+// logChange logs one user's change. Keys appear as fingerprints, the
+// password only as whether it is set or changed.
+func logChange(log *slog.Logger, c auth.UserChange) {
+	switch {
+	case c.Removed:
+		log.Info("user removed", "user", c.User)
+		return
+	case c.Added:
+		log.Info("user added", "user", c.User, "home", c.HomeAfter, "keys", nonNil(c.KeysAdded), "password", c.PasswordAfter,
+			"permissions", permsText(c.PermsAfter), "protocols", auth.FormatProtocols(c.ProtocolsAfter), "disabled", c.DisabledAfter)
+		return
+	}
+	attrs := []any{"user", c.User}
+	if c.DisabledBefore != c.DisabledAfter {
+		attrs = append(attrs, "disabled", c.DisabledAfter)
+	}
+	if c.HomeBefore != c.HomeAfter {
+		attrs = append(attrs, "home", c.HomeBefore+" -> "+c.HomeAfter)
+	}
+	if len(c.KeysAdded) > 0 {
+		attrs = append(attrs, "keys_added", c.KeysAdded)
+	}
+	if len(c.KeysRemoved) > 0 {
+		attrs = append(attrs, "keys_removed", c.KeysRemoved)
+	}
+	switch {
+	case c.PasswordChanged:
+		attrs = append(attrs, "password", "changed")
+	case !c.PasswordBefore && c.PasswordAfter:
+		attrs = append(attrs, "password", "added")
+	case c.PasswordBefore && !c.PasswordAfter:
+		attrs = append(attrs, "password", "removed")
+	}
+	if c.PermsBefore != c.PermsAfter {
+		attrs = append(attrs, "permissions", permsText(c.PermsBefore)+" -> "+permsText(c.PermsAfter))
+	}
+	if c.ProtocolsChanged() {
+		attrs = append(attrs, "protocols", auth.FormatProtocols(c.ProtocolsBefore)+" -> "+auth.FormatProtocols(c.ProtocolsAfter))
+	}
+	log.Info("user changed", attrs...)
+}
+
+func permsText(p vfs.Perms) string {
+	if p == 0 {
+		return "none"
+	}
+	return p.String()
+}
+
+// nonNil makes an empty list log as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// hashFiles digests the config file and every file config.Load would read
+// from usersDir. blank reports a config file of only white space. Only a
+// failure to read the config file is an error, and the digest then stands
+// for that error, so that the same failure is recognised (and logged once)
+// while it lasts. A users_dir that cannot be read goes into the digest as
+// its error: usersDir is the folder in force, which the new config may no
+// longer use, so config.Load is the one to say whether it is a problem.
+func hashFiles(path, usersDir string) (sum digest, blank bool, err error) {
+	h := sha256.New()
+	add := func(name string, data []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+		h.Write(n[:])
+		h.Write([]byte(name))
+		binary.BigEndian.PutUint64(n[:], uint64(len(data)))
+		h.Write(n[:])
+		h.Write(data)
+	}
+	failed := func(err error) (digest, bool, error) {
+		return sha256.Sum256([]byte("error\x00" + err.Error())), false, err
+	}
+	main, err := os.ReadFile(path)
+	if err != nil {
+		return failed(fmt.Errorf("read config: %w", err))
+	}
+	add("", main)
+	if usersDir != "" {
+		files, err := config.UserFiles(usersDir)
+		if err != nil {
+			add("\x00error", []byte(err.Error()))
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				add(filepath.Base(f)+"\x00error", []byte(err.Error()))
+				continue
+			}
+			add(filepath.Base(f), data)
+		}
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, len(bytes.TrimSpace(main)) == 0, nil
+}
+
+// startWatcher starts the goroutine that reloads the config when its files
+// change, on SIGHUP, and on the periodic re-check, and returns the function
+// that stops it and waits for it. Run defers that function: the watcher
+// lives until Run returns, drain included, so that a SIGHUP during the
+// drain reloads rather than killing the process (its default action) and a
+// revocation still closes sessions. Nothing is started for a config that
+// was not loaded from a file.
+func (d *Daemon) startWatcher() (stop func()) {
+	if d.rl.path == "" {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.watch(quit)
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// watch runs until quit is closed.
+func (d *Daemon) watch(quit <-chan struct{}) {
+	log := d.log.With("component", "reload")
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	w := &watcher{d: d, log: log}
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if fsw, err := fsnotify.NewWatcher(); err != nil {
+		log.Warn("cannot watch the config for changes; re-checking it periodically", "err", err, "interval", reloadPoll.String())
+	} else {
+		defer fsw.Close()
+		w.fsw, events, errs = fsw, fsw.Events, fsw.Errors
+	}
+	w.sync()
+	log.Debug("watching config", "file", d.rl.path, "dirs", w.dirs())
+
+	poll := time.NewTicker(reloadPoll)
+	defer poll.Stop()
+	// debounce fires reloadDebounce after the last relevant event, or
+	// reloadMaxDelay after the first of a burst that never pauses.
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	var pendingSince time.Time
+	arm := func() {
+		now := time.Now()
+		if pendingSince.IsZero() {
+			pendingSince = now
+		}
+		debounce.Reset(max(0, min(reloadDebounce, reloadMaxDelay-now.Sub(pendingSince))))
+	}
+	for {
+		select {
+		case <-quit:
+			return
+		case <-hup:
+			log.Info("reload requested", "signal", "SIGHUP")
+			d.reloadAndLog(log, triggerSignal)
+			w.sync()
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if w.relevant(ev.Name) {
+				arm()
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			// Typically an overflowed event queue: events were lost, so look.
+			log.Warn("config watcher", "err", err)
+			arm()
+		case <-poll.C:
+			w.sync()
+			if d.changed() {
+				// Through the debounce, so that a file caught half written by
+				// the poll gets time to be finished.
+				arm()
+			}
+		case <-debounce.C:
+			pendingSince = time.Time{}
+			d.reloadAndLog(log, triggerWatch)
+			w.sync()
+		}
+	}
+}
+
+// reloadAndLog reloads and logs a failure: every error (each FieldError
+// with its file and line) at error level, once per distinct content unless
+// the operator asked again with SIGHUP.
+func (d *Daemon) reloadAndLog(log *slog.Logger, trigger string) {
+	res, err := d.reload(trigger)
+	switch {
+	case res == reloadUnchanged && trigger == triggerSignal:
+		log.Info("config unchanged", "trigger", trigger)
+	case res == reloadUnchanged:
+		log.Debug("config unchanged", "trigger", trigger)
+	case res == reloadFailed, res == reloadStillFailed && trigger == triggerSignal:
+		errs := flatten(err)
+		for _, e := range errs {
+			log.Error("invalid config", "err", e.Error())
+		}
+		log.Error("reload failed, keeping the previous config", "trigger", trigger, "errors", len(errs))
+	}
+}
+
+// changed reports whether the files differ from both the config in force
+// and the last failed content.
+func (d *Daemon) changed() bool {
+	r := &d.rl
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sum, _, _ := hashFiles(r.path, r.cur.UsersDir)
+	return sum != r.sum && sum != r.badSum
+}
+
+// flatten lists the errors joined in err (errors.Join nests).
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
+}
+
+// watcher keeps fsnotify watching the folders that matter: the config
+// file's, those of the symlinks it resolves through and of its target
+// (a Kubernetes ConfigMap swaps a "..data" symlink; an editor renames a new
+// file over the old), and users_dir. Folders, not files: a watch on a file
+// follows the inode an editor's rename or a symlink swap replaces.
+type watcher struct {
+	d   *Daemon
+	log *slog.Logger
+	fsw *fsnotify.Watcher // nil: events unavailable, polling only
+
+	names    map[string]bool // paths whose events matter
+	usersDir string          // absolute; every event in it matters
+}
+
+// targets computes the folders to watch and the paths that matter.
+func (w *watcher) targets() (dirs, names []string, usersDir string) {
+	w.d.rl.mu.Lock()
+	ud := w.d.rl.cur.UsersDir
+	w.d.rl.mu.Unlock()
+	add := func(p string) {
+		names = append(names, p)
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	for _, p := range []string{w.d.rl.path, ud} {
+		if p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			continue
+		}
+		add(abs)
+		links, target := linkChain(abs)
+		for _, l := range links {
+			add(l)
+		}
+		add(target)
+		if p == ud {
+			usersDir = abs
+			dirs = append(dirs, abs)
+		}
+	}
+	slices.Sort(dirs)
+	return slices.Compact(dirs), names, usersDir
+}
+
+// sync points the watches at the current targets. Folders that do not
+// exist yet are retried on the next sync; the poll covers them meanwhile.
+func (w *watcher) sync() {
+	dirs, names, usersDir := w.targets()
+	w.names = make(map[string]bool, len(names))
+	for _, n := range names {
+		w.names[n] = true
+	}
+	w.usersDir = usersDir
+	if w.fsw == nil {
+		return
+	}
+	have := w.fsw.WatchList()
+	for _, dir := range have {
+		if !slices.Contains(dirs, dir) {
+			_ = w.fsw.Remove(dir) // already gone when the folder was deleted
+		}
+	}
+	for _, dir := range dirs {
+		if slices.Contains(have, dir) {
+			continue
+		}
+		if err := w.fsw.Add(dir); err != nil {
+			w.log.Debug("cannot watch folder yet", "dir", dir, "err", err)
+		}
+	}
+}
+
+func (w *watcher) dirs() []string {
+	if w.fsw == nil {
+		return nil
+	}
+	return w.fsw.WatchList()
+}
+
+// relevant reports whether an event on path may change the config.
+func (w *watcher) relevant(path string) bool {
+	path = filepath.Clean(path)
+	return w.names[path] || w.usersDir != "" && filepath.Dir(path) == w.usersDir
+}
+
+// maxLinks bounds symlink resolution, as the kernel's ELOOP does.
+const maxLinks = 40
+
+// linkChain resolves the absolute path p one component at a time and
+// returns every symlink met on the way (as the path of the link itself)
+// and the final target. A missing component ends the walk: the target is
+// then the path as far as it could be resolved, joined to the rest.
+func linkChain(p string) (links []string, target string) {
+	rest := strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")
+	cur := "/"
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		fi, err := os.Lstat(next)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			if err != nil {
+				return links, filepath.Join(append([]string{next}, rest...)...)
+			}
+			cur = next
+			continue
+		}
+		dest, err := os.Readlink(next)
+		if hops++; err != nil || hops > maxLinks {
+			return links, filepath.Join(append([]string{next}, rest...)...)
+		}
+		links = append(links, next)
+		if filepath.IsAbs(dest) {
+			cur = "/"
+		}
+		rest = append(strings.Split(dest, "/"), rest...)
+	}
+	return links, cur
+}
