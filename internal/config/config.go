@@ -163,3 +163,10 @@ func (e *FieldError) Error() string {
 	}
 	return loc + ": " + e.Field + ": " + e.Msg
 }
+
+// Errorf returns a FieldError for a top-level field path ("sftp.ciphers[1]")
+// pointing at the line it was written on, for checks made outside this
+// package (algorithm names are known to the SSH library, not here).
+func (c *Config) Errorf(field, format string, args ...any) *FieldError {
+	return Source{File: c.File, Lines: c.lines}.Errorf(field, format, args...)
+}

@@ -30,7 +30,38 @@ var ErrForced = errors.New("forced shutdown: connections were closed before they
 // validation (done by config.Parse) and the parsing of keys and password
 // hashes. `wharf config check` and start-up share it.
 func Check(cfg *config.Config) (*auth.Directory, error) {
-	return auth.NewDirectory(cfg.Users)
+	dir, err := auth.NewDirectory(cfg.Users)
+	errs := []error{err}
+	errs = append(errs, checkAlgorithms(cfg, "sftp", sftpAlgorithms(cfg.SFTP))...)
+	if l := cfg.SFTP.Legacy; l.Listen != "" {
+		errs = append(errs, checkAlgorithms(cfg, "sftp.legacy", legacyAlgorithms(l))...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return dir, nil
+}
+
+// sftpAlgorithms is the main listener's set: the safe defaults unless the
+// operator listed others.
+func sftpAlgorithms(c config.SFTP) sftpd.Algorithms {
+	return sftpd.DefaultAlgorithms().With(c.KexAlgorithms, c.Ciphers, c.MACs, nil)
+}
+
+func legacyAlgorithms(l config.Legacy) sftpd.Algorithms {
+	return sftpd.DefaultAlgorithms().With(l.KexAlgorithms, l.Ciphers, l.MACs, l.HostKeyAlgorithms)
+}
+
+// checkAlgorithms reports names the SSH library does not implement:
+// x/crypto would silently drop them.
+func checkAlgorithms(cfg *config.Config, prefix string, a sftpd.Algorithms) []error {
+	var errs []error
+	for field, idx := range a.Unknown() {
+		for _, i := range idx {
+			errs = append(errs, cfg.Errorf(fmt.Sprintf("%s.%s[%d]", prefix, field, i), "unknown algorithm"))
+		}
+	}
+	return errs
 }
 
 // Daemon is a running wharf.
@@ -44,6 +75,9 @@ type Daemon struct {
 
 	sftp   *sftpd.Server
 	sftpLn net.Listener
+
+	legacy   *sftpd.Server // SSH with the legacy algorithm set, for named users
+	legacyLn net.Listener
 
 	ftps           *ftpd.Server
 	ftpsLn         net.Listener // explicit (AUTH TLS)
@@ -94,10 +128,12 @@ func (d *Daemon) setupSFTP() error {
 		d.log.Info("host key", "component", "sftpd", "type", k.PublicKey().Type(), "fingerprint", auth.Fingerprint(k.PublicKey()))
 	}
 	d.sftp, err = sftpd.New(sftpd.Config{
-		HostKeys: keys,
-		Users:    d.users.Load,
-		Sessions: d.sessions,
-		Log:      d.log,
+		HostKeys:     keys,
+		Users:        d.users.Load,
+		Sessions:     d.sessions,
+		Log:          d.log,
+		LoginTimeout: d.cfg.Limits.LoginTimeout,
+		Algorithms:   sftpAlgorithms(d.cfg.SFTP),
 	})
 	if err != nil {
 		return err
@@ -105,6 +141,23 @@ func (d *Daemon) setupSFTP() error {
 	d.sftpLn, err = net.Listen("tcp", d.cfg.SFTP.Listen)
 	if err != nil {
 		return fmt.Errorf("sftp listener: %w", err)
+	}
+	if l := d.cfg.SFTP.Legacy; l.Listen != "" {
+		d.legacy, err = sftpd.New(sftpd.Config{
+			HostKeys:     keys,
+			Users:        d.users.Load,
+			Sessions:     d.sessions,
+			Log:          d.log.With("listener", "legacy"),
+			LoginTimeout: d.cfg.Limits.LoginTimeout,
+			Algorithms:   legacyAlgorithms(l),
+			AllowUsers:   l.Users,
+		})
+		if err != nil {
+			return fmt.Errorf("legacy listener: %w", err)
+		}
+		if d.legacyLn, err = net.Listen("tcp", l.Listen); err != nil {
+			return fmt.Errorf("legacy sftp listener: %w", err)
+		}
 	}
 	return nil
 }
@@ -146,12 +199,15 @@ func (d *Daemon) setupFTPS() error {
 
 // closeListeners releases what New bound when start-up fails half way.
 func (d *Daemon) closeListeners() {
-	for _, ln := range []net.Listener{d.sftpLn, d.ftpsLn, d.ftpsImplicitLn} {
+	for _, ln := range []net.Listener{d.sftpLn, d.legacyLn, d.ftpsLn, d.ftpsImplicitLn} {
 		if ln != nil {
 			ln.Close()
 		}
 	}
 }
+
+// LegacyAddr is the bound legacy SFTP address, or nil.
+func (d *Daemon) LegacyAddr() net.Addr { return addrOf(d.legacyLn) }
 
 // FTPSAddr is the bound explicit FTPS address, or nil.
 func (d *Daemon) FTPSAddr() net.Addr { return addrOf(d.ftpsLn) }
@@ -174,9 +230,12 @@ func (d *Daemon) SFTPAddr() net.Addr { return addrOf(d.sftpLn) }
 // connections, and a serve error if a listener failed.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.startWatcher()()
-	serveErr := make(chan error, 3)
+	serveErr := make(chan error, 4)
 	if d.sftp != nil {
 		go func() { serveErr <- d.sftp.Serve(d.sftpLn) }()
+	}
+	if d.legacy != nil {
+		go func() { serveErr <- d.legacy.Serve(d.legacyLn) }()
 	}
 	if d.ftpsLn != nil {
 		go func() { serveErr <- d.ftps.ServeExplicit(d.ftpsLn) }()
@@ -210,6 +269,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	var fronts []frontEnd
 	if d.sftp != nil {
 		fronts = append(fronts, d.sftp)
+	}
+	if d.legacy != nil {
+		fronts = append(fronts, d.legacy)
 	}
 	if d.ftps != nil {
 		fronts = append(fronts, d.ftps)
@@ -257,6 +319,9 @@ func (d *Daemon) Close() {
 	d.forced.Store(true)
 	if d.sftp != nil {
 		d.sftp.Close()
+	}
+	if d.legacy != nil {
+		d.legacy.Close()
 	}
 	if d.ftps != nil {
 		d.ftps.Close()

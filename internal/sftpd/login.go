@@ -3,6 +3,7 @@ package sftpd
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -20,6 +21,9 @@ const proto = "sftp"
 // errLogin is all a client learns about a failed attempt.
 var errLogin = errors.New("authentication failed")
 
+// errNotHere is logged for a valid login on a listener the user may not use.
+var errNotHere = errors.New("user not allowed on this listener")
+
 // login holds one connection's authentication state. x/crypto calls the
 // public key callback for queries as well as for signed attempts, so a
 // callback's success is not yet a login: the principal is picked only
@@ -27,13 +31,19 @@ var errLogin = errors.New("authentication failed")
 type login struct {
 	users *auth.Directory
 	log   *slog.Logger
+	allow []string // nil: every user
 
 	mu         sync.Mutex
 	principals map[string]*auth.Principal
 }
 
-func newLogin(users *auth.Directory, log *slog.Logger) *login {
-	return &login{users: users, log: log, principals: make(map[string]*auth.Principal)}
+func newLogin(users *auth.Directory, allow []string, log *slog.Logger) *login {
+	return &login{users: users, allow: allow, log: log, principals: make(map[string]*auth.Principal)}
+}
+
+// refused reports a user who may not log in on this listener at all.
+func (l *login) refused(user string) bool {
+	return l.allow != nil && !slices.Contains(l.allow, user)
 }
 
 func (l *login) accept(p *auth.Principal) *ssh.Permissions {
@@ -62,6 +72,9 @@ func (l *login) fail(user, method, fingerprint string, err error) error {
 
 func (l *login) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	p, err := l.users.VerifyKey(proto, c.User(), key)
+	if err == nil && l.refused(c.User()) {
+		err = errNotHere
+	}
 	if err != nil {
 		return nil, l.fail(c.User(), auth.MethodPublicKey, auth.Fingerprint(key), err)
 	}
@@ -70,6 +83,9 @@ func (l *login) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissio
 
 func (l *login) password(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
 	p, err := l.users.VerifyPassword(proto, c.User(), string(password))
+	if err == nil && l.refused(c.User()) {
+		err = errNotHere
+	}
 	if err != nil {
 		return nil, l.fail(c.User(), auth.MethodPassword, "", err)
 	}
@@ -99,8 +115,9 @@ func (s *Server) serverConfig(l *login) *ssh.ServerConfig {
 		KeyboardInteractiveCallback: l.keyboardInteractive,
 		MaxAuthTries:                6,
 	}
-	for _, k := range s.cfg.HostKeys {
+	for _, k := range s.signers {
 		cfg.AddHostKey(k)
 	}
+	s.cfg.Algorithms.apply(cfg)
 	return cfg
 }

@@ -35,12 +35,18 @@ type Config struct {
 	Log      *slog.Logger
 	// LoginTimeout bounds the handshake and authentication (default 30s).
 	LoginTimeout time.Duration
+	// Algorithms offered; the zero value means DefaultAlgorithms.
+	Algorithms Algorithms
+	// AllowUsers, when not nil, are the only users who may log in here
+	// (the legacy listener).
+	AllowUsers []string
 }
 
 // Server serves SFTP on any number of listeners.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	signers []ssh.Signer // host keys restricted to the configured algorithms
 
 	mu        sync.Mutex
 	closed    bool
@@ -62,6 +68,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 30 * time.Second
 	}
+	if cfg.Algorithms.KeyExchanges == nil {
+		cfg.Algorithms = DefaultAlgorithms()
+	}
+	signers, err := cfg.Algorithms.hostSigners(cfg.HostKeys)
+	if err != nil {
+		return nil, fmt.Errorf("sftpd: %w", err)
+	}
 	// Advertise only what we serve: hardlink@openssh.com would always be
 	// refused. pkg/sftp keeps this list in a package variable.
 	sftpExtensions.Do(func() {
@@ -69,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 	})
 	return &Server{
 		cfg:       cfg,
+		signers:   signers,
 		log:       cfg.Log.With("component", "sftpd"),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
@@ -186,7 +200,7 @@ func (s *Server) handleConn(nc net.Conn) {
 	log := s.cfg.Log.With("proto", "sftp", "conn_id", connID, "remote", nc.RemoteAddr().String())
 
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
-	login := newLogin(s.cfg.Users(), log)
+	login := newLogin(s.cfg.Users(), s.cfg.AllowUsers, log)
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.serverConfig(login))
 	if err != nil {
 		log.Debug("handshake failed", "err", err)
