@@ -140,18 +140,31 @@ func TestCLIUser(t *testing.T) {
 }
 
 // TestCLIUserLogin checks that a user added with `wharf user add` to the
-// config of a real daemon can log in once the daemon reads the file (here
-// by a restart; hot reload has its own tests).
+// config of a running daemon can log in within 2 seconds, without a
+// restart (hot reload), and that `wharf user remove` closes that user's
+// open session.
 func TestCLIUserLogin(t *testing.T) {
 	requireClient(t, "sftp")
 	d := startDaemon(t, daemonOpts{})
 	carol := newUser(t, "carol")
 	d.ForbidInLogs(carol.Password)
+	mark := d.LogMark()
 	wharfUser(t, d.ConfigPath, "", "add", "carol", "--home", "/carol", "--key", carol.PubKey)
-	configCheck(t, d.ConfigPath)
-	d.Restart(t)
+	added := time.Now()
+	d.WaitLogSince(t, mark, logMatch("msg", "config reloaded"), 2*time.Second)
 	sftpOK(t, d, carol, "mkdir /made-by-carol\n")
+	if took := time.Since(added); took > 5*time.Second {
+		t.Errorf("carol logged in %v after `wharf user add`", took)
+	}
 	if fi, err := os.Stat(filepath.Join(d.HomeDir(carol), "made-by-carol")); err != nil || !fi.IsDir() {
 		t.Errorf("carol's mkdir did not land in her home: %v", err)
+	}
+	configCheck(t, d.ConfigPath)
+
+	mark = d.LogMark()
+	wharfUser(t, d.ConfigPath, "", "remove", "carol")
+	d.WaitLogSince(t, mark, logMatch("msg", "config reloaded"), 2*time.Second)
+	if _, _, err := sftpBatch(t, d, carol, "ls\n"); err == nil {
+		t.Error("a removed user still logs in")
 	}
 }
