@@ -1,0 +1,280 @@
+// Package guard decides which connections may proceed, before any
+// authentication work: it counts connections (in total, per address, per
+// user, and those not yet logged in) against the configured limits, and it
+// bans addresses that keep failing to log in (the defender). SFTP and FTPS
+// both ask it, so a partner's brute force or runaway script is stopped the
+// same way on either protocol.
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Limits are the connection limits; a value below 1 means no limit.
+type Limits struct {
+	MaxConnections     int
+	MaxPerIP           int
+	MaxPerUser         int
+	MaxUnauthenticated int
+}
+
+// Defender configures bans. A disabled defender never bans.
+type Defender struct {
+	Enabled    bool
+	Threshold  int           // failed logins...
+	Window     time.Duration // ...within this window ban the address
+	BanTime    time.Duration // doubled on each repeat offence...
+	MaxBanTime time.Duration // ...up to this
+	Allow      []netip.Prefix
+}
+
+// Refusals. Their text is what a client is told.
+var (
+	ErrBanned          = errors.New("too many failed logins from your address; try again later")
+	ErrTooMany         = errors.New("server busy: too many connections")
+	ErrTooManyFromIP   = errors.New("too many connections from your address")
+	ErrTooManyUnauth   = errors.New("server busy: too many connections logging in")
+	ErrTooManyForUser  = errors.New("too many sessions for this user")
+	errTicketLoggedIn  = errors.New("guard: ticket already logged in")
+	maxTracked         = 100_000 // addresses with failure records; oldest dropped beyond
+	failuresPerAddress = 64      // timestamps kept per address
+)
+
+// Guard is safe for concurrent use.
+type Guard struct {
+	limits Limits
+	def    Defender
+	log    *slog.Logger
+	now    func() time.Time
+	onBan  func([]Ban) // called (outside the lock) when the ban list changes
+
+	mu      sync.Mutex
+	total   int
+	unauth  int
+	perIP   map[netip.Addr]int
+	perUser map[string]int
+	records map[netip.Addr]*record
+}
+
+type record struct {
+	failures []time.Time // within the window
+	offences int         // bans so far
+	until    time.Time   // banned until
+	last     time.Time
+}
+
+// Ban is one banned address, for `wharf defender list`.
+type Ban struct {
+	Addr     netip.Addr `json:"addr"`
+	Until    time.Time  `json:"until"`
+	Offences int        `json:"offences"`
+}
+
+// New returns a guard. onBan may be nil.
+func New(l Limits, d Defender, log *slog.Logger, onBan func([]Ban)) *Guard {
+	return &Guard{
+		limits: l, def: d, log: log.With("component", "guard"), now: time.Now, onBan: onBan,
+		perIP: map[netip.Addr]int{}, perUser: map[string]int{}, records: map[netip.Addr]*record{},
+	}
+}
+
+// AddrOf extracts the IP of a connection's remote address.
+func AddrOf(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Ticket is one admitted connection. Close it when the connection ends.
+type Ticket struct {
+	g        *Guard
+	addr     netip.Addr
+	user     string
+	loggedIn bool
+	closed   bool
+}
+
+// Admit decides whether a new connection from addr may proceed. It is
+// called before any protocol work, so a banned address costs nothing.
+func (g *Guard) Admit(addr netip.Addr) (*Ticket, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.bannedLocked(addr) {
+		return nil, ErrBanned
+	}
+	switch {
+	case over(g.total, g.limits.MaxConnections):
+		return nil, ErrTooMany
+	case over(g.perIP[addr], g.limits.MaxPerIP):
+		return nil, ErrTooManyFromIP
+	case over(g.unauth, g.limits.MaxUnauthenticated):
+		return nil, ErrTooManyUnauth
+	}
+	g.total++
+	g.unauth++
+	g.perIP[addr]++
+	return &Ticket{g: g, addr: addr}, nil
+}
+
+func over(n, limit int) bool { return limit > 0 && n >= limit }
+
+// LoggedIn moves the connection from "logging in" to user's sessions,
+// refusing it when the user already has as many as allowed.
+func (t *Ticket) LoggedIn(user string) error {
+	g := t.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.loggedIn || t.closed {
+		return errTicketLoggedIn
+	}
+	if over(g.perUser[user], g.limits.MaxPerUser) {
+		return ErrTooManyForUser
+	}
+	t.loggedIn, t.user = true, user
+	g.unauth--
+	g.perUser[user]++
+	return nil
+}
+
+// Close releases the connection's place. It is idempotent.
+func (t *Ticket) Close() {
+	g := t.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.closed = true
+	g.total--
+	if g.perIP[t.addr]--; g.perIP[t.addr] <= 0 {
+		delete(g.perIP, t.addr)
+	}
+	if !t.loggedIn {
+		g.unauth--
+		return
+	}
+	if g.perUser[t.user]--; g.perUser[t.user] <= 0 {
+		delete(g.perUser, t.user)
+	}
+}
+
+// Banned reports whether addr is banned now; a login attempt already under
+// way from it is refused without checking the credentials.
+func (g *Guard) Banned(addr netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.bannedLocked(addr)
+}
+
+func (g *Guard) bannedLocked(addr netip.Addr) bool {
+	r := g.records[addr]
+	if r == nil || r.until.IsZero() {
+		return false
+	}
+	if g.now().Before(r.until) {
+		return true
+	}
+	r.until = time.Time{}
+	g.log.Info("unban", "addr", addr.String())
+	return false
+}
+
+// LoginFailed scores a failed login from addr and bans it past the
+// threshold. Each repeat offence doubles the ban, up to MaxBanTime.
+func (g *Guard) LoginFailed(addr netip.Addr) {
+	if !g.def.Enabled || g.allowed(addr) {
+		return
+	}
+	g.mu.Lock()
+	now := g.now()
+	r := g.records[addr]
+	if r == nil {
+		g.pruneLocked(now)
+		r = &record{}
+		g.records[addr] = r
+	}
+	r.last = now
+	cut := now.Add(-g.def.Window)
+	r.failures = slices.DeleteFunc(r.failures, func(t time.Time) bool { return t.Before(cut) })
+	if len(r.failures) < failuresPerAddress {
+		r.failures = append(r.failures, now)
+	}
+	if len(r.failures) < g.def.Threshold || now.Before(r.until) {
+		g.mu.Unlock()
+		return
+	}
+	ban := g.def.BanTime << min(r.offences, 30)
+	if ban <= 0 || ban > g.def.MaxBanTime {
+		ban = g.def.MaxBanTime
+	}
+	r.offences++
+	r.until = now.Add(ban)
+	r.failures = nil
+	bans := g.bansLocked()
+	g.mu.Unlock()
+	g.log.Warn("ban", "addr", addr.String(), "duration", ban.String(), "offences", r.offences, "failures", g.def.Threshold)
+	if g.onBan != nil {
+		g.onBan(bans)
+	}
+}
+
+func (g *Guard) allowed(addr netip.Addr) bool {
+	for _, p := range g.def.Allow {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneLocked forgets addresses with no ban in force and no recent
+// failure, and bounds the table so a scan from many addresses cannot grow
+// it without limit.
+func (g *Guard) pruneLocked(now time.Time) {
+	if len(g.records) < maxTracked {
+		return
+	}
+	for a, r := range g.records {
+		if now.After(r.until) && now.Sub(r.last) > g.def.Window {
+			delete(g.records, a)
+		}
+	}
+	for a := range g.records { // still full: drop arbitrary entries
+		if len(g.records) < maxTracked {
+			break
+		}
+		delete(g.records, a)
+	}
+}
+
+// Bans lists the addresses banned now.
+func (g *Guard) Bans() []Ban {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.bansLocked()
+}
+
+func (g *Guard) bansLocked() []Ban {
+	now := g.now()
+	var out []Ban
+	for a, r := range g.records {
+		if now.Before(r.until) {
+			out = append(out, Ban{Addr: a, Until: r.until.UTC(), Offences: r.offences})
+		}
+	}
+	slices.SortFunc(out, func(x, y Ban) int { return x.Addr.Compare(y.Addr) })
+	return out
+}
+
+// String describes the limits, for the start-up log.
+func (l Limits) String() string {
+	return fmt.Sprintf("total=%d per_ip=%d per_user=%d unauthenticated=%d", l.MaxConnections, l.MaxPerIP, l.MaxPerUser, l.MaxUnauthenticated)
+}

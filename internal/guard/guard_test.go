@@ -1,0 +1,150 @@
+package guard
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
+func newGuard(l Limits, d Defender) (*Guard, *clock, *[][]Ban) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var calls [][]Ban
+	g := New(l, d, slog.New(slog.DiscardHandler), func(b []Ban) { calls = append(calls, b) })
+	g.now = c.now
+	return g, c, &calls
+}
+
+var (
+	ip1 = netip.MustParseAddr("192.0.2.1")
+	ip2 = netip.MustParseAddr("192.0.2.2")
+)
+
+func TestLimits(t *testing.T) {
+	g, _, _ := newGuard(Limits{MaxConnections: 3, MaxPerIP: 2, MaxPerUser: 1, MaxUnauthenticated: 2}, Defender{})
+	a, err := g.Admit(ip1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := g.Admit(ip1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Admit(ip1); !errors.Is(err, ErrTooManyFromIP) {
+		t.Fatalf("third from one address: %v", err)
+	}
+	if _, err := g.Admit(ip2); !errors.Is(err, ErrTooManyUnauth) {
+		t.Fatalf("third logging in: %v", err)
+	}
+	if err := a.LoggedIn("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LoggedIn("alice"); !errors.Is(err, ErrTooManyForUser) {
+		t.Fatalf("second session of alice: %v", err)
+	}
+	c, err := g.Admit(ip2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Admit(ip2); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("fourth in total: %v", err)
+	}
+	a.Close()
+	a.Close() // idempotent
+	if err := b.LoggedIn("alice"); err != nil {
+		t.Fatalf("alice after her first session closed: %v", err)
+	}
+	b.Close()
+	c.Close()
+	if g.total != 0 || g.unauth != 0 || len(g.perIP) != 0 || len(g.perUser) != 0 {
+		t.Fatalf("counters not back to zero: total %d unauth %d ip %v user %v", g.total, g.unauth, g.perIP, g.perUser)
+	}
+}
+
+func TestDefender(t *testing.T) {
+	d := Defender{Enabled: true, Threshold: 3, Window: time.Minute, BanTime: 10 * time.Minute, MaxBanTime: 25 * time.Minute,
+		Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	g, c, calls := newGuard(Limits{}, d)
+
+	// Failures spread wider than the window never add up to a ban.
+	for range 5 {
+		g.LoginFailed(ip1)
+		c.add(31 * time.Second)
+	}
+	if g.Banned(ip1) {
+		t.Fatal("banned for failures outside the window")
+	}
+	for range 3 {
+		g.LoginFailed(ip1)
+	}
+	if !g.Banned(ip1) {
+		t.Fatal("not banned after 3 failures in the window")
+	}
+	if _, err := g.Admit(ip1); !errors.Is(err, ErrBanned) {
+		t.Fatalf("banned address admitted: %v", err)
+	}
+	if _, err := g.Admit(ip2); err != nil {
+		t.Fatalf("another address refused: %v", err)
+	}
+	if len(*calls) != 1 || len((*calls)[0]) != 1 || (*calls)[0][0].Addr != ip1 {
+		t.Fatalf("ban list callbacks: %v", *calls)
+	}
+	c.add(10*time.Minute + time.Second)
+	if g.Banned(ip1) {
+		t.Fatal("still banned after ban_time")
+	}
+	// A repeat offence doubles the ban, capped at max_ban_time.
+	for range 3 {
+		g.LoginFailed(ip1)
+	}
+	if bans := g.Bans(); len(bans) != 1 || bans[0].Until.Sub(c.now()) != 20*time.Minute {
+		t.Fatalf("second ban: %v", bans)
+	}
+	c.add(21 * time.Minute)
+	for range 3 {
+		g.LoginFailed(ip1)
+	}
+	if bans := g.Bans(); len(bans) != 1 || bans[0].Until.Sub(c.now()) != 25*time.Minute {
+		t.Fatalf("third ban not capped: %v", bans)
+	}
+	// Allow-listed addresses are never banned.
+	allowed := netip.MustParseAddr("198.51.100.7")
+	for range 10 {
+		g.LoginFailed(allowed)
+	}
+	if g.Banned(allowed) {
+		t.Fatal("allow-listed address banned")
+	}
+}
+
+func TestDefenderDisabled(t *testing.T) {
+	g, _, _ := newGuard(Limits{}, Defender{Enabled: false, Threshold: 1})
+	for range 10 {
+		g.LoginFailed(ip1)
+	}
+	if g.Banned(ip1) {
+		t.Fatal("a disabled defender banned")
+	}
+}
+
+func TestRecordsBounded(t *testing.T) {
+	g, c, _ := newGuard(Limits{}, Defender{Enabled: true, Threshold: 100, Window: time.Second, BanTime: time.Minute, MaxBanTime: time.Hour})
+	base := ip1.As4()
+	for i := range maxTracked + 10 {
+		b := base
+		b[2], b[3] = byte(i>>8), byte(i)
+		b[1] = byte(i >> 16)
+		g.LoginFailed(netip.AddrFrom4(b))
+		if i%1000 == 0 {
+			c.add(2 * time.Second)
+		}
+	}
+	if n := len(g.records); n > maxTracked {
+		t.Fatalf("%d records kept, bound is %d", n, maxTracked)
+	}
+}
