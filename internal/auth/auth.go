@@ -6,6 +6,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"golang.org/x/crypto/ssh"
@@ -34,6 +35,9 @@ type Principal struct {
 	Method      string // MethodPublicKey or MethodPassword
 	Fingerprint string // SHA256:... of the key used; "" for password
 	Protocol    string // "sftp" or "ftps": what the user logged in over
+	Remote      netip.Addr
+	// MaxUploadSize caps any file the user writes; 0: no cap.
+	MaxUploadSize int64
 
 	// credential identifies the password hash a password login was checked
 	// against (see hashID), so that Recheck can tell whether it still holds.
@@ -52,19 +56,41 @@ type Directory struct {
 }
 
 type entry struct {
-	name     string
-	home     string
-	perms    vfs.Perms
-	disabled bool
-	keys     map[string]string // ssh wire bytes (key.Marshal()) -> fingerprint
-	password passwordHash      // nil: password login not configured
-	passID   string            // hashID of the configured hash; "" without one
-	protos   []string          // nil: every protocol
+	name      string
+	home      string
+	perms     vfs.Perms
+	disabled  bool
+	keys      map[string]string // ssh wire bytes (key.Marshal()) -> fingerprint
+	password  passwordHash      // nil: password login not configured
+	passID    string            // hashID of the configured hash; "" without one
+	protos    []string          // nil: every protocol
+	nets      []netip.Prefix    // allowed_ips; empty: anywhere
+	maxUpload int64
 }
 
 // allows reports whether the user may log in over proto.
 func (e *entry) allows(proto string) bool {
 	return e.protos == nil || slices.Contains(e.protos, proto)
+}
+
+// from reports whether the user may log in from addr (allowed_ips).
+func (e *entry) from(addr netip.Addr) bool {
+	if len(e.nets) == 0 {
+		return true
+	}
+	for _, n := range e.nets {
+		if n.Contains(addr.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// Attempt is one login attempt: who claims to be whom, over what, from where.
+type Attempt struct {
+	Protocol string // "sftp" or "ftps"
+	User     string
+	Remote   netip.Addr
 }
 
 // NewDirectory parses every user's keys, password hash and permissions. It
@@ -103,10 +129,11 @@ func NewDirectory(users []config.User) (*Directory, error) {
 func newEntry(u config.User) (*entry, []error) {
 	var errs []error
 	e := &entry{
-		name:     u.Name,
-		home:     u.Home,
-		disabled: u.Disabled,
-		protos:   u.Protocols,
+		name:      u.Name,
+		home:      u.Home,
+		disabled:  u.Disabled,
+		protos:    u.Protocols,
+		maxUpload: int64(u.MaxUploadSize),
 	}
 
 	// Mirrors vfs.ParsePerms (nil = every permission, [] = none), one name at
@@ -122,6 +149,15 @@ func newEntry(u config.User) (*entry, []error) {
 			}
 			e.perms |= p
 		}
+	}
+
+	for i, c := range u.AllowedIPs {
+		n, err := config.ParsePrefix(c)
+		if err != nil {
+			errs = append(errs, u.Src.Errorf(fmt.Sprintf("allowed_ips[%d]", i), "%v", err))
+			continue
+		}
+		e.nets = append(e.nets, n)
 	}
 
 	seen := make(map[string]int, len(u.PublicKeys)) // wire bytes -> index
@@ -159,8 +195,8 @@ func newEntry(u config.User) (*entry, []error) {
 // VerifyKey reports whether user may log in with key. The server has already
 // checked the client's signature; this decides whether the key is the user's.
 // Every failure wraps ErrInvalidCredentials.
-func (d *Directory) VerifyKey(proto, user string, key ssh.PublicKey) (*Principal, error) {
-	e := d.users[user]
+func (d *Directory) VerifyKey(a Attempt, key ssh.PublicKey) (*Principal, error) {
+	e := d.users[a.User]
 	var wire string
 	if key != nil {
 		wire = string(key.Marshal())
@@ -180,10 +216,12 @@ func (d *Directory) VerifyKey(proto, user string, key ssh.PublicKey) (*Principal
 	case !found:
 		// The fingerprint is public and tells the operator which key was tried.
 		return nil, fmt.Errorf("%w: key %s not authorized", ErrInvalidCredentials, Fingerprint(key))
-	case !e.allows(proto):
-		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, proto)
+	case !e.allows(a.Protocol):
+		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, a.Protocol)
+	case !e.from(a.Remote):
+		return nil, fmt.Errorf("%w: address %s not in allowed_ips", ErrInvalidCredentials, a.Remote)
 	}
-	return e.principal(proto, MethodPublicKey, fp), nil
+	return e.principal(a, MethodPublicKey, fp), nil
 }
 
 // VerifyPassword reports whether password is user's. Every call runs exactly
@@ -192,8 +230,8 @@ func (d *Directory) VerifyKey(proto, user string, key ssh.PublicKey) (*Principal
 // which users exist. (Users whose hashes use other parameters than the
 // defaults, or bcrypt, take a different time than the dummy; operators who
 // care keep the defaults.) Every failure wraps ErrInvalidCredentials.
-func (d *Directory) VerifyPassword(proto, user, password string) (*Principal, error) {
-	e := d.users[user]
+func (d *Directory) VerifyPassword(a Attempt, password string) (*Principal, error) {
+	e := d.users[a.User]
 	h := d.dummy
 	var reason string
 	switch {
@@ -215,20 +253,25 @@ func (d *Directory) VerifyPassword(proto, user, password string) (*Principal, er
 	}
 	// Checked last, after the full hash verification: a refused protocol
 	// costs what a wrong password costs.
-	if !e.allows(proto) {
-		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, proto)
+	if !e.allows(a.Protocol) {
+		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, a.Protocol)
 	}
-	return e.principal(proto, MethodPassword, ""), nil
+	if !e.from(a.Remote) {
+		return nil, fmt.Errorf("%w: address %s not in allowed_ips", ErrInvalidCredentials, a.Remote)
+	}
+	return e.principal(a, MethodPassword, ""), nil
 }
 
-func (e *entry) principal(proto, method, fingerprint string) *Principal {
+func (e *entry) principal(a Attempt, method, fingerprint string) *Principal {
 	p := &Principal{
-		Protocol:    proto,
-		User:        e.name,
-		Home:        e.home,
-		Perms:       e.perms,
-		Method:      method,
-		Fingerprint: fingerprint,
+		Protocol:      a.Protocol,
+		Remote:        a.Remote,
+		User:          e.name,
+		Home:          e.home,
+		Perms:         e.perms,
+		MaxUploadSize: e.maxUpload,
+		Method:        method,
+		Fingerprint:   fingerprint,
 	}
 	if method == MethodPassword {
 		p.credential = e.passID

@@ -4,6 +4,7 @@ import (
 	"crypto/elliptic"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -143,7 +144,7 @@ func TestVerifyKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := f.dir.VerifyKey("sftp", tt.user, tt.key)
+			p, err := f.dir.VerifyKey(Attempt{Protocol: "sftp", User: tt.user}, tt.key)
 			if tt.wantErr != "" {
 				if !errors.Is(err, ErrInvalidCredentials) {
 					t.Fatalf("err = %v, want ErrInvalidCredentials", err)
@@ -190,7 +191,7 @@ func TestVerifyPassword(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			pw := tt.password(f)
-			p, err := f.dir.VerifyPassword("sftp", tt.user, pw)
+			p, err := f.dir.VerifyPassword(Attempt{Protocol: "sftp", User: tt.user}, pw)
 
 			// Exactly one hash verification per attempt, whoever asks.
 			dummy := f.dir.dummy.(*countingHash).n.Load()
@@ -232,13 +233,13 @@ func TestVerifyPassword(t *testing.T) {
 
 func TestVerifyPrincipalIsACopy(t *testing.T) {
 	f := newFixture(t)
-	p, err := f.dir.VerifyKey("sftp", "alice", f.aliceKey)
+	p, err := f.dir.VerifyKey(Attempt{Protocol: "sftp", User: "alice"}, f.aliceKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Perms = vfs.PermAll
 	p.Home = "/"
-	again, err := f.dir.VerifyKey("sftp", "alice", f.aliceKey)
+	again, err := f.dir.VerifyKey(Attempt{Protocol: "sftp", User: "alice"}, f.aliceKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,11 +255,11 @@ func TestDirectoryConcurrentUse(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 5 {
-				if _, err := f.dir.VerifyKey("sftp", "alice", f.aliceKey); err != nil {
+				if _, err := f.dir.VerifyKey(Attempt{Protocol: "sftp", User: "alice"}, f.aliceKey); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := f.dir.VerifyPassword("sftp", "bob", f.bobPW); err != nil {
+				if _, err := f.dir.VerifyPassword(Attempt{Protocol: "sftp", User: "bob"}, f.bobPW); err != nil {
 					errs <- err
 					return
 				}
@@ -406,7 +407,7 @@ func TestProtocols(t *testing.T) {
 		{"sftp", "both", true},
 		{"ftps", "both", true},
 	} {
-		p, err := d.VerifyPassword(tt.proto, tt.user, "pw")
+		p, err := d.VerifyPassword(Attempt{Protocol: tt.proto, User: tt.user}, "pw")
 		if tt.ok != (err == nil) {
 			t.Errorf("VerifyPassword(%s, %s) = %v, want ok=%v", tt.proto, tt.user, err, tt.ok)
 		}
@@ -417,10 +418,42 @@ func TestProtocols(t *testing.T) {
 			t.Errorf("principal protocol = %q, want %q", p.Protocol, tt.proto)
 		}
 	}
-	if _, err := d.VerifyKey("sftp", "ftponly", key); err == nil {
+	if _, err := d.VerifyKey(Attempt{Protocol: "sftp", User: "ftponly"}, key); err == nil {
 		t.Error("key login over a protocol the user may not use succeeded")
 	}
-	if _, err := d.VerifyKey("ftps", "ftponly", key); err != nil {
+	if _, err := d.VerifyKey(Attempt{Protocol: "ftps", User: "ftponly"}, key); err != nil {
 		t.Errorf("key login over an allowed protocol: %v", err)
+	}
+}
+
+func TestAllowedIPs(t *testing.T) {
+	key := sshKey(t, newED25519(t))
+	d, err := NewDirectory([]config.User{{
+		Name: "edi", Home: "/edi", PasswordHash: cheapArgon("pw"), PublicKeys: []string{authorizedLine(t, key)},
+		AllowedIPs: []string{"203.0.113.0/24", "2001:db8::1"}, Src: src(0),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, ok := range map[string]bool{
+		"203.0.113.9": true, "::ffff:203.0.113.9": true, "2001:db8::1": true,
+		"198.51.100.1": false, "2001:db8::2": false, "127.0.0.1": false,
+	} {
+		a := Attempt{Protocol: "sftp", User: "edi", Remote: netip.MustParseAddr(addr)}
+		if _, err := d.VerifyPassword(a, "pw"); ok != (err == nil) {
+			t.Errorf("password from %s: %v, want ok=%v", addr, err, ok)
+		}
+		p, err := d.VerifyKey(a, key)
+		if ok != (err == nil) {
+			t.Errorf("key from %s: %v, want ok=%v", addr, err, ok)
+		}
+		if err == nil {
+			if _, err := d.Recheck(p); err != nil {
+				t.Errorf("recheck from %s: %v", addr, err)
+			}
+		}
+	}
+	if _, err := NewDirectory([]config.User{{Name: "x", Home: "/", AllowedIPs: []string{"nonsense"}, Src: src(0)}}); err == nil {
+		t.Error("a malformed allowed_ips entry was accepted")
 	}
 }

@@ -50,6 +50,8 @@ func (d *Directory) Recheck(p *Principal) (*Principal, error) {
 		return nil, revoked("user disabled")
 	case !e.allows(p.Protocol):
 		return nil, revoked(fmt.Sprintf("protocol %s no longer allowed", p.Protocol))
+	case !e.from(p.Remote):
+		return nil, revoked(fmt.Sprintf("address %s no longer in allowed_ips", p.Remote))
 	case e.home != p.Home:
 		// The session's filesystem is rooted at the old home; moving it
 		// under a live session would leave the partner writing where the
@@ -73,6 +75,7 @@ func (d *Directory) Recheck(p *Principal) (*Principal, error) {
 	}
 	np := *p
 	np.Perms = e.perms
+	np.MaxUploadSize = e.maxUpload
 	return &np, nil
 }
 

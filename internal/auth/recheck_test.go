@@ -36,10 +36,10 @@ func newRecheckFixture(t *testing.T) *recheckFixture {
 	}
 	d := mustDirectory(t, f.users)
 	var err error
-	if f.alice, err = d.VerifyKey("sftp", "alice", f.key1); err != nil {
+	if f.alice, err = d.VerifyKey(Attempt{Protocol: "sftp", User: "alice"}, f.key1); err != nil {
 		t.Fatal(err)
 	}
-	if f.bob, err = d.VerifyPassword("sftp", "bob", f.bobPW); err != nil {
+	if f.bob, err = d.VerifyPassword(Attempt{Protocol: "sftp", User: "bob"}, f.bobPW); err != nil {
 		t.Fatal(err)
 	}
 	return f

@@ -35,7 +35,7 @@ func New(version string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), configCmd(), hashPasswordCmd(), userCmd(), versionCmd(version))
+	root.AddCommand(serveCmd(), configCmd(), hashPasswordCmd(), userCmd(), defenderCmd(), versionCmd(version))
 	return root
 }
 

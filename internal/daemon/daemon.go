@@ -17,6 +17,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/ftpd"
+	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/sftpd"
 	"github.com/wharf-sftp/wharf/internal/vfs"
@@ -71,6 +72,7 @@ type Daemon struct {
 	users    atomic.Pointer[auth.Directory]
 	backend  vfs.Backend
 	sessions *session.Manager
+	guard    *guard.Guard
 	rl       reloader // hot reload: the config in force (reload.go)
 
 	sftp   *sftpd.Server
@@ -102,6 +104,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
+	d.guard = newGuard(cfg, log)
 	d.initReload(cfg)
 
 	if cfg.SFTP.Listen != "" {
@@ -134,6 +137,9 @@ func (d *Daemon) setupSFTP() error {
 		Log:          d.log,
 		LoginTimeout: d.cfg.Limits.LoginTimeout,
 		Algorithms:   sftpAlgorithms(d.cfg.SFTP),
+		Guard:        d.guard,
+		IdleTimeout:  d.cfg.Limits.IdleTimeout,
+		MaxHandles:   d.cfg.Limits.MaxHandlesPerSession,
 	})
 	if err != nil {
 		return err
@@ -151,6 +157,9 @@ func (d *Daemon) setupSFTP() error {
 			LoginTimeout: d.cfg.Limits.LoginTimeout,
 			Algorithms:   legacyAlgorithms(l),
 			AllowUsers:   l.Users,
+			Guard:        d.guard,
+			IdleTimeout:  d.cfg.Limits.IdleTimeout,
+			MaxHandles:   d.cfg.Limits.MaxHandlesPerSession,
 		})
 		if err != nil {
 			return fmt.Errorf("legacy listener: %w", err)
@@ -180,6 +189,9 @@ func (d *Daemon) setupFTPS() error {
 		Users:        d.users.Load,
 		Sessions:     d.sessions,
 		Log:          d.log,
+		Guard:        d.guard,
+		LoginTimeout: d.cfg.Limits.LoginTimeout,
+		IdleTimeout:  d.cfg.Limits.IdleTimeout,
 	})
 	if err != nil {
 		return err

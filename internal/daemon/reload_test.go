@@ -55,6 +55,11 @@ type fileConfig struct {
 	Storage struct {
 		Backend string `yaml:"backend"`
 	} `yaml:"storage"`
+	// Defender always trusts loopback here: these tests fail logins on
+	// purpose, from 127.0.0.1, and must not get banned for it.
+	Defender struct {
+		Allow []string `yaml:"allow"`
+	} `yaml:"defender"`
 	UsersDir string     `yaml:"users_dir,omitempty"`
 	Users    []fileUser `yaml:"users"`
 }
@@ -140,6 +145,7 @@ func baseConfig(t *testing.T) fileConfig {
 	c.SFTP.Listen = "127.0.0.1:0"
 	c.SFTP.HostKeys = []string{hostKey}
 	c.Storage.Backend = "memory"
+	c.Defender.Allow = []string{"127.0.0.0/8", "::1/128"}
 	return c
 }
 

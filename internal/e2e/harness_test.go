@@ -134,6 +134,8 @@ type daemonOpts struct {
 	Backend string // "local" (default) | "memory"
 	// Extra is raw YAML appended at the top level. It must not repeat a key the
 	// harness writes (state_dir, shutdown_grace, log, sftp, storage, users).
+	// Unless Extra has a top-level defender section, the harness adds one
+	// that trusts loopback: tests fail logins from 127.0.0.1 on purpose.
 	Extra string
 }
 
@@ -270,11 +272,12 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 	if err != nil {
 		t.Fatalf("marshal config: %v", err)
 	}
-	if extra != "" {
-		data = append(data, '\n')
-		data = append(data, extra...)
-		data = append(data, '\n')
+	if !strings.HasPrefix(extra, "defender:") && !strings.Contains(extra, "\ndefender:") {
+		extra += "\ndefender:\n  allow: [127.0.0.0/8, \"::1/128\"]\n"
 	}
+	data = append(data, '\n')
+	data = append(data, extra...)
+	data = append(data, '\n')
 	if err := os.WriteFile(d.ConfigPath, data, 0o600); err != nil {
 		t.Fatalf("write config: %v", err)
 	}

@@ -6,12 +6,16 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path"
+	"sync"
 	"syscall"
 	"time"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
+	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
@@ -36,10 +40,15 @@ var (
 
 // conn is what wharf keeps about one control connection.
 type conn struct {
-	id    string
-	log   *slog.Logger
-	start time.Time
-	sess  *session.Session // nil until login
+	id     string
+	log    *slog.Logger
+	start  time.Time
+	addr   netip.Addr
+	ticket *guard.Ticket // nil when refused
+	// deadline closes a connection that has not logged in in time.
+	deadline *time.Timer
+	mu       sync.Mutex
+	sess     *session.Session // nil until login
 }
 
 func connOf(cc ftpserver.ClientContext) *conn {
@@ -52,10 +61,26 @@ func (d *driver) GetSettings() (*ftpserver.Settings, error) { return d.settings,
 func (d *driver) GetTLSConfig() (*tls.Config, error) { return d.srv.tls, nil }
 
 func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
-	d.srv.conns.Add(1)
+	d.srv.conns.Add(1) // ClientDisconnected follows even a refusal
 	id := session.NewID()
-	c := &conn{id: id, start: time.Now(), log: d.srv.cfg.Log.With("proto", proto, "conn_id", id, "remote", cc.RemoteAddr().String())}
+	c := &conn{id: id, start: time.Now(), addr: guard.AddrOf(cc.RemoteAddr()),
+		log: d.srv.cfg.Log.With("proto", proto, "conn_id", id, "remote", cc.RemoteAddr().String())}
 	cc.SetExtra(c)
+	t, err := d.srv.cfg.Guard.Admit(c.addr)
+	if err != nil {
+		c.log.Warn("refused", "err", err)
+		return err.Error(), err // the library replies with this text and hangs up
+	}
+	c.ticket = t
+	c.deadline = time.AfterFunc(d.srv.loginTimeout, func() {
+		c.mu.Lock()
+		in := c.sess != nil
+		c.mu.Unlock()
+		if !in {
+			c.log.Info("login timeout", "timeout", d.srv.loginTimeout.String())
+			cc.Close()
+		}
+	})
 	c.log.Debug("connected")
 	return d.settings.Banner, nil
 }
@@ -63,10 +88,22 @@ func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
 func (d *driver) ClientDisconnected(cc ftpserver.ClientContext) {
 	defer d.srv.conns.Done()
 	c := connOf(cc)
-	if c == nil || c.sess == nil {
+	if c == nil {
 		return
 	}
-	c.sess.Close()
+	if c.deadline != nil {
+		c.deadline.Stop()
+	}
+	if c.ticket != nil {
+		c.ticket.Close()
+	}
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.Close()
 	c.log.Info("logout", "duration", time.Since(c.start).String())
 }
 
@@ -82,10 +119,19 @@ func (d *driver) PreAuthUser(cc ftpserver.ClientContext, user string) error {
 
 func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpserver.ClientDriver, error) {
 	c := connOf(cc)
-	p, err := d.srv.cfg.Users().VerifyPassword(proto, user, pass)
+	if d.srv.cfg.Guard.Banned(c.addr) {
+		c.log.Warn("login", "user", user, "method", "password", "outcome", "failed", "err", guard.ErrBanned)
+		return nil, guard.ErrBanned // the library replies 530 and hangs up
+	}
+	p, err := d.srv.cfg.Users().VerifyPassword(auth.Attempt{Protocol: proto, User: user, Remote: c.addr}, pass)
 	if err != nil {
+		d.srv.cfg.Guard.LoginFailed(c.addr)
 		c.log.Warn("login", "user", user, "method", "password", "outcome", "failed", "err", err)
 		return nil, errLogin
+	}
+	if err := c.ticket.LoggedIn(p.User); err != nil {
+		c.log.Warn("login", "user", p.User, "method", "password", "outcome", "failed", "err", err)
+		return nil, err
 	}
 	c.log = c.log.With("user", p.User)
 	s, err := d.srv.cfg.Sessions.Open(c.id, p, c.log, func() { cc.Close() })
@@ -93,7 +139,9 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 		c.log.Error("open session", "err", err)
 		return nil, errors.New("home directory unavailable")
 	}
+	c.mu.Lock()
 	c.sess = s
+	c.mu.Unlock()
 	c.log.Info("login", "method", p.Method, "outcome", "ok")
 	return clientFS{FS: s.FS, cc: cc}, nil
 }

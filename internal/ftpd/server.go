@@ -18,6 +18,7 @@ import (
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
 )
 
@@ -39,15 +40,22 @@ type Config struct {
 	Users      func() *auth.Directory
 	Sessions   *session.Manager
 	Log        *slog.Logger
+	// Guard admits connections and scores failed logins; nil: no limits.
+	Guard *guard.Guard
+	// LoginTimeout closes a connection that has not logged in (default 30s).
+	LoginTimeout time.Duration
+	// IdleTimeout closes a session with no command for this long; 0: never.
+	IdleTimeout time.Duration
 }
 
 // Server serves FTPS on an explicit (AUTH TLS) listener, an implicit one,
 // or both.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	tls   *tls.Config
-	conns sync.WaitGroup // one per control connection, from connect to disconnect
+	cfg          Config
+	loginTimeout time.Duration
+	log          *slog.Logger
+	tls          *tls.Config
+	conns        sync.WaitGroup // one per control connection, from connect to disconnect
 
 	mu      sync.Mutex
 	servers []*ftpserver.FtpServer
@@ -59,7 +67,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Certificate == nil || cfg.Users == nil || cfg.Sessions == nil || cfg.Log == nil {
 		return nil, errors.New("ftpd: Certificate, Users, Sessions and Log are required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.With("component", "ftpd"), tls: tlsConfig(cfg.Certificate, cfg.RequireReuse)}
+	if cfg.Guard == nil {
+		cfg.Guard = guard.New(guard.Limits{}, guard.Defender{}, cfg.Log, nil)
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, loginTimeout: cfg.LoginTimeout, log: cfg.Log.With("component", "ftpd"), tls: tlsConfig(cfg.Certificate, cfg.RequireReuse)}
 	s.log.Info("tls certificate", "fingerprint", cfg.Certificate.Fingerprint())
 	return s, nil
 }
@@ -106,7 +120,7 @@ func (s *Server) settings(ln net.Listener, mode ftpserver.TLSRequirement) *ftpse
 		DisableActiveMode: true, // active mode makes the server connect out: FXP and bounce attacks
 		// Data connections come from the control connection's address.
 		PasvConnectionsCheck: ftpserver.IPMatchRequired,
-		IdleTimeout:          900,
+		IdleTimeout:          int(s.cfg.IdleTimeout / time.Second),
 		ConnectionTimeout:    30,
 		EnableHASH:           true,
 		// Files travel byte for byte whatever TYPE says, as on SFTP: an

@@ -32,6 +32,7 @@ type Session struct {
 	Log *slog.Logger
 
 	perms   atomic.Uint32
+	maxSize atomic.Int64 // max_upload_size; 0: no cap
 	active  atomic.Int64 // transfers in progress
 	home    vfs.FS
 	closeFn func() // closes the protocol connection
@@ -94,7 +95,10 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	}
 	s := &Session{ID: id, Principal: p, Log: log, home: home, closeFn: closeConn, mgr: m}
 	s.SetPerms(p.Perms)
-	s.FS = vfs.Restrict(vfs.Audit(home, log, &s.active), s.Perms, log)
+	s.maxSize.Store(p.MaxUploadSize)
+	// Permissions are checked first; the size cap sits inside the audit
+	// layer so that a refused write marks the transfer as failed.
+	s.FS = vfs.Restrict(vfs.Audit(vfs.CapSize(home, s.maxSize.Load), log, &s.active), s.Perms, log)
 	m.mu.Lock()
 	m.live[s] = struct{}{}
 	check, gen := m.check, m.gen
@@ -203,6 +207,7 @@ func (s *Session) recheck(check Recheck, gen uint64) outcome {
 		s.closeFn()
 		return outcomeClosed
 	}
+	s.maxSize.Store(p.MaxUploadSize)
 	if old := s.Perms(); p.Perms != old {
 		s.SetPerms(p.Perms)
 		s.Log.Info("permissions changed", "permissions", p.Perms.String(), "previous", old.String())

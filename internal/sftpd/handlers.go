@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/pkg/sftp"
@@ -18,7 +20,26 @@ import (
 // rules (confinement, permissions, audit) live in that filesystem; this file
 // only translates requests and errors.
 type handlers struct {
-	s *session.Session
+	s       *session.Session
+	handles *handleCount
+}
+
+// handleCount bounds the files and directories a session holds open.
+type handleCount struct {
+	n   atomic.Int64
+	max int64 // 0: no bound
+}
+
+// errTooManyHandles is what a client holding too many handles is told.
+var errTooManyHandles = errors.New("too many open files in this session")
+
+func (c *handleCount) acquire(op, name string) (release func(), err error) {
+	if n := c.n.Add(1); c.max > 0 && n > c.max {
+		c.n.Add(-1)
+		return nil, errStatus(op, name, errTooManyHandles, sftp.ErrSSHFxFailure)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { c.n.Add(-1) }) }, nil
 }
 
 var (
@@ -31,17 +52,22 @@ var (
 	_ sftp.NameLookupFileLister = handlers{}
 )
 
-func newHandlers(s *session.Session) sftp.Handlers {
-	h := handlers{s: s}
+func newHandlers(s *session.Session, maxHandles int) sftp.Handlers {
+	h := handlers{s: s, handles: &handleCount{max: int64(maxHandles)}}
 	return sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 }
 
 func (h handlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	release, err := h.handles.acquire("open", r.Filepath)
+	if err != nil {
+		return nil, err
+	}
 	f, err := h.s.FS.OpenFile(r.Filepath, os.O_RDONLY, 0)
 	if err != nil {
+		release()
 		return nil, toStatus(err)
 	}
-	return readerAt{f}, nil
+	return readerAt{f, release}, nil
 }
 
 func (h handlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
@@ -73,11 +99,16 @@ func (h handlers) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
 	if pf.Append && flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		flag |= os.O_WRONLY
 	}
+	release, err := h.handles.acquire("open", r.Filepath)
+	if err != nil {
+		return nil, err
+	}
 	f, err := h.s.FS.OpenFile(r.Filepath, flag, 0o640)
 	if err != nil {
+		release()
 		return nil, toStatus(err)
 	}
-	return readWriterAt{f}, nil
+	return readWriterAt{f, release}, nil
 }
 
 func (h handlers) Filecmd(r *sftp.Request) error {
@@ -163,19 +194,25 @@ func (h handlers) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 func (h handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	switch r.Method {
 	case "List":
+		release, err := h.handles.acquire("opendir", r.Filepath)
+		if err != nil {
+			return nil, err
+		}
 		f, err := h.s.FS.Open(r.Filepath)
 		if err != nil {
+			release()
 			return nil, toStatus(err)
 		}
 		fi, err := f.Stat()
 		if err != nil || !fi.IsDir() {
 			f.Close()
+			release()
 			if err == nil {
 				err = errStatus("opendir", r.Filepath, syscall.ENOTDIR, sftp.ErrSSHFxFailure)
 			}
 			return nil, toStatus(err)
 		}
-		return &dirLister{f: f}, nil
+		return &dirLister{f: f, release: release}, nil
 	case "Stat":
 		fi, err := h.s.FS.Stat(r.Filepath)
 		if err != nil {
@@ -209,8 +246,9 @@ func (h handlers) LookupGroupName(string) string { return h.s.Principal.User }
 // dirLister streams a directory: each READDIR reads the next chunk, so a
 // 100,000-entry directory never sits in memory whole.
 type dirLister struct {
-	f    afero.File
-	next int64
+	f       afero.File
+	next    int64
+	release func()
 }
 
 func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
@@ -229,7 +267,10 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	return n, nil
 }
 
-func (l *dirLister) Close() error { return l.f.Close() }
+func (l *dirLister) Close() error {
+	l.release()
+	return l.f.Close()
+}
 
 // listerOf answers a stat with one entry.
 type listerOf []os.FileInfo
@@ -243,16 +284,25 @@ func (l listerOf) ListAt(buf []os.FileInfo, off int64) (int, error) {
 
 // readerAt and readWriterAt map the file's errors to statuses and pass on
 // Close and TransferError, which pkg/sftp looks for by type assertion.
-type readerAt struct{ f afero.File }
+type readerAt struct {
+	f       afero.File
+	release func()
+}
 
 func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := r.f.ReadAt(p, off)
 	return n, toStatus(err)
 }
-func (r readerAt) Close() error            { return toStatus(r.f.Close()) }
+func (r readerAt) Close() error {
+	r.release()
+	return toStatus(r.f.Close())
+}
 func (r readerAt) TransferError(err error) { transferError(r.f, err) }
 
-type readWriterAt struct{ f afero.File }
+type readWriterAt struct {
+	f       afero.File
+	release func()
+}
 
 func (w readWriterAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := w.f.ReadAt(p, off)
@@ -263,7 +313,10 @@ func (w readWriterAt) WriteAt(p []byte, off int64) (int, error) {
 	n, err := w.f.WriteAt(p, off)
 	return n, toStatus(err)
 }
-func (w readWriterAt) Close() error            { return toStatus(w.f.Close()) }
+func (w readWriterAt) Close() error {
+	w.release()
+	return toStatus(w.f.Close())
+}
 func (w readWriterAt) TransferError(err error) { transferError(w.f, err) }
 
 func transferError(f afero.File, err error) {

@@ -3,12 +3,14 @@ package sftpd
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/guard"
 )
 
 // permKey names the principal a successful callback stored, in the
@@ -32,13 +34,34 @@ type login struct {
 	users *auth.Directory
 	log   *slog.Logger
 	allow []string // nil: every user
+	guard *guard.Guard
+	addr  netip.Addr
+	// keyFailed records a refused public key. Clients offer several keys
+	// in turn, so key refusals count as one failed login per connection,
+	// scored when the connection ends without a login.
+	keyFailed bool
 
 	mu         sync.Mutex
 	principals map[string]*auth.Principal
 }
 
-func newLogin(users *auth.Directory, allow []string, log *slog.Logger) *login {
-	return &login{users: users, allow: allow, log: log, principals: make(map[string]*auth.Principal)}
+func newLogin(users *auth.Directory, allow []string, g *guard.Guard, addr netip.Addr, log *slog.Logger) *login {
+	return &login{users: users, allow: allow, guard: g, addr: addr, log: log, principals: make(map[string]*auth.Principal)}
+}
+
+func (l *login) attempt(c ssh.ConnMetadata) auth.Attempt {
+	return auth.Attempt{Protocol: proto, User: c.User(), Remote: l.addr}
+}
+
+// failedHandshake scores a connection that ended without a login after
+// refusing a key (password failures were scored one by one).
+func (l *login) failedHandshake() {
+	l.mu.Lock()
+	failed := l.keyFailed
+	l.mu.Unlock()
+	if failed {
+		l.guard.LoginFailed(l.addr)
+	}
 }
 
 // refused reports a user who may not log in on this listener at all.
@@ -71,22 +94,32 @@ func (l *login) fail(user, method, fingerprint string, err error) error {
 }
 
 func (l *login) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-	p, err := l.users.VerifyKey(proto, c.User(), key)
+	if l.guard.Banned(l.addr) {
+		return nil, l.fail(c.User(), auth.MethodPublicKey, auth.Fingerprint(key), guard.ErrBanned)
+	}
+	p, err := l.users.VerifyKey(l.attempt(c), key)
 	if err == nil && l.refused(c.User()) {
 		err = errNotHere
 	}
 	if err != nil {
+		l.mu.Lock()
+		l.keyFailed = true
+		l.mu.Unlock()
 		return nil, l.fail(c.User(), auth.MethodPublicKey, auth.Fingerprint(key), err)
 	}
 	return l.accept(p), nil
 }
 
 func (l *login) password(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	p, err := l.users.VerifyPassword(proto, c.User(), string(password))
+	if l.guard.Banned(l.addr) {
+		return nil, l.fail(c.User(), auth.MethodPassword, "", guard.ErrBanned)
+	}
+	p, err := l.users.VerifyPassword(l.attempt(c), string(password))
 	if err == nil && l.refused(c.User()) {
 		err = errNotHere
 	}
 	if err != nil {
+		l.guard.LoginFailed(l.addr)
 		return nil, l.fail(c.User(), auth.MethodPassword, "", err)
 	}
 	return l.accept(p), nil

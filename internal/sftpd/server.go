@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
 )
 
@@ -40,6 +41,14 @@ type Config struct {
 	// AllowUsers, when not nil, are the only users who may log in here
 	// (the legacy listener).
 	AllowUsers []string
+	// Guard admits connections and scores failed logins; nil: no limits.
+	Guard *guard.Guard
+	// IdleTimeout closes a logged-in connection that moved no byte for
+	// this long; 0: never.
+	IdleTimeout time.Duration
+	// MaxHandles bounds the files and directories one session holds open;
+	// 0: no bound.
+	MaxHandles int
 }
 
 // Server serves SFTP on any number of listeners.
@@ -67,6 +76,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 30 * time.Second
+	}
+	if cfg.Guard == nil {
+		cfg.Guard = guard.New(guard.Limits{}, guard.Defender{}, cfg.Log, nil)
 	}
 	if cfg.Algorithms.KeyExchanges == nil {
 		cfg.Algorithms = DefaultAlgorithms()
@@ -198,16 +210,30 @@ func (s *Server) handleConn(nc net.Conn) {
 	defer nc.Close()
 	connID := session.NewID()
 	log := s.cfg.Log.With("proto", "sftp", "conn_id", connID, "remote", nc.RemoteAddr().String())
+	addr := guard.AddrOf(nc.RemoteAddr())
+	ticket, err := s.cfg.Guard.Admit(addr)
+	if err != nil {
+		// RFC 4253 lets a server send lines before its version string:
+		// OpenSSH clients show this one.
+		log.Warn("refused", "err", err)
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(nc, "wharf: "+err.Error()+"\r\n")
+		return
+	}
+	defer ticket.Close()
 
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
-	login := newLogin(s.cfg.Users(), s.cfg.AllowUsers, log)
-	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.serverConfig(login))
+	idle := newIdleConn(nc)
+	login := newLogin(s.cfg.Users(), s.cfg.AllowUsers, s.cfg.Guard, addr, log)
+	sconn, chans, reqs, err := ssh.NewServerConn(idle, s.serverConfig(login))
 	if err != nil {
+		login.failedHandshake()
 		log.Debug("handshake failed", "err", err)
 		return
 	}
 	defer sconn.Close()
 	_ = nc.SetDeadline(time.Time{})
+	defer idle.watch(s.cfg.IdleTimeout, func() { log.Info("idle timeout", "idle", s.cfg.IdleTimeout.String()) })()
 
 	p := login.principal(sconn.Permissions)
 	if p == nil { // cannot happen: x/crypto only succeeds through our callbacks
@@ -215,6 +241,14 @@ func (s *Server) handleConn(nc net.Conn) {
 		return
 	}
 	log = log.With("user", p.User)
+	if err := ticket.LoggedIn(p.User); err != nil {
+		log.Warn("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "failed", "err", err)
+		go ssh.DiscardRequests(reqs)
+		for nch := range chans {
+			_ = nch.Reject(ssh.ResourceShortage, err.Error())
+		}
+		return
+	}
 	log.Info("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "ok")
 	start := time.Now()
 	sess, err := s.cfg.Sessions.Open(connID, p, log, func() { sconn.Close() })
@@ -283,7 +317,7 @@ func (s *Server) serveSFTP(sess *session.Session, ch ssh.Channel) {
 	// The request server closes its stream when done; the channel must
 	// outlive it so that exit-status still reaches the client (scp fails
 	// without it). handleChannel closes the channel.
-	rs := sftp.NewRequestServer(keepOpen{ch}, newHandlers(sess))
+	rs := sftp.NewRequestServer(keepOpen{ch}, newHandlers(sess, s.cfg.MaxHandles))
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		sess.Log.Debug("sftp session ended", "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -415,4 +416,32 @@ func fixtureFuzz(f *testing.F) (storage, outside string) {
 	os.WriteFile(outside+"/secret.txt", []byte("x"), 0o640)
 	os.Symlink(outside, storage+"/home/to-out")
 	return storage, outside
+}
+
+func TestCapSize(t *testing.T) {
+	limit := int64(10)
+	h := CapSize(openHome(t, NewMemory(), "/u"), func() int64 { return limit })
+	f, err := h.OpenFile("/f", os.O_WRONLY|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("0123456789"), 0); err != nil {
+		t.Fatalf("write up to the cap: %v", err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 10); !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("write past the cap: %v", err)
+	}
+	if _, err := f.Write([]byte("more than ten bytes")); !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("sequential write past the cap: %v", err)
+	}
+	f.Close()
+	if err := h.Truncate("/f", 11); !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("truncate past the cap: %v", err)
+	}
+	limit = 0 // no cap
+	f, _ = h.OpenFile("/f", os.O_WRONLY, 0)
+	if _, err := f.WriteAt(make([]byte, 100), 0); err != nil {
+		t.Fatalf("uncapped write: %v", err)
+	}
+	f.Close()
 }
