@@ -18,6 +18,10 @@ type Config struct {
 	Storage       Storage       `yaml:"storage"`
 	Limits        Limits        `yaml:"limits"`
 	Defender      Defender      `yaml:"defender"`
+	Uploads       Uploads       `yaml:"uploads"`
+	AuditLog      AuditLog      `yaml:"audit_log"`
+	Admin         Admin         `yaml:"admin"`
+	Hooks         []Hook        `yaml:"hooks"`
 	Users         []User        `yaml:"users"`
 	// UsersDir is a folder of *.yaml files, one user each (the fields of
 	// one users entry), for configuration management that drops a file per
@@ -45,6 +49,8 @@ func Default() *Config {
 		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required"},
 		Limits:        DefaultLimits(),
 		Defender:      DefaultDefender(),
+		Uploads:       Uploads{Atomic: true},
+		AuditLog:      AuditLog{MaxSize: 100 << 20, MaxBackups: 10},
 		Storage:       Storage{Backend: "local", Root: "./var/data"},
 	}
 }

@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseByteSize(t *testing.T) {
 	for in, want := range map[string]ByteSize{
@@ -27,5 +30,39 @@ func TestParseUploadSize(t *testing.T) {
 	}
 	if _, err := Parse([]byte("users:\n  - name: a\n    home: /\n    max_upload_size: lots\n")); err == nil {
 		t.Fatal("an invalid size parsed")
+	}
+}
+
+func TestParseHooks(t *testing.T) {
+	doc := `
+hooks:
+  - name: erp
+    events: [upload]
+    paths: ["/*/inbox/**"]
+    webhook: {url: "http://127.0.0.1:8080/wharf", secret_file: /s, timeout: 10s}
+  - name: move
+    command: {argv: [/usr/local/bin/process, --file], timeout: 1m}
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Hooks[0]; h.Webhook == nil || h.Webhook.URL != "http://127.0.0.1:8080/wharf" || h.Command != nil {
+		t.Fatalf("hooks[0] = %+v", h)
+	}
+	if h := c.Hooks[1]; h.Command == nil || h.Command.Argv[1] != "--file" || h.Webhook != nil {
+		t.Fatalf("hooks[1] = %+v", h)
+	}
+	for _, bad := range []struct{ doc, want string }{
+		{"hooks:\n  - name: x\n    webhook: {url: http://h/, secert_file: /s}\n", "hooks[0].webhook.secert_file: unknown key"},
+		{"hooks:\n  - name: x\n", "exactly one of webhook or command"},
+		{"hooks:\n  - name: x\n    command: {argv: [process]}\n", "hooks[0].command.argv[0]: want an absolute path"},
+		{"hooks:\n  - name: x\n    events: [uplaod]\n    command: {argv: [/bin/true]}\n", `hooks[0].events[0]: unknown event "uplaod"`},
+		{"hooks:\n  - name: x\n    webhook: {url: ftp://h/}\n", "hooks[0].webhook.url: want an http"},
+	} {
+		_, err := Parse([]byte(bad.doc))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.doc, err, bad.want)
+		}
 	}
 }

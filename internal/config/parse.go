@@ -184,6 +184,12 @@ func (p *parser) value(n *yaml.Node, v reflect.Value, field string) {
 		return
 	}
 	switch {
+	case v.Kind() == reflect.Pointer:
+		// An optional section (hooks[].webhook): present means allocated.
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		p.value(n, v.Elem(), field)
 	case v.Type() == durationType:
 		p.duration(n, v, field)
 	case v.Kind() == reflect.Struct:

@@ -48,6 +48,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Limits.validate(src)...)
 	errs = append(errs, c.Defender.validate(src)...)
 	errs = append(errs, c.SFTP.Legacy.validate(src, c.Users)...)
+	errs = append(errs, c.AuditLog.validate(src)...)
+	errs = append(errs, c.Admin.validate(src)...)
+	errs = append(errs, validateHooks(c.Hooks, src)...)
 	switch c.Storage.Backend {
 	case "local":
 		if c.Storage.Root == "" {

@@ -189,6 +189,10 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 		{"sftp.legacy", func(c *config.Config) string { return fmt.Sprintf("%+v", c.SFTP.Legacy) }},
 		{"limits", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Limits) }},
 		{"defender", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Defender) }},
+		{"uploads", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Uploads) }},
+		{"audit_log", func(c *config.Config) string { return fmt.Sprintf("%+v", c.AuditLog) }},
+		{"admin", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Admin) }},
+		{"hooks", func(c *config.Config) string { return fmt.Sprintf("%+v", hookSummary(c.Hooks)) }},
 		{"ftps.listen", func(c *config.Config) string { return c.FTPS.Listen }},
 		{"ftps.implicit_listen", func(c *config.Config) string { return c.FTPS.ImplicitListen }},
 		{"ftps.passive_ports", func(c *config.Config) string { return c.FTPS.PassivePorts }},
@@ -207,6 +211,7 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 	c := *next
 	c.StateDir, c.Log, c.SFTP, c.FTPS, c.Storage = cur.StateDir, cur.Log, cur.SFTP, cur.FTPS, cur.Storage
 	c.Limits, c.Defender = cur.Limits, cur.Defender
+	c.Uploads, c.AuditLog, c.Admin, c.Hooks = cur.Uploads, cur.AuditLog, cur.Admin, cur.Hooks
 	return &c, restart
 }
 
@@ -579,4 +584,22 @@ func linkChain(p string) (links []string, target string) {
 		rest = append(strings.Split(dest, "/"), rest...)
 	}
 	return links, cur
+}
+
+// hookSummary dereferences the optional sections so that two configs with
+// the same hooks compare equal.
+func hookSummary(hooks []config.Hook) []string {
+	out := make([]string, 0, len(hooks))
+	for _, h := range hooks {
+		var w config.Webhook
+		var c config.HookCommand
+		if h.Webhook != nil {
+			w = *h.Webhook
+		}
+		if h.Command != nil {
+			c = *h.Command
+		}
+		out = append(out, fmt.Sprintf("%s %v %v %+v %+v", h.Name, h.Events, h.Paths, w, c))
+	}
+	return out
 }

@@ -1,0 +1,123 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"time"
+)
+
+// Uploads configures how uploads land.
+type Uploads struct {
+	// Atomic writes each upload under a hidden temporary name and renames
+	// it to its final name only when the client closes it successfully.
+	Atomic bool `yaml:"atomic"`
+}
+
+// AuditLog is the JSON-lines record of every event, apart from the
+// diagnostic log.
+type AuditLog struct {
+	Path       string   `yaml:"path"` // "-" for stdout; empty: off
+	MaxSize    ByteSize `yaml:"max_size"`
+	MaxBackups int      `yaml:"max_backups"`
+}
+
+// Admin is the HTTP listener for /metrics, /healthz and /readyz.
+type Admin struct {
+	Listen    string `yaml:"listen"`     // empty: off
+	TokenFile string `yaml:"token_file"` // bearer token for all but /healthz; empty: none
+}
+
+// Hook delivers matching events to a webhook or a command.
+type Hook struct {
+	Name    string       `yaml:"name"`
+	Events  []string     `yaml:"events"` // empty: every event type
+	Paths   []string     `yaml:"paths"`  // globs on the user-visible path; empty: every path
+	Webhook *Webhook     `yaml:"webhook"`
+	Command *HookCommand `yaml:"command"`
+}
+
+// Webhook POSTs the event as JSON, signed with HMAC-SHA256.
+type Webhook struct {
+	URL        string        `yaml:"url"`
+	SecretFile string        `yaml:"secret_file"`
+	Timeout    time.Duration `yaml:"timeout"`
+}
+
+// HookCommand runs a program (never through a shell) with the event on stdin.
+type HookCommand struct {
+	Argv    []string      `yaml:"argv"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// EventTypes are the names hooks[].events accepts.
+var EventTypes = []string{"upload", "download", "delete", "rename", "mkdir", "rmdir", "login", "login_failed"}
+
+func (a *AuditLog) validate(src Source) []error {
+	var errs []error
+	if a.MaxSize < 0 {
+		errs = append(errs, src.Errorf("audit_log.max_size", "must not be negative"))
+	}
+	if a.MaxBackups < 0 {
+		errs = append(errs, src.Errorf("audit_log.max_backups", "must not be negative"))
+	}
+	return errs
+}
+
+func (a *Admin) validate(src Source) []error {
+	if a.Listen == "" {
+		return nil
+	}
+	if msg := checkAddr(a.Listen); msg != "" {
+		return []error{src.Errorf("admin.listen", "%s", msg)}
+	}
+	return nil
+}
+
+func validateHooks(hooks []Hook, src Source) []error {
+	var errs []error
+	names := map[string]int{}
+	for i, h := range hooks {
+		f := func(field string) string { return fmt.Sprintf("hooks[%d].%s", i, field) }
+		switch {
+		case h.Name == "":
+			errs = append(errs, src.Errorf(f("name"), "required"))
+		case names[h.Name] > 0:
+			errs = append(errs, src.Errorf(f("name"), "duplicate hook %s", quote(h.Name)))
+		}
+		names[h.Name]++
+		for j, e := range h.Events {
+			if !slices.Contains(EventTypes, e) {
+				errs = append(errs, src.Errorf(fmt.Sprintf("hooks[%d].events[%d]", i, j), "unknown event %s", quote(e)))
+			}
+		}
+		for j, p := range h.Paths {
+			if _, err := path.Match(p, "/"); err != nil || p == "" || p[0] != '/' {
+				errs = append(errs, src.Errorf(fmt.Sprintf("hooks[%d].paths[%d]", i, j), "invalid glob %s: want an absolute pattern such as \"/*/inbox/**\"", quote(p)))
+			}
+		}
+		switch {
+		case (h.Webhook == nil) == (h.Command == nil):
+			errs = append(errs, src.Errorf(f("name"), "a hook has exactly one of webhook or command"))
+		case h.Webhook != nil:
+			u, err := url.Parse(h.Webhook.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, src.Errorf(f("webhook.url"), "want an http:// or https:// URL"))
+			}
+			if h.Webhook.Timeout < 0 {
+				errs = append(errs, src.Errorf(f("webhook.timeout"), "must not be negative"))
+			}
+		case h.Command != nil:
+			if len(h.Command.Argv) == 0 || h.Command.Argv[0] == "" {
+				errs = append(errs, src.Errorf(f("command.argv"), "required: the program and its arguments"))
+			} else if !path.IsAbs(h.Command.Argv[0]) {
+				errs = append(errs, src.Errorf(f("command.argv[0]"), "want an absolute path: hooks never search PATH"))
+			}
+			if h.Command.Timeout < 0 {
+				errs = append(errs, src.Errorf(f("command.timeout"), "must not be negative"))
+			}
+		}
+	}
+	return errs
+}
