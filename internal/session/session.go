@@ -8,10 +8,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"path"
 	"sync"
 	"sync/atomic"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/events"
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
@@ -47,6 +50,23 @@ type Session struct {
 // Perms is the permission set in force for the session's next operation.
 func (s *Session) Perms() vfs.Perms { return vfs.Perms(s.perms.Load()) }
 
+// record turns a finished operation into an event.
+func (s *Session) record(op vfs.Op) {
+	e := s.event(op.Type)
+	e.Path, e.Target, e.Size, e.SHA256 = op.Path, op.Target, op.Size, op.SHA256
+	e.StoragePath = path.Join(s.Principal.Home, op.Path)
+	e.Duration = op.Duration.Seconds()
+	if op.Err != nil {
+		e.Outcome, e.Error = "failed", op.Err.Error()
+	}
+	s.mgr.events.Emit(e)
+}
+
+func (s *Session) event(typ string) events.Event {
+	p := s.Principal
+	return events.Event{Type: typ, User: p.User, Protocol: p.Protocol, Remote: p.Remote.String(), Outcome: "ok"}
+}
+
 // Busy reports whether a transfer is in progress.
 func (s *Session) Busy() bool { return s.active.Load() > 0 }
 
@@ -67,6 +87,7 @@ func (s *Session) Close() error {
 // Manager opens sessions on one storage backend and tracks the live ones.
 type Manager struct {
 	backend vfs.Backend
+	events  events.Sink
 
 	mu   sync.Mutex
 	live map[*Session]struct{}
@@ -78,7 +99,17 @@ type Manager struct {
 
 // NewManager returns a manager whose sessions live on backend.
 func NewManager(backend vfs.Backend) *Manager {
-	return &Manager{backend: backend, live: make(map[*Session]struct{})}
+	return &Manager{backend: backend, events: events.Discard{}, live: make(map[*Session]struct{})}
+}
+
+// SetEvents sends the sessions' events (logins, transfers, changes) to
+// sink. Call it before the first Open.
+func (m *Manager) SetEvents(sink events.Sink) { m.events = sink }
+
+// LoginFailed records a refused login (the front ends call it).
+func (m *Manager) LoginFailed(proto, user string, remote netip.Addr, reason error) {
+	m.events.Emit(events.Event{Type: events.LoginFailed, Protocol: proto, User: user, Remote: remote.String(),
+		Outcome: "failed", Error: reason.Error()})
 }
 
 // Open starts a session for an authenticated principal. log should already
@@ -98,7 +129,7 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	s.maxSize.Store(p.MaxUploadSize)
 	// Permissions are checked first; the size cap sits inside the audit
 	// layer so that a refused write marks the transfer as failed.
-	s.FS = vfs.Restrict(vfs.Audit(vfs.CapSize(home, s.maxSize.Load), log, &s.active), s.Perms, log)
+	s.FS = vfs.Restrict(vfs.Audit(vfs.CapSize(home, s.maxSize.Load), log, vfs.AuditOptions{Active: &s.active, Record: s.record}), s.Perms, log)
 	m.mu.Lock()
 	m.live[s] = struct{}{}
 	check, gen := m.check, m.gen
@@ -110,6 +141,10 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	if check != nil {
 		s.recheck(check, gen)
 	}
+	e := s.event(events.Login)
+	e.Path = "/"
+	e.StoragePath = p.Home
+	m.events.Emit(e)
 	return s, nil
 }
 

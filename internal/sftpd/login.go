@@ -36,6 +36,11 @@ type login struct {
 	allow []string // nil: every user
 	guard *guard.Guard
 	addr  netip.Addr
+	// failed reports a failed login (the events); it is called as the
+	// guard is: per wrong password, once per connection for keys.
+	failed      func(user string, err error)
+	lastKeyUser string
+	lastKeyErr  error
 	// keyFailed records a refused public key. Clients offer several keys
 	// in turn, so key refusals count as one failed login per connection,
 	// scored when the connection ends without a login.
@@ -45,8 +50,8 @@ type login struct {
 	principals map[string]*auth.Principal
 }
 
-func newLogin(users *auth.Directory, allow []string, g *guard.Guard, addr netip.Addr, log *slog.Logger) *login {
-	return &login{users: users, allow: allow, guard: g, addr: addr, log: log, principals: make(map[string]*auth.Principal)}
+func newLogin(users *auth.Directory, allow []string, g *guard.Guard, addr netip.Addr, failed func(string, error), log *slog.Logger) *login {
+	return &login{users: users, allow: allow, guard: g, addr: addr, failed: failed, log: log, principals: make(map[string]*auth.Principal)}
 }
 
 func (l *login) attempt(c ssh.ConnMetadata) auth.Attempt {
@@ -57,10 +62,11 @@ func (l *login) attempt(c ssh.ConnMetadata) auth.Attempt {
 // refusing a key (password failures were scored one by one).
 func (l *login) failedHandshake() {
 	l.mu.Lock()
-	failed := l.keyFailed
+	failed, user, err := l.keyFailed, l.lastKeyUser, l.lastKeyErr
 	l.mu.Unlock()
 	if failed {
 		l.guard.LoginFailed(l.addr)
+		l.failed(user, err)
 	}
 }
 
@@ -103,7 +109,7 @@ func (l *login) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissio
 	}
 	if err != nil {
 		l.mu.Lock()
-		l.keyFailed = true
+		l.keyFailed, l.lastKeyUser, l.lastKeyErr = true, c.User(), err
 		l.mu.Unlock()
 		return nil, l.fail(c.User(), auth.MethodPublicKey, auth.Fingerprint(key), err)
 	}
@@ -120,6 +126,7 @@ func (l *login) password(c ssh.ConnMetadata, password []byte) (*ssh.Permissions,
 	}
 	if err != nil {
 		l.guard.LoginFailed(l.addr)
+		l.failed(c.User(), err)
 		return nil, l.fail(c.User(), auth.MethodPassword, "", err)
 	}
 	return l.accept(p), nil

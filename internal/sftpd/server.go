@@ -224,7 +224,8 @@ func (s *Server) handleConn(nc net.Conn) {
 
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	idle := newIdleConn(nc)
-	login := newLogin(s.cfg.Users(), s.cfg.AllowUsers, s.cfg.Guard, addr, log)
+	failed := func(user string, err error) { s.cfg.Sessions.LoginFailed(proto, user, addr, err) }
+	login := newLogin(s.cfg.Users(), s.cfg.AllowUsers, s.cfg.Guard, addr, failed, log)
 	sconn, chans, reqs, err := ssh.NewServerConn(idle, s.serverConfig(login))
 	if err != nil {
 		login.failedHandshake()

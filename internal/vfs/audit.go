@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -13,22 +14,56 @@ import (
 
 // Audit logs every change (mkdir, remove, rmdir, rename, setstat) and every
 // finished transfer, with its outcome, on log (which carries the session's
-// proto, user and conn_id). active, if not nil, counts the transfers in
-// progress, so that a shutdown can wait for them and no longer.
-func Audit(inner FS, log *slog.Logger, active *atomic.Int64) FS {
-	if active == nil {
-		active = new(atomic.Int64)
+// proto, user and conn_id), and hands each to o.Record for the events.
+func Audit(inner FS, log *slog.Logger, o AuditOptions) FS {
+	if o.Active == nil {
+		o.Active = new(atomic.Int64)
 	}
-	return &audited{FS: inner, log: log, active: active}
+	if o.Record == nil {
+		o.Record = func(Op) {}
+	}
+	return &audited{FS: inner, log: log, active: o.Active, record: o.Record}
+}
+
+// AuditOptions are the observers of an audited filesystem.
+type AuditOptions struct {
+	// Active counts the transfers in progress, so that a shutdown can wait
+	// for them and no longer.
+	Active *atomic.Int64
+	// Record receives every finished operation that is an event (not
+	// setstat); nil: none.
+	Record func(Op)
+}
+
+// Op is one finished operation, as the events see it.
+type Op struct {
+	Type     string // upload, download, delete, rename, mkdir, rmdir
+	Path     string // client path
+	Target   string // rename: the new client path
+	Size     int64  // transfers: bytes moved
+	SHA256   string // uploads written from offset 0 in order: the file's hash
+	Duration time.Duration
+	Err      error
 }
 
 type audited struct {
 	FS
 	log    *slog.Logger
 	active *atomic.Int64
+	record func(Op)
 }
 
+// eventType names the event of a change; setstat is none.
+var eventType = map[string]string{"mkdir": "mkdir", "rmdir": "rmdir", "remove": "delete", "rename": "rename"}
+
 func (a *audited) change(op, name string, err error, attrs ...any) error {
+	if t, ok := eventType[op]; ok {
+		o := Op{Type: t, Path: clientPath(name), Err: err}
+		if op == "rename" && len(attrs) == 2 {
+			o.Target, _ = attrs[1].(string)
+		}
+		a.record(o)
+	}
 	attrs = append([]any{"op", op, "path", clientPath(name)}, attrs...)
 	if err != nil {
 		a.log.Info("change", append(attrs, "outcome", "failed", "err", err)...)
@@ -60,7 +95,11 @@ func (a *audited) OpenFile(name string, flag int, perm fs.FileMode) (afero.File,
 		op = "download"
 	}
 	a.active.Add(1)
-	return &transfer{File: f, log: a.log, op: op, start: time.Now(), active: a.active}, nil
+	t := &transfer{File: f, log: a.log, op: op, start: time.Now(), active: a.active, record: a.record}
+	if op == "upload" {
+		t.hash = newOrderedHash()
+	}
+	return t, nil
 }
 
 func (a *audited) Mkdir(name string, perm fs.FileMode) error {
@@ -107,6 +146,8 @@ type transfer struct {
 	op     string
 	start  time.Time
 	active *atomic.Int64
+	record func(Op)
+	hash   *orderedHash // uploads only
 	closed atomic.Bool
 
 	mu     sync.Mutex
@@ -133,14 +174,26 @@ func (t *transfer) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (t *transfer) Write(p []byte) (int, error) {
+	var off int64 = -1
+	if t.hash != nil {
+		if pos, err := t.File.Seek(0, io.SeekCurrent); err == nil {
+			off = pos
+		}
+	}
 	n, err := t.File.Write(p)
 	t.count(n)
+	if t.hash != nil {
+		t.hash.write(p[:n], off)
+	}
 	return n, t.fail(err)
 }
 
 func (t *transfer) WriteAt(p []byte, off int64) (int, error) {
 	n, err := t.File.WriteAt(p, off)
 	t.count(n)
+	if t.hash != nil {
+		t.hash.write(p[:n], off)
+	}
 	return n, t.fail(err)
 }
 
@@ -165,6 +218,12 @@ func (t *transfer) TransferError(err error) {
 }
 
 func (t *transfer) Close() error {
+	var size int64 = -1
+	if t.hash != nil {
+		if fi, err := t.File.Stat(); err == nil {
+			size = fi.Size()
+		}
+	}
 	err := t.File.Close()
 	if t.closed.Swap(true) {
 		return err // logged and counted already
@@ -176,7 +235,13 @@ func (t *transfer) Close() error {
 	if failed == nil {
 		failed = err
 	}
-	attrs := []any{"op", t.op, "path", t.Name(), "bytes", bytes, "duration", time.Since(t.start).String()}
+	d := time.Since(t.start)
+	op := Op{Type: t.op, Path: t.Name(), Size: bytes, Duration: d, Err: failed}
+	if t.hash != nil {
+		op.SHA256 = t.hash.sum(size)
+	}
+	t.record(op)
+	attrs := []any{"op", t.op, "path", t.Name(), "bytes", bytes, "duration", d.String()}
 	if failed != nil {
 		t.log.Info("transfer", append(attrs, "outcome", "failed", "err", failed)...)
 	} else {

@@ -340,7 +340,7 @@ func TestUploadOnlyNeverOverwrites(t *testing.T) {
 
 func TestAuditLogsTransfersAndChanges(t *testing.T) {
 	var logs bytes.Buffer
-	h := Audit(openHome(t, NewMemory(), "/u"), slog.New(slog.NewJSONHandler(&logs, nil)), nil)
+	h := Audit(openHome(t, NewMemory(), "/u"), slog.New(slog.NewJSONHandler(&logs, nil)), AuditOptions{})
 	f, err := h.OpenFile("/a", os.O_WRONLY|os.O_CREATE, 0o640)
 	if err != nil {
 		t.Fatal(err)
