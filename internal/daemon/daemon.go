@@ -10,12 +10,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/wharf-sftp/wharf/internal/admin"
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/events"
 	"github.com/wharf-sftp/wharf/internal/ftpd"
 	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
@@ -73,7 +77,12 @@ type Daemon struct {
 	backend  vfs.Backend
 	sessions *session.Manager
 	guard    *guard.Guard
-	rl       reloader // hot reload: the config in force (reload.go)
+	metrics  *admin.Metrics
+	serving  atomic.Bool // listeners accepting: what /readyz reports
+
+	admin   *admin.Server
+	adminLn net.Listener
+	rl      reloader // hot reload: the config in force (reload.go)
 
 	sftp   *sftpd.Server
 	sftpLn net.Listener
@@ -104,7 +113,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
-	d.guard = newGuard(cfg, log)
+	d.metrics = admin.NewMetrics(admin.Sources{
+		Sessions: d.sessionsByProtocol,
+		Bans:     func() int { return len(d.guard.Bans()) },
+	})
+	d.sessions.SetEvents(d.metrics.Sink(events.Discard{}))
+	d.guard = newGuard(cfg, log, d.metrics.Banned)
 	d.initReload(cfg)
 
 	if cfg.SFTP.Listen != "" {
@@ -112,6 +126,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	if err == nil && (cfg.FTPS.Listen != "" || cfg.FTPS.ImplicitListen != "") {
 		err = d.setupFTPS()
+	}
+	if err == nil && cfg.Admin.Listen != "" {
+		err = d.setupAdmin()
 	}
 	if err != nil {
 		d.closeListeners()
@@ -211,7 +228,7 @@ func (d *Daemon) setupFTPS() error {
 
 // closeListeners releases what New bound when start-up fails half way.
 func (d *Daemon) closeListeners() {
-	for _, ln := range []net.Listener{d.sftpLn, d.legacyLn, d.ftpsLn, d.ftpsImplicitLn} {
+	for _, ln := range []net.Listener{d.sftpLn, d.legacyLn, d.ftpsLn, d.ftpsImplicitLn, d.adminLn} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -242,7 +259,10 @@ func (d *Daemon) SFTPAddr() net.Addr { return addrOf(d.sftpLn) }
 // connections, and a serve error if a listener failed.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.startWatcher()()
-	serveErr := make(chan error, 4)
+	serveErr := make(chan error, 5)
+	if d.admin != nil {
+		go func() { serveErr <- d.admin.Serve(d.adminLn) }()
+	}
 	if d.sftp != nil {
 		go func() { serveErr <- d.sftp.Serve(d.sftpLn) }()
 	}
@@ -255,6 +275,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.ftpsImplicitLn != nil {
 		go func() { serveErr <- d.ftps.ServeImplicit(d.ftpsImplicitLn) }()
 	}
+	d.serving.Store(true)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -264,11 +285,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.log.Error("listener failed", "err", err)
 	}
+	d.serving.Store(false)
 	d.log.Info("shutting down", "grace", d.shutdownGrace().String(), "sessions", len(d.sessions.Live()))
 	grace, cancel := context.WithTimeout(context.Background(), d.shutdownGrace())
 	defer cancel()
 	if sdErr := d.shutdown(grace); sdErr != nil && err == nil {
 		err = sdErr
+	}
+	if d.admin != nil {
+		_ = d.admin.Shutdown(grace) // after the drain: /metrics stays up while transfers finish
 	}
 	d.closeOnce.Do(func() { d.backend.Close() })
 	d.log.Info("stopped")
@@ -349,4 +374,62 @@ func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (d *Daemon) setupAdmin() error {
+	var token string
+	if f := d.cfg.Admin.TokenFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return fmt.Errorf("admin token: %s is empty", f)
+		}
+	}
+	d.admin = admin.NewServer(d.metrics, token, d.ready, d.log)
+	var err error
+	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	return nil
+}
+
+// AdminAddr is the bound admin address, or nil.
+func (d *Daemon) AdminAddr() net.Addr { return addrOf(d.adminLn) }
+
+// ready is /readyz: the listeners accept and the storage takes a write.
+func (d *Daemon) ready() error {
+	if !d.serving.Load() {
+		return errors.New("listeners not serving")
+	}
+	root, err := d.backend.Home("/")
+	if err != nil {
+		return errors.New("storage unavailable")
+	}
+	defer root.Close()
+	name := "/.wharf-readyz-" + session.NewID()
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = f.Write([]byte("ok"))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if rerr := root.Remove(name); err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return errors.New("storage not writable")
+	}
+	return nil
+}
+
+// sessionsByProtocol counts the logged-in sessions, for /metrics.
+func (d *Daemon) sessionsByProtocol() map[string]int {
+	out := map[string]int{}
+	for _, s := range d.sessions.Live() {
+		out[s.Principal.Protocol]++
+	}
+	return out
 }

@@ -17,7 +17,7 @@ import (
 // for `wharf defender list`.
 const BansFile = "defender.json"
 
-func newGuard(cfg *config.Config, log *slog.Logger) *guard.Guard {
+func newGuard(cfg *config.Config, log *slog.Logger, onBan func()) *guard.Guard {
 	l, d := cfg.Limits, cfg.Defender
 	var allow []netip.Prefix
 	for _, a := range d.Allow {
@@ -27,6 +27,9 @@ func newGuard(cfg *config.Config, log *slog.Logger) *guard.Guard {
 	}
 	path := filepath.Join(cfg.StateDir, BansFile)
 	save := func(bans []guard.Ban) {
+		if onBan != nil {
+			onBan()
+		}
 		if err := writeBans(path, bans); err != nil {
 			log.Error("write ban list", "err", err)
 		}
@@ -35,7 +38,10 @@ func newGuard(cfg *config.Config, log *slog.Logger) *guard.Guard {
 		guard.Limits{MaxConnections: l.MaxConnections, MaxPerIP: l.MaxConnectionsPerIP, MaxPerUser: l.MaxConnectionsPerUser, MaxUnauthenticated: l.MaxUnauthenticated},
 		guard.Defender{Enabled: d.Enabled, Threshold: d.Threshold, Window: d.Window, BanTime: d.BanTime, MaxBanTime: d.MaxBanTime, Allow: allow},
 		log, save)
-	save(nil) // bans do not survive a restart: say so in the file
+	// Bans do not survive a restart: say so in the file.
+	if err := writeBans(path, nil); err != nil {
+		log.Error("write ban list", "err", err)
+	}
 	return g
 }
 

@@ -417,6 +417,12 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 // the operator asked again with SIGHUP.
 func (d *Daemon) reloadAndLog(log *slog.Logger, trigger string) {
 	res, err := d.reload(trigger)
+	switch res {
+	case reloadApplied:
+		d.metrics.Reload(true)
+	case reloadFailed:
+		d.metrics.Reload(false)
+	}
 	switch {
 	case res == reloadUnchanged && trigger == triggerSignal:
 		log.Info("config unchanged", "trigger", trigger)

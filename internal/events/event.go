@@ -31,6 +31,7 @@ type Event struct {
 	User     string    `json:"user"`
 	Protocol string    `json:"protocol"`
 	Remote   string    `json:"remote"`
+	Method   string    `json:"method,omitempty"` // logins: publickey | password
 	// Path is what the user sees; StoragePath is where it lies beneath
 	// storage.root (home + path), for the operator's processing.
 	Path        string  `json:"path,omitempty"`

@@ -126,7 +126,7 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 	p, err := d.srv.cfg.Users().VerifyPassword(auth.Attempt{Protocol: proto, User: user, Remote: c.addr}, pass)
 	if err != nil {
 		d.srv.cfg.Guard.LoginFailed(c.addr)
-		d.srv.cfg.Sessions.LoginFailed(proto, user, c.addr, err)
+		d.srv.cfg.Sessions.LoginFailed(proto, auth.MethodPassword, user, c.addr, err)
 		c.log.Warn("login", "user", user, "method", "password", "outcome", "failed", "err", err)
 		return nil, errLogin
 	}

@@ -74,7 +74,7 @@ func TestEvents(t *testing.T) {
 	}
 	upload("/in-order.bin", []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	upload("/shuffled.bin", []int{1, 0, 3, 2, 9, 4, 5, 8, 6, 7}) // as concurrent SFTP writes arrive
-	upload("/gap.bin", []int{0, 1, 2, 4, 5, 6, 7, 8, 9})          // chunk 3 never written
+	upload("/gap.bin", []int{0, 1, 2, 4, 5, 6, 7, 8, 9})         // chunk 3 never written
 	ups := got.of(events.Upload)
 	if len(ups) != 3 {
 		t.Fatalf("upload events: %+v", ups)
@@ -99,7 +99,7 @@ func TestEvents(t *testing.T) {
 	if len(got.of(events.Mkdir)) != 1 || len(got.of(events.Rmdir)) != 1 || len(got.of(events.Delete)) != 1 {
 		t.Errorf("change events: %+v", got.ev)
 	}
-	m.LoginFailed("ftps", "mallory", netip.MustParseAddr("198.51.100.1"), errors.New("invalid credentials: wrong password"))
+	m.LoginFailed("ftps", "password", "mallory", netip.MustParseAddr("198.51.100.1"), errors.New("invalid credentials: wrong password"))
 	if f := got.of(events.LoginFailed); len(f) != 1 || f[0].Outcome != "failed" || f[0].User != "mallory" {
 		t.Errorf("login_failed events: %+v", f)
 	}

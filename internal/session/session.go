@@ -107,8 +107,8 @@ func NewManager(backend vfs.Backend) *Manager {
 func (m *Manager) SetEvents(sink events.Sink) { m.events = sink }
 
 // LoginFailed records a refused login (the front ends call it).
-func (m *Manager) LoginFailed(proto, user string, remote netip.Addr, reason error) {
-	m.events.Emit(events.Event{Type: events.LoginFailed, Protocol: proto, User: user, Remote: remote.String(),
+func (m *Manager) LoginFailed(proto, method, user string, remote netip.Addr, reason error) {
+	m.events.Emit(events.Event{Type: events.LoginFailed, Protocol: proto, Method: method, User: user, Remote: remote.String(),
 		Outcome: "failed", Error: reason.Error()})
 }
 
@@ -142,6 +142,7 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 		s.recheck(check, gen)
 	}
 	e := s.event(events.Login)
+	e.Method = p.Method
 	e.Path = "/"
 	e.StoragePath = p.Home
 	m.events.Emit(e)

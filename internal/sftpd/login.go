@@ -38,7 +38,7 @@ type login struct {
 	addr  netip.Addr
 	// failed reports a failed login (the events); it is called as the
 	// guard is: per wrong password, once per connection for keys.
-	failed      func(user string, err error)
+	failed      func(method, user string, err error)
 	lastKeyUser string
 	lastKeyErr  error
 	// keyFailed records a refused public key. Clients offer several keys
@@ -50,7 +50,7 @@ type login struct {
 	principals map[string]*auth.Principal
 }
 
-func newLogin(users *auth.Directory, allow []string, g *guard.Guard, addr netip.Addr, failed func(string, error), log *slog.Logger) *login {
+func newLogin(users *auth.Directory, allow []string, g *guard.Guard, addr netip.Addr, failed func(method, user string, err error), log *slog.Logger) *login {
 	return &login{users: users, allow: allow, guard: g, addr: addr, failed: failed, log: log, principals: make(map[string]*auth.Principal)}
 }
 
@@ -66,7 +66,7 @@ func (l *login) failedHandshake() {
 	l.mu.Unlock()
 	if failed {
 		l.guard.LoginFailed(l.addr)
-		l.failed(user, err)
+		l.failed(auth.MethodPublicKey, user, err)
 	}
 }
 
@@ -126,7 +126,7 @@ func (l *login) password(c ssh.ConnMetadata, password []byte) (*ssh.Permissions,
 	}
 	if err != nil {
 		l.guard.LoginFailed(l.addr)
-		l.failed(c.User(), err)
+		l.failed(auth.MethodPassword, c.User(), err)
 		return nil, l.fail(c.User(), auth.MethodPassword, "", err)
 	}
 	return l.accept(p), nil

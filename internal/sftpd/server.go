@@ -224,7 +224,7 @@ func (s *Server) handleConn(nc net.Conn) {
 
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	idle := newIdleConn(nc)
-	failed := func(user string, err error) { s.cfg.Sessions.LoginFailed(proto, user, addr, err) }
+	failed := func(method, user string, err error) { s.cfg.Sessions.LoginFailed(proto, method, user, addr, err) }
 	login := newLogin(s.cfg.Users(), s.cfg.AllowUsers, s.cfg.Guard, addr, failed, log)
 	sconn, chans, reqs, err := ssh.NewServerConn(idle, s.serverConfig(login))
 	if err != nil {

@@ -39,7 +39,7 @@ func Start(t testing.TB, cfg *config.Config) *Daemon {
 	t.Helper()
 	// Tests listen on loopback only, on ports the kernel picks.
 	cfg.SFTP.Listen = "127.0.0.1:0"
-	for _, addr := range []*string{&cfg.SFTP.Legacy.Listen, &cfg.FTPS.Listen, &cfg.FTPS.ImplicitListen} {
+	for _, addr := range []*string{&cfg.SFTP.Legacy.Listen, &cfg.FTPS.Listen, &cfg.FTPS.ImplicitListen, &cfg.Admin.Listen} {
 		if *addr != "" {
 			*addr = "127.0.0.1:0"
 		}
