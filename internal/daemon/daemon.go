@@ -78,6 +78,7 @@ type Daemon struct {
 	sessions *session.Manager
 	guard    *guard.Guard
 	metrics  *admin.Metrics
+	events   *events.Bus
 	serving  atomic.Bool // listeners accepting: what /readyz reports
 
 	admin   *admin.Server
@@ -113,11 +114,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
+	d.events, err = events.Open(events.Options{StateDir: cfg.StateDir, Hooks: cfg.Hooks, AuditLog: cfg.AuditLog, Log: log})
+	if err != nil {
+		d.backend.Close()
+		return nil, fmt.Errorf("events: %w", err)
+	}
 	d.metrics = admin.NewMetrics(admin.Sources{
 		Sessions: d.sessionsByProtocol,
 		Bans:     func() int { return len(d.guard.Bans()) },
+		Hooks:    d.hookStats,
 	})
-	d.sessions.SetEvents(d.metrics.Sink(events.Discard{}))
+	d.sessions.SetEvents(d.metrics.Sink(d.events))
 	d.guard = newGuard(cfg, log, d.metrics.Banned)
 	d.initReload(cfg)
 
@@ -132,6 +139,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	if err != nil {
 		d.closeListeners()
+		d.events.Close()
 		d.backend.Close()
 		return nil, err
 	}
@@ -275,6 +283,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.ftpsImplicitLn != nil {
 		go func() { serveErr <- d.ftps.ServeImplicit(d.ftpsImplicitLn) }()
 	}
+	// Deliveries run until the sessions have drained, so events of
+	// transfers that finish during the drain are queued and, where the
+	// endpoint answers, delivered.
+	deliver, stopDelivery := context.WithCancel(context.Background())
+	defer stopDelivery()
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		if err := d.events.Run(deliver); err != nil {
+			d.log.Error("event delivery", "err", err)
+		}
+	}()
 	d.serving.Store(true)
 	var err error
 	select {
@@ -294,6 +314,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.admin != nil {
 		_ = d.admin.Shutdown(grace) // after the drain: /metrics stays up while transfers finish
+	}
+	stopDelivery()
+	<-delivered
+	if cerr := d.events.Close(); cerr != nil {
+		d.log.Error("close event queue", "err", cerr)
 	}
 	d.closeOnce.Do(func() { d.backend.Close() })
 	d.log.Info("stopped")
@@ -430,6 +455,15 @@ func (d *Daemon) sessionsByProtocol() map[string]int {
 	out := map[string]int{}
 	for _, s := range d.sessions.Live() {
 		out[s.Principal.Protocol]++
+	}
+	return out
+}
+
+// hookStats reads the delivery state of each hook, for /metrics.
+func (d *Daemon) hookStats() map[string]admin.HookStats {
+	out := map[string]admin.HookStats{}
+	for _, h := range d.events.Stats().Hooks {
+		out[h.Name] = admin.HookStats{Queued: int(h.Queued), Delivered: h.Delivered, Failed: h.Failed, Dropped: h.Dropped}
 	}
 	return out
 }

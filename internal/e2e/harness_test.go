@@ -418,6 +418,19 @@ func (d *daemon) Restart(t *testing.T) {
 	d.start(t)
 }
 
+// KillAndRestart kills the daemon with SIGKILL (no drain, no cleanup: a
+// crash) and starts it again on the same config, state dir and storage.
+func (d *daemon) KillAndRestart(t *testing.T) {
+	t.Helper()
+	p := d.proc
+	d.proc = nil
+	if p != nil {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	d.start(t)
+}
+
 // ForbidInLogs adds a string (e.g. a wrong password a test typed) that no log
 // line may contain; checked when the daemon stops.
 func (d *daemon) ForbidInLogs(s string) {
