@@ -123,9 +123,9 @@ func TestUploadEvent(t *testing.T) {
 	sum := writeRandomFile(t, local, size)
 	sftpOK(t, d, alice, "mkdir /inbox\nput "+local+" /inbox/order.edi\nput "+local+" /elsewhere.edi\n")
 
-	got := r.waitUploads(1, 30*time.Second)
+	r.waitUploads(1, 30*time.Second)
 	time.Sleep(500 * time.Millisecond) // a second event, if any, would arrive now
-	got = r.uploads()
+	got := r.uploads()
 	if len(got) != 1 {
 		t.Fatalf("%d upload events, want exactly 1 (the path filter leaves out /elsewhere.edi): %+v", len(got), got)
 	}

@@ -242,12 +242,17 @@ func (s *Server) handleConn(nc net.Conn) {
 		return
 	}
 	log = log.With("user", p.User)
-	if err := ticket.LoggedIn(p.User); err != nil {
-		log.Warn("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "failed", "err", err)
+	// refuse turns the client away after authentication with a reason it
+	// shows ("channel 0: open failed: ...").
+	refuse := func(reason ssh.RejectionReason, msg string) {
 		go ssh.DiscardRequests(reqs)
 		for nch := range chans {
-			_ = nch.Reject(ssh.ResourceShortage, err.Error())
+			_ = nch.Reject(reason, msg)
 		}
+	}
+	if err := ticket.LoggedIn(p.User); err != nil {
+		log.Warn("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "failed", "err", err)
+		refuse(ssh.ResourceShortage, err.Error())
 		return
 	}
 	log.Info("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "ok")
@@ -255,6 +260,7 @@ func (s *Server) handleConn(nc net.Conn) {
 	sess, err := s.cfg.Sessions.Open(connID, p, log, func() { sconn.Close() })
 	if err != nil {
 		log.Error("open session", "err", err)
+		refuse(ssh.ConnectionFailed, "home directory unavailable")
 		return
 	}
 	defer sess.Close()

@@ -84,6 +84,12 @@ func (a *audited) Create(name string) (afero.File, error) {
 func (a *audited) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, error) {
 	f, err := a.FS.OpenFile(name, flag, perm)
 	if err != nil {
+		if flag&writeFlags != 0 {
+			// The store refused the upload outright (full, read-only...):
+			// still a failed transfer the operator must see.
+			a.log.Info("transfer", "op", "upload", "path", clientPath(name), "bytes", 0, "outcome", "failed", "err", err)
+			a.record(Op{Type: "upload", Path: clientPath(name), Err: err})
+		}
 		return nil, err
 	}
 	op := "upload"

@@ -48,15 +48,17 @@ type cappedFile struct {
 	max func() int64
 }
 
-func (f *cappedFile) check(end int64) error {
-	if m := f.max(); m > 0 && end > m {
+// check refuses data of length n at off past the cap; written so that
+// off + n cannot overflow, and a negative offset never slips under it.
+func (f *cappedFile) check(off, n int64) error {
+	if m := f.max(); m > 0 && (off < 0 || off > m-n) {
 		return &fs.PathError{Op: "write", Path: f.Name(), Err: syscall.EFBIG}
 	}
 	return nil
 }
 
 func (f *cappedFile) WriteAt(p []byte, off int64) (int, error) {
-	if err := f.check(off + int64(len(p))); err != nil {
+	if err := f.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
 	return f.File.WriteAt(p, off)
@@ -67,7 +69,7 @@ func (f *cappedFile) Write(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := f.check(pos + int64(len(p))); err != nil {
+	if err := f.check(pos, int64(len(p))); err != nil {
 		return 0, err
 	}
 	return f.File.Write(p)
@@ -76,7 +78,7 @@ func (f *cappedFile) Write(p []byte) (int, error) {
 func (f *cappedFile) WriteString(s string) (int, error) { return f.Write([]byte(s)) }
 
 func (f *cappedFile) Truncate(size int64) error {
-	if err := f.check(size); err != nil {
+	if err := f.check(size, 0); err != nil {
 		return err
 	}
 	return f.File.Truncate(size)

@@ -431,6 +431,11 @@ func TestCapSize(t *testing.T) {
 	if _, err := f.WriteAt([]byte("x"), 10); !errors.Is(err, syscall.EFBIG) {
 		t.Fatalf("write past the cap: %v", err)
 	}
+	for _, off := range []int64{-1, 1<<63 - 5} { // no overflow, no negative offset under the cap
+		if _, err := f.WriteAt([]byte("0123456789"), off); !errors.Is(err, syscall.EFBIG) {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+	}
 	if _, err := f.Write([]byte("more than ten bytes")); !errors.Is(err, syscall.EFBIG) {
 		t.Fatalf("sequential write past the cap: %v", err)
 	}
