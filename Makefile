@@ -3,6 +3,8 @@
 GO         ?= go
 BIN        ?= bin/wharf
 FUZZTIME   ?= 20s
+# Bounds the shrinking of each new input, so a run ends near FUZZTIME.
+FUZZMINTIME ?= 5s
 FUZZPKGS   ?= ./internal/config ./internal/auth ./internal/vfs
 BENCHFLAGS ?=
 # Stamped into `wharf version`.
@@ -64,13 +66,32 @@ lint:
 
 # Each package's fuzz targets are listed by `go test -list`, so a new target is
 # fuzzed without editing this file. -fuzz takes one target at a time, anchored.
+# A failure fails the target, except one: go1.26's fuzz coordinator sometimes
+# fails a clean run with a bare "context deadline exceeded" as -fuzztime ends
+# (golang/go#75804, fixed in go1.27). That run wrote no failing input into
+# testdata/fuzz, so it is reported as a warning. A crasher is always written
+# there, and fails the target.
 fuzz:
-	@set -e; for pkg in $(FUZZPKGS); do \
+	@set -e; out="$$(mktemp)"; trap 'rm -f "$$out"' EXIT; \
+	for pkg in $(FUZZPKGS); do \
 		targets="$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true)"; \
 		if [ -z "$$targets" ]; then echo "no fuzz targets in $$pkg"; exit 1; fi; \
 		for t in $$targets; do \
 			echo "== $$pkg $$t ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			corpus="$$pkg/testdata/fuzz/$$t"; \
+			before="$$(ls -A "$$corpus" 2>/dev/null | wc -l)"; \
+			rc=0; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) \
+				-fuzzminimizetime $(FUZZMINTIME) $$pkg >"$$out" 2>&1 || rc=$$?; \
+			cat "$$out"; \
+			[ "$$rc" -eq 0 ] && continue; \
+			after="$$(ls -A "$$corpus" 2>/dev/null | wc -l)"; \
+			if [ "$$after" = "$$before" ] && ! grep -q 'Failing input written' "$$out" \
+				&& [ "$$(grep -c '^--- FAIL' "$$out")" = 1 ] \
+				&& grep -qx '    context deadline exceeded' "$$out"; then \
+				echo "warning: $$t: bare \"context deadline exceeded\" with no failing input (golang/go#75804); not a finding"; \
+				continue; \
+			fi; \
+			echo "fuzz: $$pkg $$t failed"; exit 1; \
 		done; \
 	done
 
