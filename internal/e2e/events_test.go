@@ -200,3 +200,38 @@ func TestEventsSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("after SIGKILL and restart: %+v", got)
 	}
 }
+
+// TestCommandHookMovesUploads runs the example hook of deploy/examples:
+// each file uploaded into /inbox ends up in /processed, byte-identical.
+func TestCommandHookMovesUploads(t *testing.T) {
+	script, err := filepath.Abs("../../deploy/examples/move-to-processed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newUser(t, "alice")
+	d := startDaemon(t, daemonOpts{Users: []*testUser{alice}})
+	// The hook needs the storage root, known only once the daemon has one.
+	extra := fmt.Sprintf("hooks:\n  - name: move\n    events: [upload]\n    paths: [\"/inbox/**\"]\n"+
+		"    command: {argv: [%s, %s], timeout: 30s}\n", script, d.Root)
+	d.stop(t)
+	d.writeConfig(t, "local", extra)
+	d.start(t)
+
+	local := filepath.Join(t.TempDir(), "invoice.xml")
+	sum := writeRandomFile(t, local, 100_000)
+	sftpOK(t, d, alice, "mkdir /inbox\nput "+local+" /inbox/invoice.xml\n")
+	moved := filepath.Join(d.HomeDir(alice), "processed", "invoice.xml")
+	deadline := time.Now().Add(30 * time.Second)
+	for !exists(t, moved) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hook did not move the upload:\n%s", d.RawLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := sha256File(t, moved); got != sum {
+		t.Fatalf("moved file differs")
+	}
+	if exists(t, filepath.Join(d.HomeDir(alice), "inbox", "invoice.xml")) {
+		t.Fatal("the upload is still in the inbox")
+	}
+}
