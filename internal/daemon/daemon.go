@@ -114,6 +114,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
+	d.sessions.SetAtomicUploads(cfg.Uploads.Atomic)
 	d.events, err = events.Open(events.Options{StateDir: cfg.StateDir, Hooks: cfg.Hooks, AuditLog: cfg.AuditLog, Log: log})
 	if err != nil {
 		d.backend.Close()

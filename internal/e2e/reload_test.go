@@ -52,8 +52,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	// Edit once the upload is well under way.
 	remote := filepath.Join(d.HomeDir(alice), "big.bin")
 	waitFor(t, 20*time.Second, "alice's upload to pass 8 MiB", func() bool {
-		fi, err := os.Stat(remote)
-		return err == nil && fi.Size() >= 8<<20
+		// With uploads.atomic (the default) the bytes gather under a hidden
+		// temporary name until the upload completes.
+		return tempSize(filepath.Dir(remote), "big.bin") >= 8<<20
 	})
 	mark := d.LogMark()
 	edited := time.Now()

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"net"
@@ -242,3 +243,18 @@ func (l dataListener) Accept() (net.Conn, error) {
 }
 
 type dataConn struct{ net.Conn }
+
+// errNoCloseNotify ends an upload whose data connection closed without
+// TLS's close_notify: crypto/tls would report a bare EOF at a record
+// boundary as a clean end, and a client killed mid-upload as a complete file.
+var errNoCloseNotify = errors.New("data connection closed without TLS close_notify")
+
+// Read runs beneath TLS: after a close_notify, crypto/tls stops reading and
+// never sees this EOF.
+func (c *dataConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err == io.EOF {
+		err = errNoCloseNotify
+	}
+	return n, err
+}

@@ -88,6 +88,7 @@ func (s *Session) Close() error {
 type Manager struct {
 	backend vfs.Backend
 	events  events.Sink
+	atomic  bool // uploads go through vfs.Atomic
 
 	mu   sync.Mutex
 	live map[*Session]struct{}
@@ -106,6 +107,10 @@ func NewManager(backend vfs.Backend) *Manager {
 // sink. Call it before the first Open.
 func (m *Manager) SetEvents(sink events.Sink) { m.events = sink }
 
+// SetAtomicUploads makes uploads appear under their name only once
+// complete (uploads.atomic; see vfs.Atomic). Call it before the first Open.
+func (m *Manager) SetAtomicUploads(on bool) { m.atomic = on }
+
 // LoginFailed records a refused login (the front ends call it).
 func (m *Manager) LoginFailed(proto, method, user string, remote netip.Addr, reason error) {
 	m.events.Emit(events.Event{Type: events.LoginFailed, Protocol: proto, Method: method, User: user, Remote: remote.String(),
@@ -123,6 +128,9 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	home, err := m.backend.Home(p.Home)
 	if err != nil {
 		return nil, fmt.Errorf("open home of %s: %w", p.User, err)
+	}
+	if m.atomic {
+		home = vfs.Atomic(home) // beneath every other layer; Close waits for uploads to land
 	}
 	s := &Session{ID: id, Principal: p, Log: log, home: home, closeFn: closeConn, mgr: m}
 	s.SetPerms(p.Perms)

@@ -221,6 +221,11 @@ func (t *transfer) TransferError(err error) {
 		t.failed = err
 	}
 	t.mu.Unlock()
+	// A layer below (Atomic) decides at Close whether the upload becomes
+	// the file: it must know too.
+	if te, ok := t.File.(interface{ TransferError(error) }); ok {
+		te.TransferError(err)
+	}
 }
 
 func (t *transfer) Close() error {

@@ -83,3 +83,11 @@ func (f *cappedFile) Truncate(size int64) error {
 	}
 	return f.File.Truncate(size)
 }
+
+// TransferError passes the front end's report of a broken transfer on to
+// the layers below (Atomic keeps such an upload from becoming the file).
+func (f *cappedFile) TransferError(err error) {
+	if te, ok := f.File.(interface{ TransferError(error) }); ok {
+		te.TransferError(err)
+	}
+}

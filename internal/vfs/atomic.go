@@ -1,0 +1,680 @@
+package vfs
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/afero"
+)
+
+// Atomic makes uploads appear under their name only once complete. It sits
+// directly above a backend, below the size cap and the audit layer, so that
+// those see the client's name and bytes and never a temporary name.
+//
+// The rule, which every other method of this layer follows:
+//
+//   - An upload (a write-open of a regular file) goes to a temporary file
+//     of its own, ".wharf-upload.<name>.<random>", in the same directory
+//     (the final rename then never crosses a file system). Close renames it
+//     over the name, unless a write failed or the front end reported a
+//     TransferError (a dropped connection, an aborted FTP transfer). Two
+//     concurrent uploads of one name each write their own file; the last to
+//     complete wins, and neither sees the other's bytes.
+//   - A failed upload is kept as the name's partial, ".wharf-partial.<name>",
+//     for a later resume; the name itself is untouched: no new file appears,
+//     and an overwrite that breaks keeps the old content. The partial's name
+//     is deterministic so that the next session finds it; the newest failure
+//     replaces an older partial, and a completed upload or a rename onto the
+//     name removes it.
+//   - Stat (and Lstat) of a name describes, in this order: the session's own
+//     upload of it still open (pkg/sftp answers FSTAT and FSETSTAT by path),
+//     its partial, the final file. That is the size a non-atomic server would
+//     report, and the one every resuming client computes its offset from:
+//     OpenSSH reput and put -a, psftp reput and curl -C - stat the name; lftp
+//     put -c asks SIZE then sends REST and STOR; curl -C - over FTP asks SIZE
+//     then sends APPE. Listings and downloads, on the other hand, only ever
+//     show complete files, so whatever processes the directory never sees a
+//     partial.
+//   - A write-open without O_TRUNC continues the file Stat describes: a
+//     partial is claimed (renamed to the new upload's temporary file, which
+//     is atomic, so two sessions never share it); otherwise an existing file
+//     is copied to the temporary file first, up to 256 MiB. Beyond that the
+//     existing file is written in place: a copy would cost seconds of I/O and
+//     as much space again on every append (FTP APPE to a log, a resume onto a
+//     prefix a non-atomic server left), and such a file was already complete
+//     and visible under its name.
+//   - O_EXCL (which Restrict adds for users who may upload but not
+//     overwrite) refuses when the final file exists, at open and again at
+//     close; a partial does not count, so such a user can resume.
+//   - Both kinds of names are hidden from listings; an operation naming one
+//     is answered as if nothing were there (creating one: permission denied).
+//     Removing a name removes its partial too, and a directory that holds
+//     nothing but partials can be removed.
+//
+// Every layer above must pass TransferError down to the file it wraps, or
+// a dropped connection looks like a completed upload. Close of this
+// filesystem waits for the uploads still open to land before it closes the
+// backend's home. Temporary files left by a daemon that died mid-upload
+// stay under their ".wharf-upload." names, hidden, until an operator
+// removes them.
+func Atomic(inner FS) FS { return newAtomic(inner, atomicCopyMax) }
+
+const (
+	uploadPrefix  = ".wharf-upload."
+	partialPrefix = ".wharf-partial."
+
+	// atomicCopyMax is the largest existing file copied to continue it; see
+	// Atomic.
+	atomicCopyMax = 256 << 20
+	// atomicNameMax is NAME_MAX: a longer client name is replaced by its
+	// hash in the temporary and partial names.
+	atomicNameMax = 255
+)
+
+func newAtomic(inner FS, copyMax int64) *atomicFS {
+	return &atomicFS{FS: inner, copyMax: copyMax, open: map[string][]*atomicFile{}}
+}
+
+type atomicFS struct {
+	FS
+	copyMax int64
+
+	mu      sync.Mutex
+	open    map[string][]*atomicFile // by client path: this session's uploads not yet closed
+	closing bool                     // Close was called; the last upload closes the backend
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Close closes the backend's home, once the uploads still open have
+// landed: their Close renames, which needs the home. ftpserverlib ends a
+// session (ClientDisconnected) before it closes the data connection whose
+// transfer then closes its file.
+func (a *atomicFS) Close() error {
+	a.mu.Lock()
+	a.closing = true
+	busy := len(a.open) > 0
+	a.mu.Unlock()
+	if busy {
+		return nil
+	}
+	return a.closeInner()
+}
+
+func (a *atomicFS) closeInner() error {
+	a.closeOnce.Do(func() { a.closeErr = a.FS.Close() })
+	return a.closeErr
+}
+
+// isHidden reports whether a directory entry is one of this layer's names.
+func isHidden(base string) bool {
+	return strings.HasPrefix(base, uploadPrefix) || strings.HasPrefix(base, partialPrefix)
+}
+
+// reserved reports whether any component of a client path is one of this
+// layer's names.
+func reserved(name string) bool {
+	p := clientPath(name)
+	return strings.Contains(p, "/"+uploadPrefix) || strings.Contains(p, "/"+partialPrefix)
+}
+
+func notFound(op, name string) error {
+	return &fs.PathError{Op: op, Path: clientPath(name), Err: fs.ErrNotExist}
+}
+
+// hiddenName is prefix+base+suffix, with base replaced by its hash when
+// the result would be longer than a file name may be.
+func hiddenName(prefix, base, suffix string) string {
+	if len(prefix)+len(base)+len(suffix) > atomicNameMax {
+		sum := sha256.Sum256([]byte(base))
+		base = hex.EncodeToString(sum[:16])
+	}
+	return prefix + base + suffix
+}
+
+// partialOf is where a failed upload of name waits for its resume.
+func partialOf(name string) string {
+	dir, base := path.Split(clientPath(name))
+	return dir + hiddenName(partialPrefix, base, "")
+}
+
+// tempOf is a fresh temporary name for one upload of name.
+func tempOf(name string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	dir, base := path.Split(clientPath(name))
+	return dir + hiddenName(uploadPrefix, base, "."+hex.EncodeToString(b[:]))
+}
+
+// namedInfo is a temporary file's or a partial's FileInfo under the
+// client's name.
+type namedInfo struct {
+	fs.FileInfo
+	name string
+}
+
+func (n namedInfo) Name() string { return n.name }
+
+func (a *atomicFS) track(f *atomicFile) {
+	a.mu.Lock()
+	a.open[f.name] = append(a.open[f.name], f)
+	a.mu.Unlock()
+}
+
+// untrack forgets a closed upload, and closes the backend if it was the
+// last one a Close waited for.
+func (a *atomicFS) untrack(f *atomicFile) {
+	a.mu.Lock()
+	list := a.open[f.name]
+	for i, g := range list {
+		if g == f {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(a.open, f.name)
+	} else {
+		a.open[f.name] = list
+	}
+	last := a.closing && len(a.open) == 0
+	a.mu.Unlock()
+	if last {
+		_ = a.closeInner() // nobody is left to report it to
+	}
+}
+
+// uploads returns this session's open uploads of name, newest last.
+func (a *atomicFS) uploads(name string) []*atomicFile {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*atomicFile(nil), a.open[clientPath(name)]...)
+}
+
+// partial returns the partial of name and its FileInfo, if there is one
+// and name is not something other than a regular file (a directory made
+// since the partial was left keeps its own attributes).
+func (a *atomicFS) partial(name string) (string, fs.FileInfo, bool) {
+	if clientPath(name) == "/" {
+		return "", nil, false
+	}
+	p := partialOf(name)
+	fi, err := a.FS.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", nil, false
+	}
+	if ffi, _, err := a.FS.LstatIfPossible(name); err == nil && !ffi.Mode().IsRegular() {
+		return "", nil, false
+	}
+	return p, fi, true
+}
+
+func (a *atomicFS) Stat(name string) (fs.FileInfo, error) {
+	fi, _, err := a.stat("stat", name)
+	return fi, err
+}
+
+func (a *atomicFS) LstatIfPossible(name string) (fs.FileInfo, bool, error) {
+	return a.stat("lstat", name)
+}
+
+func (a *atomicFS) stat(op, name string) (fs.FileInfo, bool, error) {
+	if reserved(name) {
+		return nil, false, notFound(op, name)
+	}
+	base := path.Base(clientPath(name))
+	if ups := a.uploads(name); len(ups) > 0 {
+		if fi, err := ups[len(ups)-1].file.f.Stat(); err == nil {
+			return namedInfo{fi, base}, true, nil
+		}
+	}
+	if _, fi, ok := a.partial(name); ok {
+		return namedInfo{fi, base}, true, nil
+	}
+	if op == "lstat" {
+		return a.FS.LstatIfPossible(name)
+	}
+	fi, err := a.FS.Stat(name)
+	return fi, false, err
+}
+
+func (a *atomicFS) Open(name string) (afero.File, error) {
+	return a.OpenFile(name, os.O_RDONLY, 0)
+}
+
+func (a *atomicFS) Create(name string) (afero.File, error) {
+	return a.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
+}
+
+func (a *atomicFS) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, error) {
+	if reserved(name) {
+		if flag&os.O_CREATE != 0 {
+			return nil, denied("open", name)
+		}
+		return nil, notFound("open", name)
+	}
+	if flag&writeFlags == 0 {
+		f, err := a.FS.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		return hidingFile{f}, nil
+	}
+	return a.openUpload(name, flag, perm)
+}
+
+// How an upload's temporary file began.
+const (
+	startedEmpty  = iota // a new file or O_TRUNC
+	startedClaim         // the name's partial, renamed
+	startedCopied        // a copy of the existing file
+)
+
+func (a *atomicFS) openUpload(name string, flag int, perm fs.FileMode) (afero.File, error) {
+	if clientPath(name) == "/" {
+		return a.FS.OpenFile(name, flag, perm) // the home itself: the backend refuses
+	}
+	fi, _, err := a.FS.LstatIfPossible(name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	exists := err == nil
+	if exists && !fi.Mode().IsRegular() {
+		// A directory fails as it would anyway; a symlink planted on disk
+		// is written through, in place, as the backend allows.
+		return a.FS.OpenFile(name, flag, perm)
+	}
+	if exists && flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL {
+		return nil, &fs.PathError{Op: "open", Path: clientPath(name), Err: fs.ErrExist}
+	}
+	tmp := tempOf(name)
+	start := startedEmpty
+	if flag&os.O_TRUNC == 0 {
+		switch err := a.FS.Rename(partialOf(name), tmp); {
+		case err == nil:
+			start = startedClaim
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, pathErr("open", name, err)
+		case exists && fi.Size() > a.copyMax:
+			return a.FS.OpenFile(name, flag, perm)
+		case exists:
+			if err := a.copyFile(name, tmp, fi.Mode().Perm()); err != nil {
+				return nil, pathErr("open", name, err)
+			}
+			start = startedCopied
+		case flag&os.O_CREATE == 0:
+			return nil, notFound("open", name)
+		}
+	} else if !exists && flag&os.O_CREATE == 0 {
+		if _, _, ok := a.partial(name); !ok {
+			return nil, notFound("open", name)
+		}
+	}
+
+	var f afero.File
+	if start == startedEmpty {
+		f, err = a.FS.OpenFile(tmp, flag|os.O_CREATE|os.O_EXCL, perm)
+		if err == nil && exists {
+			// An overwrite keeps the file's mode, as writing in place would.
+			_ = a.FS.Chmod(tmp, fi.Mode().Perm())
+		}
+	} else {
+		f, err = a.FS.OpenFile(tmp, flag&^(os.O_CREATE|os.O_EXCL|os.O_TRUNC), perm)
+		if err != nil && start == startedClaim {
+			_ = a.FS.Rename(tmp, partialOf(name)) // give the partial back
+		} else if err != nil {
+			_ = a.FS.Remove(tmp)
+		}
+	}
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	u := &atomicFile{file: wrapFile(f, name), fs: a, name: clientPath(name), tmp: tmp,
+		start: start, excl: flag&os.O_EXCL != 0}
+	a.track(u)
+	return u, nil
+}
+
+// copyFile copies the regular file name to a new file tmp with mode perm.
+func (a *atomicFS) copyFile(name, tmp string, perm fs.FileMode) error {
+	src, err := a.FS.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := a.FS.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyBuffer(dst, src, make([]byte, 1<<20))
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = a.FS.Chmod(tmp, perm) // the mode asked at create is masked by the umask
+	}
+	if err != nil {
+		_ = a.FS.Remove(tmp)
+	}
+	return err
+}
+
+func (a *atomicFS) Mkdir(name string, perm fs.FileMode) error {
+	if reserved(name) {
+		return denied("mkdir", name)
+	}
+	return a.FS.Mkdir(name, perm)
+}
+
+func (a *atomicFS) MkdirAll(name string, perm fs.FileMode) error {
+	if reserved(name) {
+		return denied("mkdir", name)
+	}
+	return a.FS.MkdirAll(name, perm)
+}
+
+// Remove removes the file and its partial (the client saw one name); a
+// directory that seems empty but holds partials loses them first.
+func (a *atomicFS) Remove(name string) error {
+	if reserved(name) {
+		return notFound("remove", name)
+	}
+	err := a.FS.Remove(name)
+	if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+		if a.dropPartials(name) {
+			err = a.FS.Remove(name)
+		}
+	}
+	if clientPath(name) == "/" || (err != nil && !errors.Is(err, fs.ErrNotExist)) {
+		return err
+	}
+	if perr := a.FS.Remove(partialOf(name)); perr == nil {
+		return nil // the partial was what the client saw
+	}
+	return err
+}
+
+// dropPartials removes the partials of a directory that holds nothing else
+// and reports whether it did. An upload in progress there (a temporary
+// file) keeps the directory, as its growing file would on a plain server.
+func (a *atomicFS) dropPartials(dir string) bool {
+	d, err := a.FS.Open(dir)
+	if err != nil {
+		return false
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, partialPrefix) {
+			return false
+		}
+	}
+	for _, n := range names {
+		if err := a.FS.Remove(path.Join(clientPath(dir), n)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *atomicFS) RemoveAll(name string) error {
+	if reserved(name) {
+		return notFound("remove", name)
+	}
+	if err := a.FS.RemoveAll(name); err != nil {
+		return err
+	}
+	if clientPath(name) != "/" {
+		_ = a.FS.Remove(partialOf(name))
+	}
+	return nil
+}
+
+func (a *atomicFS) Rename(oldname, newname string) error {
+	if reserved(oldname) {
+		return notFound("rename", oldname)
+	}
+	if reserved(newname) {
+		return denied("rename", newname)
+	}
+	if err := a.FS.Rename(oldname, newname); err != nil {
+		return err
+	}
+	// newname is complete now; a partial of it would describe another file.
+	if clientPath(newname) != "/" {
+		_ = a.FS.Remove(partialOf(newname))
+	}
+	return nil
+}
+
+// attrs applies set to every form of name the client may be looking at:
+// its open uploads in this session (so that OpenSSH's put -p, which sets
+// mode and times before it closes, reaches the file that will be renamed),
+// its partial and the final file.
+func (a *atomicFS) attrs(op, name string, set func(string) error) error {
+	if reserved(name) {
+		return notFound(op, name)
+	}
+	done := false
+	for _, u := range a.uploads(name) {
+		if set(u.tmp) == nil {
+			done = true
+		}
+	}
+	if p, _, ok := a.partial(name); ok && set(p) == nil {
+		done = true
+	}
+	err := set(name)
+	if done && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (a *atomicFS) Chmod(name string, mode fs.FileMode) error {
+	return a.attrs("chmod", name, func(p string) error { return pathErr("chmod", name, a.FS.Chmod(p, mode)) })
+}
+
+func (a *atomicFS) Chtimes(name string, atime, mtime time.Time) error {
+	return a.attrs("chtimes", name, func(p string) error {
+		return pathErr("chtimes", name, a.FS.Chtimes(p, atime, mtime))
+	})
+}
+
+func (a *atomicFS) Chown(name string, uid, gid int) error {
+	if reserved(name) {
+		return notFound("chown", name)
+	}
+	return a.FS.Chown(name, uid, gid)
+}
+
+// Truncate resizes what Stat describes.
+func (a *atomicFS) Truncate(name string, size int64) error {
+	if reserved(name) {
+		return notFound("truncate", name)
+	}
+	if ups := a.uploads(name); len(ups) > 0 {
+		return ups[len(ups)-1].Truncate(size)
+	}
+	if p, _, ok := a.partial(name); ok {
+		return pathErr("truncate", name, a.FS.Truncate(p, size))
+	}
+	return a.FS.Truncate(name, size)
+}
+
+// hidingFile is a file or directory opened for reading: its listings leave
+// out this layer's names.
+type hidingFile struct{ afero.File }
+
+func (h hidingFile) Readdir(n int) ([]fs.FileInfo, error) {
+	// Each pass consumes at least one entry, or ends: the loop is bounded
+	// by the directory's size.
+	for {
+		fis, err := h.File.Readdir(n)
+		kept := fis[:0]
+		for _, fi := range fis {
+			if !isHidden(fi.Name()) {
+				kept = append(kept, fi)
+			}
+		}
+		// A chunk of nothing but hidden names must not look like the end.
+		if len(kept) > 0 || err != nil || n <= 0 || len(fis) == 0 {
+			return kept, err
+		}
+	}
+}
+
+func (h hidingFile) Readdirnames(n int) ([]string, error) {
+	for {
+		names, err := h.File.Readdirnames(n)
+		kept := names[:0]
+		for _, name := range names {
+			if !isHidden(name) {
+				kept = append(kept, name)
+			}
+		}
+		if len(kept) > 0 || err != nil || n <= 0 || len(names) == 0 {
+			return kept, err
+		}
+	}
+}
+
+// atomicFile is one upload, written to its temporary file. Its name and
+// errors are the client's (the embedded file rewrites them), never the
+// temporary name.
+type atomicFile struct {
+	*file
+	fs    *atomicFS
+	name  string // client path
+	tmp   string // client path of the temporary file
+	start int
+	excl  bool
+
+	dirty  atomic.Bool // a write or truncate reached the temporary file
+	closed atomic.Bool
+
+	mu     sync.Mutex
+	failed error // guarded by mu
+}
+
+var _ afero.File = (*atomicFile)(nil)
+
+func (f *atomicFile) Stat() (fs.FileInfo, error) {
+	fi, err := f.file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return namedInfo{fi, path.Base(f.name)}, nil
+}
+
+func (f *atomicFile) Write(p []byte) (int, error) {
+	f.dirty.Store(true)
+	n, err := f.file.Write(p)
+	return n, f.fail(err)
+}
+
+func (f *atomicFile) WriteAt(p []byte, off int64) (int, error) {
+	f.dirty.Store(true)
+	n, err := f.file.WriteAt(p, off)
+	return n, f.fail(err)
+}
+
+func (f *atomicFile) WriteString(s string) (int, error) { return f.Write([]byte(s)) }
+
+func (f *atomicFile) Truncate(size int64) error {
+	f.dirty.Store(true)
+	return f.fail(f.file.Truncate(size))
+}
+
+// fail remembers a write error: what the temporary file holds is not what
+// the client sent, so it must not become the file.
+func (f *atomicFile) fail(err error) error {
+	if err != nil {
+		f.TransferError(err)
+	}
+	return err
+}
+
+// TransferError marks the upload as incomplete: pkg/sftp and ftpserverlib
+// call it before Close when the connection or the transfer broke.
+func (f *atomicFile) TransferError(err error) {
+	f.mu.Lock()
+	if f.failed == nil {
+		f.failed = err
+	}
+	f.mu.Unlock()
+}
+
+// Close renames the upload over its name if it is complete, and keeps it
+// as the name's partial otherwise.
+func (f *atomicFile) Close() error {
+	if f.closed.Swap(true) {
+		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
+	}
+	defer f.fs.untrack(f)
+	err := f.file.Close()
+	f.mu.Lock()
+	failed := f.failed
+	f.mu.Unlock()
+	if failed != nil || err != nil {
+		f.keep()
+		return err
+	}
+	return f.commit()
+}
+
+func (f *atomicFile) commit() error {
+	a := f.fs
+	if f.start == startedCopied && !f.dirty.Load() {
+		// Opened for writing, nothing written: the file is already what
+		// the client sees, and keeps its times.
+		_ = a.FS.Remove(f.tmp)
+		return nil
+	}
+	if f.excl {
+		// Another session may have completed the name since the open.
+		if _, _, err := a.FS.LstatIfPossible(f.name); err == nil {
+			_ = a.FS.Remove(f.tmp)
+			return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrExist}
+		}
+	}
+	if err := a.FS.Rename(f.tmp, f.name); err != nil {
+		f.keep()
+		return pathErr("close", f.name, err)
+	}
+	// Any partial left now is older than the complete file.
+	_ = a.FS.Remove(partialOf(f.name))
+	return nil
+}
+
+// keep makes the temporary file the name's partial, unless it holds
+// nothing the client sent.
+func (f *atomicFile) keep() {
+	a := f.fs
+	fi, err := a.FS.Stat(f.tmp)
+	if err != nil {
+		return // gone with its directory
+	}
+	if fi.Size() == 0 || (f.start != startedClaim && !f.dirty.Load()) {
+		_ = a.FS.Remove(f.tmp)
+		return
+	}
+	if err := a.FS.Rename(f.tmp, partialOf(f.name)); err != nil {
+		_ = a.FS.Remove(f.tmp)
+	}
+}
