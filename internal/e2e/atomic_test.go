@@ -165,7 +165,10 @@ func checkNoHiddenNames(t *testing.T, what, listing string) {
 func TestAtomicSFTPUploadKilled(t *testing.T) {
 	sftp := requireClient(t, "sftp")
 	alice := newUser(t, "alice")
-	d := startDaemon(t, daemonOpts{Users: []*testUser{alice}})
+	// A hook on every upload: the cut upload must not reach it.
+	r := newReceiver(t, "s")
+	hook := strings.Replace(hookConfig(t, r, ""), `paths: ["/inbox/**"]`, `paths: ["/**"]`, 1)
+	d := startDaemon(t, daemonOpts{Users: []*testUser{alice}, Extra: hook})
 	home := d.HomeDir(alice)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
@@ -192,6 +195,10 @@ func TestAtomicSFTPUploadKilled(t *testing.T) {
 		"outcome", "failed"), 10*time.Second)
 
 	part := checkBroken(t, home, "big", size, oldSum)
+	time.Sleep(time.Second) // an event, if one were sent, would arrive now
+	if got := r.uploads(); len(got) != 0 {
+		t.Fatalf("the cut upload produced upload events: %+v", got)
+	}
 	back := filepath.Join(local, "back")
 	out = sftpOK(t, d, alice, "ls -la /\nget /big "+back+"\n")
 	checkNoHiddenNames(t, "sftp ls -la after the failure", out)
@@ -204,6 +211,9 @@ func TestAtomicSFTPUploadKilled(t *testing.T) {
 		"bytes", size-part, "outcome", "ok"), 10*time.Second)
 	if names := dirNames(t, home); len(names) != 1 {
 		t.Errorf("home after the resume holds %v, want only big", names)
+	}
+	if got := r.waitUploads(1, 20*time.Second); len(got) != 1 || got[0].Path != "/big" || got[0].Size != size {
+		t.Errorf("after the resume: %+v, want one upload event for /big", got)
 	}
 }
 

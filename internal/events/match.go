@@ -17,7 +17,15 @@ type filter struct {
 // that a client uploaded elsewhere and then renamed into the inbox (a
 // common way for clients to publish a finished upload). An event without
 // a path (a login) never matches a hook that lists paths.
+//
+// Only what happened is delivered: a failed operation (an upload cut
+// halfway, a refused delete) reaches the audit log and the metrics but no
+// hook, so that processing never starts on a file that is not there.
+// Failed logins are the exception: failing is what they report.
 func (f filter) match(ev *Event) bool {
+	if ev.Outcome == "failed" && ev.Type != LoginFailed {
+		return false
+	}
 	if len(f.types) > 0 && !slices.Contains(f.types, ev.Type) {
 		return false
 	}

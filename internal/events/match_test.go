@@ -61,6 +61,8 @@ func TestFilterMatch(t *testing.T) {
 		{"rename into the glob", filter{globs: []string{"/in/**"}}, Event{Type: Rename, Path: "/tmp/a", Target: "/in/a"}, true},
 		{"rename out of the glob", filter{globs: []string{"/in/**"}}, Event{Type: Rename, Path: "/in/a", Target: "/tmp/a"}, true},
 		{"both must hold", filter{types: []string{Upload}, globs: []string{"/in/**"}}, Event{Type: Download, Path: "/in/a"}, false},
+		{"failed upload never delivered", filter{}, Event{Type: Upload, Path: "/in/a", Outcome: "failed"}, false},
+		{"failed login delivered", filter{types: []string{LoginFailed}}, Event{Type: LoginFailed, Outcome: "failed"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,7 +40,7 @@ type Op struct {
 	Type     string // upload, download, delete, rename, mkdir, rmdir
 	Path     string // client path
 	Target   string // rename: the new client path
-	Size     int64  // transfers: bytes moved
+	Size     int64  // downloads: bytes moved; uploads: the file's size
 	SHA256   string // uploads written from offset 0 in order: the file's hash
 	Duration time.Duration
 	Err      error
@@ -250,6 +250,9 @@ func (t *transfer) Close() error {
 	op := Op{Type: t.op, Path: t.Name(), Size: bytes, Duration: d, Err: failed}
 	if t.hash != nil {
 		op.SHA256 = t.hash.sum(size)
+		if size >= 0 {
+			op.Size = size // the file's size: a resumed upload moved fewer bytes
+		}
 	}
 	t.record(op)
 	attrs := []any{"op", t.op, "path", t.Name(), "bytes", bytes, "duration", d.String()}
