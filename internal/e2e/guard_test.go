@@ -116,36 +116,36 @@ func TestConnectionLimit(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range 5 {
+	for i := range 5 {
 		c, err := net.DialTimeout("tcp", d.Addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
+		// The version line comes only after the guard admitted the
+		// connection: once all five have it, the limit is reached.
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		line := make([]byte, len("SSH-2.0-wharf\r\n"))
+		if _, err := io.ReadFull(c, line); err != nil || string(line) != "SSH-2.0-wharf\r\n" {
+			t.Fatalf("connection %d: %q, %v", i, line, err)
+		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", d.Addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		first, _ := io.ReadAll(io.LimitReader(c, 200))
-		c.Close()
-		if strings.Contains(string(first), "too many connections logging in") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sixth connection got %q", first)
-		}
-		time.Sleep(50 * time.Millisecond) // the five may still be in accept
+	c, err := net.DialTimeout("tcp", d.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	first, _ := io.ReadAll(io.LimitReader(c, 200))
+	c.Close()
+	if !strings.Contains(string(first), "too many connections logging in") {
+		t.Fatalf("sixth connection got %q", first)
 	}
 	for _, c := range conns {
 		c.Close()
 	}
 	conns = nil
 	// Once they are gone, logins work again.
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, _, err := sftpBatch(t, d, alice, "pwd\n"); err == nil {
 			break
