@@ -49,6 +49,14 @@ type conn struct {
 	deadline *time.Timer
 	mu       sync.Mutex
 	sess     *session.Session // nil until login
+	raw      net.Conn         // the control socket: closing it ends the session
+}
+
+// close ends the connection from outside the library's goroutine.
+func (c *conn) close() {
+	if c.raw != nil {
+		c.raw.Close()
+	}
 }
 
 func connOf(cc ftpserver.ClientContext) *conn {
@@ -66,6 +74,9 @@ func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
 	c := &conn{id: id, start: time.Now(), addr: guard.AddrOf(cc.RemoteAddr()),
 		log: d.srv.cfg.Log.With("proto", proto, "conn_id", id, "remote", cc.RemoteAddr().String())}
 	cc.SetExtra(c)
+	if raw, ok := d.srv.raw.LoadAndDelete(cc.RemoteAddr().String()); ok {
+		c.raw = raw.(net.Conn)
+	}
 	t, err := d.srv.cfg.Guard.Admit(c.addr)
 	if err != nil {
 		c.log.Warn("refused", "err", err)
@@ -78,7 +89,7 @@ func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
 		c.mu.Unlock()
 		if !in {
 			c.log.Info("login timeout", "timeout", d.srv.loginTimeout.String())
-			cc.Close()
+			c.close()
 		}
 	})
 	c.log.Debug("connected")
@@ -135,7 +146,7 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 		return nil, err
 	}
 	c.log = c.log.With("user", p.User)
-	s, err := d.srv.cfg.Sessions.Open(c.id, p, c.log, func() { cc.Close() })
+	s, err := d.srv.cfg.Sessions.Open(c.id, p, c.log, c.close)
 	if err != nil {
 		c.log.Error("open session", "err", err)
 		return nil, errors.New("home directory unavailable")

@@ -56,6 +56,7 @@ type Server struct {
 	log          *slog.Logger
 	tls          *tls.Config
 	conns        sync.WaitGroup // one per control connection, from connect to disconnect
+	raw          sync.Map       // accepted control sockets not yet claimed by ClientConnected
 
 	mu      sync.Mutex
 	servers []*ftpserver.FtpServer
@@ -80,13 +81,31 @@ func New(cfg Config) (*Server, error) {
 
 // ServeExplicit serves FTPS with AUTH TLS on ln until Shutdown or Close.
 func (s *Server) ServeExplicit(ln net.Listener) error {
-	return s.serve(ln, ftpserver.MandatoryEncryption, "explicit")
+	return s.serve(tracking{ln, &s.raw}, ftpserver.MandatoryEncryption, "explicit")
 }
 
 // ServeImplicit serves FTPS with TLS from the first byte on ln.
 func (s *Server) ServeImplicit(ln net.Listener) error {
 	// ftpserverlib wraps only the listeners it creates itself.
-	return s.serve(tls.NewListener(ln, s.tls), ftpserver.ImplicitEncryption, "implicit")
+	return s.serve(tls.NewListener(tracking{ln, &s.raw}, s.tls), ftpserver.ImplicitEncryption, "implicit")
+}
+
+// tracking records each accepted control connection by remote address.
+// Ending a session closes that socket: the library's own goroutine then
+// sees the connection fail and cleans up. Calling the library's
+// ClientContext.Close from another goroutine races with it (ftpserverlib
+// v0.32.3 writes its state without a lock).
+type tracking struct {
+	net.Listener
+	raw *sync.Map // remote address -> net.Conn
+}
+
+func (l tracking) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.raw.Store(c.RemoteAddr().String(), c)
+	}
+	return c, err
 }
 
 func (s *Server) serve(ln net.Listener, mode ftpserver.TLSRequirement, name string) error {
