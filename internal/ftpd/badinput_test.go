@@ -12,13 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -421,7 +419,7 @@ func TestMalformedFTP(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			d := runMalformedFTP(t, backend)
-			checkGoroutines(t, before)
+			daemontest.CheckGoroutines(t, before)
 			logs := strings.ToLower(d.Logs())
 			for _, s := range []string{"panic", "internal command handling error"} {
 				if strings.Contains(logs, s) {
@@ -485,7 +483,7 @@ func runMalformedFTP(t *testing.T, backend string) *daemontest.Daemon {
 	}
 
 	if backend == "local" {
-		checkConfined(t, d.Config.Storage.Root, "alice", "bob")
+		daemontest.CheckConfined(t, d.Config.Storage.Root, "alice", "bob")
 		if _, err := os.Stat(filepath.Join(d.Config.Storage.Root, "alice", "climbed.txt")); err != nil {
 			t.Errorf("STOR ../../climbed.txt did not land in the home: %v", err)
 		}
@@ -499,59 +497,4 @@ func runMalformedFTP(t *testing.T, backend string) *daemontest.Daemon {
 		t.Errorf("a password reached the log")
 	}
 	return d
-}
-
-// checkConfined fails when anything in the storage root lies outside the
-// given homes, or when a name carries a NUL byte.
-func checkConfined(t *testing.T, root string, homes ...string) {
-	t.Helper()
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		top, _, _ := strings.Cut(rel, string(filepath.Separator))
-		if rel != "." && !slices.Contains(homes, top) {
-			t.Errorf("%s lies outside every home", rel)
-		}
-		if strings.ContainsRune(rel, 0) {
-			t.Errorf("%q has a NUL byte", rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk storage: %v", err)
-	}
-	entries, err := os.ReadDir(filepath.Dir(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "climbed") {
-			t.Errorf("%s was written beside the storage root", e.Name())
-		}
-	}
-}
-
-// checkGoroutines waits up to 5s for the goroutine count to come back to
-// what it was before the daemon started, and dumps every stack if it does
-// not. One goroutine of slack covers a runtime or testing helper started on
-// first use.
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	const tolerance = 1
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		now := runtime.NumGoroutine()
-		if now <= before+tolerance {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("%d goroutines before the daemon started, %d after it stopped:\n%s", before, now, buf)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

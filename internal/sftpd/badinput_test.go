@@ -10,10 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -642,7 +639,7 @@ func TestMalformedSFTP(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			d := runMalformedSFTP(t, backend)
-			checkGoroutines(t, before)
+			daemontest.CheckGoroutines(t, before)
 			if strings.Contains(strings.ToLower(d.Logs()), "panic") {
 				t.Errorf("the daemon logged a panic:\n%s", d.Logs())
 			}
@@ -700,7 +697,7 @@ func runMalformedSFTP(t *testing.T, backend string) *daemontest.Daemon {
 	alive.close()
 
 	if backend == "local" {
-		checkConfined(t, d.Config.Storage.Root, "alice", "bob")
+		daemontest.CheckConfined(t, d.Config.Storage.Root, "alice", "bob")
 		for _, m := range messages {
 			if strings.Contains(m, d.Config.Storage.Root) {
 				t.Errorf("a status message names the storage root: %.200q", m)
@@ -715,59 +712,4 @@ func runMalformedSFTP(t *testing.T, backend string) *daemontest.Daemon {
 		t.Errorf("stop: %v", err)
 	}
 	return d
-}
-
-// checkConfined fails when anything in the storage root lies outside the
-// given homes, or when a name carries a NUL byte.
-func checkConfined(t *testing.T, root string, homes ...string) {
-	t.Helper()
-	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		top, _, _ := strings.Cut(rel, string(filepath.Separator))
-		if rel != "." && !slices.Contains(homes, top) {
-			t.Errorf("%s lies outside every home", rel)
-		}
-		if strings.ContainsRune(rel, 0) {
-			t.Errorf("%q has a NUL byte", rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk storage: %v", err)
-	}
-	entries, err := os.ReadDir(filepath.Dir(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "climbed") {
-			t.Errorf("%s was written beside the storage root", e.Name())
-		}
-	}
-}
-
-// checkGoroutines waits up to 5s for the goroutine count to come back to
-// what it was before the daemon started, and dumps every stack if it does
-// not. One goroutine of slack covers a runtime or testing helper started on
-// first use; two connections were open, so a per-connection leak shows.
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	const tolerance = 1
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		now := runtime.NumGoroutine()
-		if now <= before+tolerance {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("%d goroutines before the daemon started, %d after it stopped:\n%s", before, now, buf)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -19,10 +19,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/daemon/daemontest"
 
 	"github.com/pkg/sftp"
 	"github.com/spf13/afero"
@@ -41,29 +42,12 @@ const (
 	fxFailure    = 4
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // faultServer is sftpd over a local store wrapped in a faultBackend.
 type faultServer struct {
 	addr  string
 	root  string // storage root on disk
 	f     *faults
-	logs  *syncBuffer
+	logs  *daemontest.SyncBuffer
 	users map[string]ssh.Signer
 }
 
@@ -76,7 +60,7 @@ func startFaultServer(t *testing.T, atomic bool) *faultServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &faultServer{root: root, f: newFaults(), logs: &syncBuffer{}, users: map[string]ssh.Signer{}}
+	s := &faultServer{root: root, f: newFaults(), logs: &daemontest.SyncBuffer{}, users: map[string]ssh.Signer{}}
 	var users []config.User
 	for _, name := range []string{"alice", "bob"} {
 		signer := newSigner(t)

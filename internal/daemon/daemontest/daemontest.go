@@ -9,9 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +32,7 @@ type Daemon struct {
 	Config *config.Config
 	Addr   string // SFTP address, 127.0.0.1:port
 
-	logs *syncBuffer
+	logs *SyncBuffer
 	stop context.CancelFunc
 	done chan error
 }
@@ -84,7 +89,7 @@ func run(t testing.TB, cfg *config.Config) *Daemon {
 	if reflect.DeepEqual(cfg.Defender, config.DefaultDefender()) {
 		cfg.Defender.Allow = []string{"127.0.0.0/8", "::1/128"}
 	}
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := daemon.New(cfg, log)
 	if err != nil {
@@ -171,19 +176,77 @@ func Msg(msg string, kv ...any) func(map[string]any) bool {
 	}
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// CheckConfined fails when anything in the storage root lies outside the
+// given homes (top-level names), when a name carries a NUL byte, or when
+// a file named "climbed*" appeared beside the root: what escape attempts
+// in tests try to write.
+func CheckConfined(t testing.TB, root string, homes ...string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		top, _, _ := strings.Cut(rel, string(filepath.Separator))
+		if rel != "." && !slices.Contains(homes, top) {
+			t.Errorf("%s lies outside every home", rel)
+		}
+		if strings.ContainsRune(rel, 0) {
+			t.Errorf("%q has a NUL byte", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk storage: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "climbed") {
+			t.Errorf("%s was written beside the storage root", e.Name())
+		}
+	}
+}
+
+// CheckGoroutines waits up to 5s for the goroutine count to come back to
+// before (counted before the daemon started), and dumps every stack if it
+// does not. One goroutine of slack covers a runtime or testing helper
+// started on first use.
+func CheckGoroutines(t testing.TB, before int) {
+	t.Helper()
+	const tolerance = 1
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		now := runtime.NumGoroutine()
+		if now <= before+tolerance {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Errorf("%d goroutines before the daemon started, %d after it stopped:\n%s", before, now, buf)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
