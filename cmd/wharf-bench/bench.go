@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,53 +19,82 @@ type bench struct {
 	o        options
 	ws       *workspace
 	client   client
+	proc     procfs
 	progress io.Writer
 
 	big   string // local file of o.size bytes: the upload source, and what downloads must equal
 	small string // local dir of o.files files of o.fileSize bytes
 
-	uploadBatch, downloadBatch, filesBatch, loginBatch string
+	uploadBatch, downloadBatch, filesBatch, loginBatch, listBatch string
 }
 
-// test is one figure of the table. run performs one timed repetition against
-// s, verifies what was transferred, cleans up and returns the rate.
+// test is one row of the table. run performs one timed repetition against
+// s, verifies what was transferred, cleans up and returns the rate; the
+// server's CPU time meanwhile is divided by cpuWork and shown in cpuUnit.
 type test struct {
-	name string
-	unit string
-	run  func(ctx context.Context, s *server) (float64, error)
+	name    string
+	unit    string
+	cpuUnit string
+	cpuWork float64 // units of work per repetition: CPU seconds / cpuWork is the CPU figure
+	run     func(ctx context.Context, s *server) (sample, error)
 }
 
-// result holds every repetition's rate, by server name, in run order.
+// sample is one repetition's outcome.
+type sample struct {
+	rate float64
+	// rssGrowth is how far the server's peak RSS rose above its RSS at the
+	// start (bytes), for tests that measure it on a server that holds its
+	// sessions in one process; -1 otherwise.
+	rssGrowth int64
+}
+
+// result holds every repetition's figures, by server name, in run order.
 type result struct {
-	name   string
-	unit   string
-	values map[string][]float64
+	name    string
+	unit    string
+	cpuUnit string
+	values  map[string][]float64
+	cpu     map[string][]float64
+	rss     map[string][]float64 // MiB
 }
 
-func newBench(ctx context.Context, o options, ws *workspace, progress io.Writer) (*bench, error) {
+func newBench(ctx context.Context, o options, ws *workspace, proc procfs, progress io.Writer) (*bench, error) {
 	c, err := newClient(o, ws)
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{o: o, ws: ws, client: c, progress: progress, big: ws.path("big.bin")}
-	total := float64(o.size) + float64(o.files)*float64(o.fileSize)
+	b := &bench{o: o, ws: ws, client: c, proc: proc, progress: progress, big: ws.path("big.bin")}
+	var total float64
+	if b.transfers() {
+		total += float64(o.size)
+	}
+	if o.has("files") {
+		total += float64(o.files) * float64(o.fileSize)
+	}
 	fmt.Fprintf(progress, "writing %.1f MiB of test data under %s ...\n", total/(1<<20), ws.dir)
-	if err := writeRandomFile(b.big, int64(o.size), 1); err != nil {
-		return nil, err
+	if b.transfers() {
+		if err := writeRandomFile(b.big, int64(o.size), 1); err != nil {
+			return nil, err
+		}
 	}
 	if b.small, err = ws.mkdir("small"); err != nil {
 		return nil, err
 	}
-	for i := range o.files {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := writeRandomFile(filepath.Join(b.small, smallName(i)), int64(o.fileSize), uint64(i)+2); err != nil {
-			return nil, err
+	if o.has("files") {
+		for i := range o.files {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := writeRandomFile(filepath.Join(b.small, smallName(i)), int64(o.fileSize), uint64(i)+2); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return b, b.writeBatches()
 }
+
+// transfers reports whether a big upload or download is among the rows.
+func (b *bench) transfers() bool { return b.o.has("upload") || b.o.has("download") }
 
 func smallName(i int) string { return fmt.Sprintf("f%06d", i) }
 
@@ -85,6 +115,9 @@ func (b *bench) writeBatches() error {
 		{&b.downloadBatch, "download.batch", "get down.bin " + strconv.Quote(b.ws.path("down.bin")) + "\n"},
 		{&b.filesBatch, "files.batch", files.String()},
 		{&b.loginBatch, "login.batch", "pwd\n"},
+		// -f: unsorted, so that the client's sorting does not dilute the
+		// difference between the servers.
+		{&b.listBatch, "list.batch", "ls -1f list\n"},
 	}
 	for _, bt := range batches {
 		*bt.path = b.ws.path(bt.name)
@@ -95,12 +128,21 @@ func (b *bench) writeBatches() error {
 	return nil
 }
 
-// stage gives each server the download source and proves that a login works,
-// which also records the host keys in the client's known_hosts.
+// stage gives each server the download source and the directory to list,
+// and proves that a login works, which also records the host keys in the
+// client's known_hosts.
 func (b *bench) stage(ctx context.Context, servers []*server) error {
 	for _, s := range servers {
-		if err := linkOrCopy(b.big, filepath.Join(s.dataDir, "down.bin")); err != nil {
-			return err
+		if b.o.has("download") {
+			if err := linkOrCopy(b.big, filepath.Join(s.dataDir, "down.bin")); err != nil {
+				return err
+			}
+		}
+		if b.o.has("list") {
+			fmt.Fprintf(b.progress, "creating %d entries to list for %s ...\n", b.o.entries, s.name)
+			if err := makeEntries(ctx, filepath.Join(s.dataDir, "list"), b.o.entries); err != nil {
+				return err
+			}
 		}
 		if _, err := b.client.run(ctx, s, b.loginBatch, loginTimeout); err != nil {
 			return fmt.Errorf("first login: %w", err)
@@ -109,29 +151,70 @@ func (b *bench) stage(ctx context.Context, servers []*server) error {
 	return nil
 }
 
+func entryName(i int) string { return fmt.Sprintf("e%07d", i) }
+
+// makeEntries creates n empty files in a new directory.
+func makeEntries(ctx context.Context, dir string, n int) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("create list dir: %w", err)
+	}
+	for i := range n {
+		if i%1000 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		f, err := os.OpenFile(filepath.Join(dir, entryName(i)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("create list entry: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("create list entry: %w", err)
+		}
+	}
+	return nil
+}
+
 func (b *bench) tests() []test {
 	var ts []test
 	size := formatBytes(int64(b.o.size))
+	gb := float64(b.o.size) / 1e9
 	for _, c := range b.o.ciphers {
 		short := strings.TrimSuffix(c, "@openssh.com")
-		ts = append(ts,
-			test{name: "upload " + size + ", " + short, unit: "MB/s", run: b.upload(c)},
-			test{name: "download " + size + ", " + short, unit: "MB/s", run: b.download(c)},
-		)
+		if c == "default" {
+			short = "client's default cipher"
+		}
+		if b.o.has("upload") {
+			ts = append(ts, test{name: "upload " + size + ", " + short, unit: "MB/s", cpuUnit: "s/GB", cpuWork: gb, run: b.upload(c)})
+		}
+		if b.o.has("download") {
+			ts = append(ts, test{name: "download " + size + ", " + short, unit: "MB/s", cpuUnit: "s/GB", cpuWork: gb, run: b.download(c)})
+		}
 	}
-	ts = append(ts,
-		test{name: fmt.Sprintf("%d × %s files, one session", b.o.files, formatBytes(int64(b.o.fileSize))), unit: "files/s", run: b.manyFiles},
-		test{name: fmt.Sprintf("%d sequential logins", b.o.logins), unit: "logins/s", run: b.logins},
-	)
+	if b.o.has("files") {
+		ts = append(ts, test{name: fmt.Sprintf("%d × %s files, one session", b.o.files, formatBytes(int64(b.o.fileSize))),
+			unit: "files/s", cpuUnit: "ms/file", cpuWork: float64(b.o.files) / 1e3, run: b.manyFiles})
+	}
+	if b.o.has("logins") {
+		ts = append(ts, test{name: fmt.Sprintf("%d sequential logins", b.o.logins),
+			unit: "logins/s", cpuUnit: "ms/login", cpuWork: float64(b.o.logins) / 1e3, run: b.logins})
+	}
+	if b.o.has("list") {
+		ts = append(ts, test{name: fmt.Sprintf("list a %s-entry directory", thousands(b.o.entries)),
+			unit: "entries/s", cpuUnit: "µs/entry", cpuWork: float64(b.o.entries) / 1e6, run: b.list})
+	}
 	return ts
 }
 
 // measureAll runs every test runs times on each server, alternating which
 // server goes first so that neither always meets a warmer or colder machine.
+// Each repetition's server CPU time is read before and after it. On error
+// it also returns the rows already complete.
 func (b *bench) measureAll(ctx context.Context, servers []*server) ([]result, error) {
 	var results []result
 	for _, t := range b.tests() {
-		r := result{name: t.name, unit: t.unit, values: map[string][]float64{}}
+		r := result{name: t.name, unit: t.unit, cpuUnit: t.cpuUnit,
+			values: map[string][]float64{}, cpu: map[string][]float64{}, rss: map[string][]float64{}}
 		for i := range b.o.runs {
 			order := servers
 			if i%2 == 1 {
@@ -139,14 +222,31 @@ func (b *bench) measureAll(ctx context.Context, servers []*server) ([]result, er
 			}
 			for _, s := range order {
 				if err := s.alive(); err != nil {
-					return nil, err
+					return results, err
+				}
+				cpuBefore, err := b.proc.treeCPU(ctx, s.pid())
+				if err != nil {
+					return results, fmt.Errorf("%s: %s CPU time: %w", t.name, s.name, err)
 				}
 				v, err := t.run(ctx, s)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w", t.name, err)
+					return results, fmt.Errorf("%s: %w", t.name, err)
 				}
-				fmt.Fprintf(b.progress, "%-40s %-8s run %d/%d: %8.1f %s\n", t.name, s.name, i+1, b.o.runs, v, t.unit)
-				r.values[s.name] = append(r.values[s.name], v)
+				cpuAfter, err := b.proc.treeCPU(ctx, s.pid())
+				if err != nil {
+					return results, fmt.Errorf("%s: %s CPU time: %w", t.name, s.name, err)
+				}
+				cpu := (cpuAfter - cpuBefore).Seconds() / t.cpuWork
+				extra := ""
+				if v.rssGrowth >= 0 {
+					mib := float64(v.rssGrowth) / (1 << 20)
+					r.rss[s.name] = append(r.rss[s.name], mib)
+					extra = fmt.Sprintf(", peak RSS +%.1f MiB", mib)
+				}
+				fmt.Fprintf(b.progress, "%-45s %-8s run %d/%d: %8.1f %s, server CPU %s %s%s\n",
+					t.name, s.name, i+1, b.o.runs, v.rate, t.unit, formatFigure(cpu), t.cpuUnit, extra)
+				r.values[s.name] = append(r.values[s.name], v.rate)
+				r.cpu[s.name] = append(r.cpu[s.name], cpu)
 			}
 		}
 		results = append(results, r)
@@ -160,48 +260,57 @@ func (b *bench) transferTimeout() time.Duration {
 	return 2*time.Minute + time.Duration(float64(b.o.size)/5e6*float64(time.Second))
 }
 
-func (b *bench) upload(cipher string) func(context.Context, *server) (float64, error) {
-	return func(ctx context.Context, s *server) (float64, error) {
+// cipherArgs selects cipher on the client command line; "default" leaves
+// the choice to the client's own preference, as a partner's script does.
+func cipherArgs(cipher string) []string {
+	if cipher == "default" {
+		return nil
+	}
+	return []string{"-o", "Ciphers=" + cipher}
+}
+
+func (b *bench) upload(cipher string) func(context.Context, *server) (sample, error) {
+	return func(ctx context.Context, s *server) (sample, error) {
 		remote := filepath.Join(s.dataDir, "up.bin")
 		defer os.Remove(remote)
-		d, err := b.client.run(ctx, s, b.uploadBatch, b.transferTimeout(), "-o", "Ciphers="+cipher)
+		d, err := b.client.run(ctx, s, b.uploadBatch, b.transferTimeout(), cipherArgs(cipher)...)
 		if err != nil {
-			return 0, err
+			return sample{}, err
 		}
 		if err := sameContent(b.big, remote); err != nil {
-			return 0, fmt.Errorf("%s upload: %w", s.name, err)
+			return sample{}, fmt.Errorf("%s upload: %w", s.name, err)
 		}
-		return megabytesPerSecond(int64(b.o.size), d), nil
+		return sample{rate: megabytesPerSecond(int64(b.o.size), d), rssGrowth: -1}, nil
 	}
 }
 
-func (b *bench) download(cipher string) func(context.Context, *server) (float64, error) {
-	return func(ctx context.Context, s *server) (float64, error) {
+func (b *bench) download(cipher string) func(context.Context, *server) (sample, error) {
+	return func(ctx context.Context, s *server) (sample, error) {
 		local := b.ws.path("down.bin")
 		defer os.Remove(local)
-		d, err := b.client.run(ctx, s, b.downloadBatch, b.transferTimeout(), "-o", "Ciphers="+cipher)
+		d, err := b.client.run(ctx, s, b.downloadBatch, b.transferTimeout(), cipherArgs(cipher)...)
 		if err != nil {
-			return 0, err
+			return sample{}, err
 		}
 		if err := sameContent(b.big, local); err != nil {
-			return 0, fmt.Errorf("%s download: %w", s.name, err)
+			return sample{}, fmt.Errorf("%s download: %w", s.name, err)
 		}
-		return megabytesPerSecond(int64(b.o.size), d), nil
+		return sample{rate: megabytesPerSecond(int64(b.o.size), d), rssGrowth: -1}, nil
 	}
 }
 
-func (b *bench) manyFiles(ctx context.Context, s *server) (float64, error) {
+func (b *bench) manyFiles(ctx context.Context, s *server) (sample, error) {
 	remote := filepath.Join(s.dataDir, "many")
 	defer os.RemoveAll(remote)
 	timeout := 2*time.Minute + time.Duration(b.o.files)*100*time.Millisecond
 	d, err := b.client.run(ctx, s, b.filesBatch, timeout)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	if err := b.verifyMany(remote); err != nil {
-		return 0, fmt.Errorf("%s: %w", s.name, err)
+		return sample{}, fmt.Errorf("%s: %w", s.name, err)
 	}
-	return float64(b.o.files) / d.Seconds(), nil
+	return sample{rate: float64(b.o.files) / d.Seconds(), rssGrowth: -1}, nil
 }
 
 func (b *bench) verifyMany(dir string) error {
@@ -224,16 +333,76 @@ func (b *bench) verifyMany(dir string) error {
 	return nil
 }
 
-func (b *bench) logins(ctx context.Context, s *server) (float64, error) {
+func (b *bench) logins(ctx context.Context, s *server) (sample, error) {
 	var total time.Duration
 	for range b.o.logins {
 		d, err := b.client.run(ctx, s, b.loginBatch, loginTimeout)
 		if err != nil {
-			return 0, err
+			return sample{}, err
 		}
 		total += d
 	}
-	return float64(b.o.logins) / total.Seconds(), nil
+	return sample{rate: float64(b.o.logins) / total.Seconds(), rssGrowth: -1}, nil
+}
+
+// list reads the staged directory in one session and checks that every
+// entry was listed once. For a server that holds its sessions in its own
+// process, it also measures how far the peak RSS rose: a listing held in
+// memory whole would show here.
+func (b *bench) list(ctx context.Context, s *server) (sample, error) {
+	var rssBefore int64
+	if s.sessionsInProcess {
+		if err := resetPeakRSS(s.pid()); err != nil {
+			return sample{}, err
+		}
+		rss, _, err := memStatus(s.pid())
+		if err != nil {
+			return sample{}, err
+		}
+		rssBefore = rss
+	}
+	timeout := 2*time.Minute + time.Duration(b.o.entries)*time.Millisecond
+	d, out, err := b.client.runOutput(ctx, s, b.listBatch, timeout)
+	if err != nil {
+		return sample{}, err
+	}
+	growth := int64(-1)
+	if s.sessionsInProcess {
+		_, hwm, err := memStatus(s.pid())
+		if err != nil {
+			return sample{}, err
+		}
+		growth = max(hwm-rssBefore, 0)
+	}
+	if err := b.verifyListing(out); err != nil {
+		return sample{}, fmt.Errorf("%s: %w", s.name, err)
+	}
+	return sample{rate: float64(b.o.entries) / d.Seconds(), rssGrowth: growth}, nil
+}
+
+// verifyListing checks that sftp printed each staged entry exactly once.
+func (b *bench) verifyListing(out string) error {
+	seen := make([]bool, b.o.entries)
+	count := 0
+	for _, line := range strings.Split(out, "\n") {
+		name := path.Base(strings.TrimSpace(line))
+		if len(name) != 8 || name[0] != 'e' {
+			continue
+		}
+		i, err := strconv.Atoi(name[1:])
+		if err != nil || i < 0 || i >= b.o.entries {
+			continue
+		}
+		if seen[i] {
+			return fmt.Errorf("verify listing: %s listed twice", name)
+		}
+		seen[i] = true
+		count++
+	}
+	if count != b.o.entries {
+		return fmt.Errorf("verify listing: %d of %d entries listed", count, b.o.entries)
+	}
+	return nil
 }
 
 func megabytesPerSecond(n int64, d time.Duration) float64 {

@@ -2,7 +2,11 @@
 // (internal-sftp) on loopback, with the same OpenSSH sftp client, in one run.
 // It is a benchmark, not a test: it prints a table and judges nothing.
 //
-//	go run ./cmd/wharf-bench [-quick] [-size 1GiB] [-runs 3] ...
+//	go run ./cmd/wharf-bench [-quick] [-rows upload,download] [-size 1GiB] [-runs 3] ...
+//
+// Besides each rate it reports the servers' CPU time per unit of work, read
+// from /proc: wharf's own, and for OpenSSH that of the listening sshd and
+// every per-connection process it forked.
 package main
 
 import (
@@ -13,9 +17,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
+
+// allRows are the -rows names, in table order.
+func allRows() []string { return []string{"upload", "download", "files", "logins", "list"} }
 
 // options are the benchmark's knobs; see newFlagSet for their meaning.
 type options struct {
@@ -28,7 +37,10 @@ type options struct {
 	fileSize byteSize
 	logins   int
 	runs     int
+	entries  int
+	rows     []string
 	ciphers  []string
+	sftpArgs []string
 	kex      string
 	timeout  time.Duration
 	keep     bool
@@ -63,7 +75,7 @@ func main() {
 
 func parseFlags(args []string, errOut io.Writer) (options, error) {
 	o := options{size: 1 << 30, fileSize: 64 << 10}
-	var ciphers string
+	var ciphers, rows, sftpArgs string
 	fs := flag.NewFlagSet("wharf-bench", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.StringVar(&o.wharf, "wharf", "", "wharf binary to measure (default: build ./cmd/wharf into the work dir)")
@@ -75,11 +87,15 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.Var(&o.fileSize, "file-size", "size of each small file")
 	fs.IntVar(&o.logins, "logins", 50, "sequential logins per run")
 	fs.IntVar(&o.runs, "runs", 3, "repetitions of every figure (median, min and max are reported)")
-	fs.StringVar(&ciphers, "ciphers", "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com", "comma-separated ciphers for the upload/download tests")
+	fs.IntVar(&o.entries, "list-entries", 100000, "entries of the directory listed by the list row")
+	fs.StringVar(&rows, "rows", strings.Join(allRows(), ","), "comma-separated tests to run: "+strings.Join(allRows(), ", "))
+	fs.StringVar(&ciphers, "ciphers", "default,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
+		`comma-separated ciphers for the upload/download tests; "default" passes none, so the client's preference decides`)
+	fs.StringVar(&sftpArgs, "sftp-args", "", `extra sftp client arguments for every run against both servers, split at spaces (e.g. "-B 261120 -R 128")`)
 	fs.StringVar(&o.kex, "kex", "curve25519-sha256", "key exchange pinned on the client for every test, so both servers do the same work per login (empty: client default)")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "bound on the whole benchmark")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work dir (configs, logs) instead of deleting it")
-	fs.BoolVar(&o.quick, "quick", false, "smoke run: 64MiB, 100 files, 10 logins, 1 run (explicit flags still win)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 64MiB, 100 files, 10 logins, 10000 entries, 1 run (explicit flags still win)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -101,8 +117,13 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 		if !set["runs"] {
 			o.runs = 1
 		}
+		if !set["list-entries"] {
+			o.entries = 10000
+		}
 	}
 	o.ciphers = splitList(ciphers)
+	o.rows = splitList(rows)
+	o.sftpArgs = strings.Fields(sftpArgs)
 	return o, o.validate()
 }
 
@@ -116,11 +137,25 @@ func (o options) validate() error {
 		return errors.New("-logins must be in 1..10000")
 	case o.runs <= 0 || o.runs > 100:
 		return errors.New("-runs must be in 1..100")
+	case o.entries <= 0 || o.entries > 1000000:
+		return errors.New("-list-entries must be in 1..1000000")
+	case len(o.rows) == 0:
+		return errors.New("-rows selects no test")
+	case (o.has("upload") || o.has("download")) && len(o.ciphers) == 0:
+		return errors.New("-ciphers is empty but the upload/download rows are selected")
 	case o.timeout <= 0:
 		return errors.New("-timeout must be positive")
 	}
+	for _, r := range o.rows {
+		if !slices.Contains(allRows(), r) {
+			return fmt.Errorf("-rows: unknown test %q (want some of %s)", r, strings.Join(allRows(), ", "))
+		}
+	}
 	return nil
 }
+
+// has reports whether the test named row was selected with -rows.
+func (o options) has(row string) bool { return slices.Contains(o.rows, row) }
 
 // defaultDir prefers a RAM-backed directory so that disk speed does not
 // dominate what is meant to compare two servers.
@@ -162,7 +197,7 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 	}
 	fmt.Fprintln(progress, m.String())
 
-	b, err := newBench(ctx, o, ws, progress)
+	b, err := newBench(ctx, o, ws, newProcfs(ctx), progress)
 	if err != nil {
 		return err
 	}
@@ -182,16 +217,26 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 
 	start, loadBefore := time.Now(), loadAverage()
 	results, err := b.measureAll(ctx, servers)
-	if err != nil {
+	if err != nil && len(results) == 0 {
 		return err
 	}
+	// A failure late in a long run still reports the rows measured before it.
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, m.String())
 	// The load average before tells a reader whether something else competed
 	// for the CPUs; the one after includes the benchmark's own client and
 	// server, about two runnable processes.
-	fmt.Fprintf(out, "%s, %d run(s) each, measured in %s; load average (1 min) %s before, %s after\n\n",
+	fmt.Fprintf(out, "%s, %d run(s) each, measured in %s; load average (1 min) %s before, %s after\n",
 		time.Now().Format("2006-01-02"), o.runs, time.Since(start).Round(time.Second), loadBefore, loadAverage())
+	if len(o.sftpArgs) > 0 {
+		fmt.Fprintf(out, "sftp client arguments added to every run: %s\n", strings.Join(o.sftpArgs, " "))
+	}
+	// Said once here so that nobody reads the CPU columns as wall time.
+	fmt.Fprintln(out, "server CPU: user+system time from /proc/PID/stat, of wharf, and of the listening sshd with every per-connection process it forked (reaped, via cutime/cstime)")
+	fmt.Fprintln(out)
 	printTable(out, results)
+	if err != nil {
+		return fmt.Errorf("stopped after %d row(s): %w", len(results), err)
+	}
 	return nil
 }

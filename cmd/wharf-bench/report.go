@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -156,17 +157,70 @@ func (s stats) String() string {
 	return fmt.Sprintf("%.1f (%.1f–%.1f)", s.median, s.min, s.max)
 }
 
+// figure formats s with formatFigure's precision, for small values such as
+// CPU seconds per GB.
+func (s stats) figure() string {
+	if s.min == s.max {
+		return formatFigure(s.median)
+	}
+	return fmt.Sprintf("%s (%s–%s)", formatFigure(s.median), formatFigure(s.min), formatFigure(s.max))
+}
+
+// formatFigure shows about three significant digits without an exponent.
+func formatFigure(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+// thousands writes a non-negative n with commas between groups of three
+// digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	var b strings.Builder
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
 // printTable writes a Markdown table, ready to paste into the README. Every
-// figure is a rate, so a ratio above 1 means wharf is faster.
+// rate is higher-is-better, so a ratio above 1 means wharf is faster; the
+// server CPU figures are lower-is-better, so there a ratio below 1 means
+// wharf spends less. A note on peak memory follows when a test measured it.
 func printTable(w io.Writer, results []result) {
-	fmt.Fprintln(w, "| test | wharf median (min–max) | openssh median (min–max) | ratio wharf/openssh |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	fmt.Fprintln(w, "| test | wharf median (min–max) | openssh median (min–max) | ratio wharf/openssh | "+
+		"server CPU wharf | server CPU openssh | CPU ratio wharf/openssh |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		wh, op := summarize(r.values["wharf"]), summarize(r.values["openssh"])
-		ratio := "n/a"
-		if op.median > 0 {
-			ratio = fmt.Sprintf("%.2f", wh.median/op.median)
+		cw, co := summarize(r.cpu["wharf"]), summarize(r.cpu["openssh"])
+		fmt.Fprintf(w, "| %s (%s; CPU %s) | %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, r.cpuUnit,
+			wh, op, ratio(wh.median, op.median), cw.figure(), co.figure(), ratio(cw.median, co.median))
+	}
+	for _, r := range results {
+		for _, name := range []string{"wharf", "openssh"} {
+			if v := r.rss[name]; len(v) > 0 {
+				fmt.Fprintf(w, "\n%s, %s: peak RSS growth %s MiB (VmHWM after the run minus VmRSS before it)\n",
+					r.name, name, summarize(v).figure())
+			}
 		}
-		fmt.Fprintf(w, "| %s (%s) | %s | %s | %s |\n", r.name, r.unit, wh, op, ratio)
 	}
 }

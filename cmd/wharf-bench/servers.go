@@ -26,9 +26,15 @@ type server struct {
 	port    int
 	dataDir string // the on-disk directory a session starts in
 	proc    *process
+	// sessionsInProcess is true when sessions run inside proc itself (wharf)
+	// rather than in processes it forks (sshd): proc's memory is then theirs.
+	sessionsInProcess bool
 }
 
 func (s *server) stop() { s.proc.stop() }
+
+// pid is the server's main process: wharf, or the listening sshd.
+func (s *server) pid() int { return s.proc.cmd.Process.Pid }
 
 // alive reports an error, with the end of the server's log, once it has died.
 func (s *server) alive() error {
@@ -101,7 +107,7 @@ users:
 		p.stop()
 		return nil, err
 	}
-	return &server{name: "wharf", port: port, dataDir: data, proc: p}, nil
+	return &server{name: "wharf", port: port, dataDir: data, proc: p, sessionsInProcess: true}, nil
 }
 
 // listeningPort parses the daemon's `{"msg":"listening",...,"addr":"127.0.0.1:PORT"}` line.
@@ -327,6 +333,7 @@ type client struct {
 	knownHosts string
 	user       string
 	kex        string
+	extra      []string // -sftp-args
 }
 
 func newClient(o options, ws *workspace) (client, error) {
@@ -349,12 +356,19 @@ func newClient(o options, ws *workspace) (client, error) {
 		knownHosts: ws.path("known_hosts"),
 		user:       u.Username,
 		kex:        o.kex,
+		extra:      o.sftpArgs,
 	}, nil
 }
 
 // run executes one `sftp -b batch` session against s and returns its wall
 // time: process start to exit, login included.
 func (c client) run(ctx context.Context, s *server, batch string, timeout time.Duration, extra ...string) (time.Duration, error) {
+	d, _, err := c.runOutput(ctx, s, batch, timeout, extra...)
+	return d, err
+}
+
+// runOutput is run that also returns what sftp printed.
+func (c client) runOutput(ctx context.Context, s *server, batch string, timeout time.Duration, extra ...string) (time.Duration, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := []string{
@@ -371,13 +385,17 @@ func (c client) run(ctx context.Context, s *server, batch string, timeout time.D
 	if c.kex != "" {
 		args = append(args, "-o", "KexAlgorithms="+c.kex)
 	}
+	args = append(args, c.extra...)
 	args = append(args, extra...)
 	args = append(args, c.user+"@127.0.0.1")
 
 	cmd := exec.CommandContext(ctx, c.sftp, args...)
-	var out bytes.Buffer
+	// Two pipes, not one: ssh, sftp's child, inherits stderr and makes it
+	// non-blocking; on a pipe shared with stdout, sftp's stdio then meets
+	// EAGAIN and silently drops output (a long listing loses entries).
+	var out, errOut bytes.Buffer
 	cmd.Stdout = &out
-	cmd.Stderr = &out
+	cmd.Stderr = &errOut
 	// sftp runs ssh as its child: on timeout or Ctrl-C, kill both.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -390,9 +408,9 @@ func (c client) run(ctx context.Context, s *server, batch string, timeout time.D
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w after %s (%v)", ctxErr, elapsed.Round(time.Millisecond), err)
 		}
-		return 0, fmt.Errorf("sftp to %s: %w; output:\n%s", s.name, err, tail(out.String(), 15))
+		return 0, "", fmt.Errorf("sftp to %s: %w; output:\n%s\nerrors:\n%s", s.name, err, tail(out.String(), 15), tail(errOut.String(), 15))
 	}
-	return elapsed, nil
+	return elapsed, out.String(), nil
 }
 
 func tail(s string, n int) string {
