@@ -111,7 +111,7 @@ func (s sink) Emit(e events.Event) {
 		if e.Type == events.Download {
 			dir = "down"
 		}
-		m.bytes.WithLabelValues(e.Protocol, dir).Add(float64(e.Size))
+		m.bytes.WithLabelValues(e.Protocol, dir).Add(float64(e.Bytes))
 		m.transfers.WithLabelValues(e.Protocol, dir, e.Outcome).Inc()
 		m.duration.WithLabelValues(dir).Observe(e.Duration)
 	default:

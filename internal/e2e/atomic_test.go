@@ -212,7 +212,7 @@ func TestAtomicSFTPUploadKilled(t *testing.T) {
 	if names := dirNames(t, home); len(names) != 1 {
 		t.Errorf("home after the resume holds %v, want only big", names)
 	}
-	if got := r.waitUploads(1, 20*time.Second); len(got) != 1 || got[0].Path != "/big" || got[0].Size != size {
+	if got := r.waitUploads(1, 20*time.Second); len(got) != 1 || got[0].Path != "/big" || got[0].Size != size || got[0].Bytes != size-part {
 		t.Errorf("after the resume: %+v, want one upload event for /big", got)
 	}
 }

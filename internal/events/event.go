@@ -37,7 +37,8 @@ type Event struct {
 	Path        string  `json:"path,omitempty"`
 	Target      string  `json:"target,omitempty"` // rename: the new path
 	StoragePath string  `json:"storage_path,omitempty"`
-	Size        int64   `json:"size,omitempty"`
+	Size        int64   `json:"size,omitempty"`     // uploads: the file's size
+	Bytes       int64   `json:"bytes,omitempty"`    // transfers: bytes moved (less than size when resumed)
 	SHA256      string  `json:"sha256,omitempty"`   // uploads written in order
 	Duration    float64 `json:"duration,omitempty"` // seconds
 	Outcome     string  `json:"outcome"`            // ok | failed

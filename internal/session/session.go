@@ -53,7 +53,7 @@ func (s *Session) Perms() vfs.Perms { return vfs.Perms(s.perms.Load()) }
 // record turns a finished operation into an event.
 func (s *Session) record(op vfs.Op) {
 	e := s.event(op.Type)
-	e.Path, e.Target, e.Size, e.SHA256 = op.Path, op.Target, op.Size, op.SHA256
+	e.Path, e.Target, e.Size, e.Bytes, e.SHA256 = op.Path, op.Target, op.Size, op.Bytes, op.SHA256
 	e.StoragePath = path.Join(s.Principal.Home, op.Path)
 	e.Duration = op.Duration.Seconds()
 	if op.Err != nil {

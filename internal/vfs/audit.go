@@ -41,6 +41,7 @@ type Op struct {
 	Path     string // client path
 	Target   string // rename: the new client path
 	Size     int64  // downloads: bytes moved; uploads: the file's size
+	Bytes    int64  // transfers: bytes moved by this transfer
 	SHA256   string // uploads written from offset 0 in order: the file's hash
 	Duration time.Duration
 	Err      error
@@ -247,7 +248,7 @@ func (t *transfer) Close() error {
 		failed = err
 	}
 	d := time.Since(t.start)
-	op := Op{Type: t.op, Path: t.Name(), Size: bytes, Duration: d, Err: failed}
+	op := Op{Type: t.op, Path: t.Name(), Size: bytes, Bytes: bytes, Duration: d, Err: failed}
 	if t.hash != nil {
 		op.SHA256 = t.hash.sum(size)
 		if size >= 0 {
