@@ -283,15 +283,8 @@ func TestCurl(t *testing.T) {
 	t.Run("Resume", func(t *testing.T) {
 		const size, prefix = 3<<20 + 7, 1<<20 + 3
 		src := filepath.Join(local, "resume-src")
-		sum := writeRandomFile(t, src, size)
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// What an interrupted upload and an interrupted download leave behind.
-		if err := os.WriteFile(filepath.Join(home, "resume"), data[:prefix], 0o644); err != nil {
-			t.Fatal(err)
-		}
+		// What an interrupted upload leaves behind.
+		sum, data := brokenTransfer(t, src, filepath.Join(home, "resume"), size, prefix)
 		partial := filepath.Join(local, "resume-partial")
 		if err := os.WriteFile(partial, data[:777], 0o644); err != nil {
 			t.Fatal(err)

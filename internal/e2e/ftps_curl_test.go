@@ -153,15 +153,8 @@ func TestFTPSCurl(t *testing.T) {
 	t.Run("ResumeUpload", func(t *testing.T) {
 		const size, part = 3<<20 + 5, 1 << 20
 		src := filepath.Join(local, "resume-up")
-		sum := writeRandomFile(t, src, size)
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A transfer that broke off after part bytes.
-		if err := os.WriteFile(filepath.Join(home, "resume-up"), data[:part], 0o644); err != nil {
-			t.Fatal(err)
-		}
+		// What an interrupted upload leaves behind.
+		sum, _ := brokenTransfer(t, src, filepath.Join(home, "resume-up"), size, part)
 		mark := f.LogMark()
 		curlFTPSOK(t, f, alice, "-C", "-", "-T", src, ftpsURL(f, "/resume-up"))
 		checkSum(t, "resumed upload (on disk)", filepath.Join(home, "resume-up"), sum)

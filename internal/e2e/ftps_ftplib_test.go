@@ -23,16 +23,7 @@ const sessionResumptionText = "TLS session resumption"
 // without it, a failure when CI=true.
 func requireSystemPython(t *testing.T) string {
 	t.Helper()
-	_, stderr, err := runCmd(t, 30*time.Second, systemPython, "-c", "import ftplib, ssl")
-	if err == nil {
-		return systemPython
-	}
-	msg := fmt.Sprintf("%s cannot import ftplib and ssl: %v\n%s", systemPython, err, stderr)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: a missing client is a failure: %s", msg)
-	}
-	t.Skip(msg)
-	return ""
+	return requirePythonModules(t, "ftplib, ssl", "python3")
 }
 
 // ftpPlan is what testdata/ftplib_client.py reads. The password travels in

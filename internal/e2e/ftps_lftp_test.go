@@ -124,15 +124,8 @@ func TestFTPSLftp(t *testing.T) {
 	t.Run("Resume", func(t *testing.T) {
 		const size, part = 3<<20 + 17, 1 << 20
 		src := filepath.Join(local, "resume-src")
-		sum := writeRandomFile(t, src, size)
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// An upload that broke off after part bytes, and a download that did.
-		if err := os.WriteFile(filepath.Join(home, "resume-up"), data[:part], 0o644); err != nil {
-			t.Fatal(err)
-		}
+		// What an interrupted upload leaves behind.
+		sum, data := brokenTransfer(t, src, filepath.Join(home, "resume-up"), size, part)
 		if err := os.WriteFile(filepath.Join(home, "resume-down"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -63,11 +63,46 @@ func requireClient(t *testing.T, name string) string {
 		}
 		return p
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("client %q not found on PATH (CI=true: a missing client is a failure): %v", name, err)
-	}
-	t.Skipf("client %q not found on PATH: %v", name, err)
+	missingClient(t, fmt.Sprintf("client %q not found on PATH: %v", name, err))
 	return ""
+}
+
+// missingClient skips the test on a developer's machine and fails it when
+// CI=true: CI must never hide a missing client behind a skip.
+func missingClient(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: a missing client is a failure: %s", msg)
+	}
+	t.Skip(msg)
+}
+
+// requirePythonModules returns the system interpreter if it imports the
+// modules (e.g. "paramiko"), else skips or fails as requireClient does.
+func requirePythonModules(t *testing.T, modules, pkg string) string {
+	t.Helper()
+	_, stderr, err := runCmd(t, 30*time.Second, systemPython, "-c", "import "+modules)
+	if err == nil {
+		return systemPython
+	}
+	missingClient(t, fmt.Sprintf("%s cannot import %s (Debian package %s): %v\n%s", systemPython, modules, pkg, err, stderr))
+	return ""
+}
+
+// brokenTransfer writes size random bytes to src and plants their first
+// part bytes at dst: what an upload that broke off leaves behind. It
+// returns the SHA-256 of src and its content.
+func brokenTransfer(t *testing.T, src, dst string, size, part int64) (string, []byte) {
+	t.Helper()
+	sum := writeRandomFile(t, src, size)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data[:part], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sum, data
 }
 
 // testUser is one account, with its secrets in plaintext for the tests.

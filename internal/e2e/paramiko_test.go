@@ -32,16 +32,7 @@ const (
 // when CI=true.
 func requireParamiko(t *testing.T) string {
 	t.Helper()
-	_, stderr, err := runCmd(t, 30*time.Second, systemPython, "-c", "import paramiko")
-	if err == nil {
-		return systemPython
-	}
-	msg := fmt.Sprintf("%s cannot import paramiko (Debian package python3-paramiko): %v\n%s", systemPython, err, stderr)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: a missing client is a failure: %s", msg)
-	}
-	t.Skip(msg)
-	return ""
+	return requirePythonModules(t, "paramiko", "python3-paramiko")
 }
 
 // pyPlan is what testdata/paramiko_client.py reads: how to connect and which
