@@ -115,6 +115,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.sessions = session.NewManager(d.backend)
 	d.sessions.SetAtomicUploads(cfg.Uploads.Atomic)
+	// Only hooks and the audit log read an upload's hash; without them
+	// nobody would see it.
+	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
 	d.events, err = events.Open(events.Options{StateDir: cfg.StateDir, Hooks: cfg.Hooks, AuditLog: cfg.AuditLog, Log: log})
 	if err != nil {
 		d.backend.Close()

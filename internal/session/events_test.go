@@ -42,6 +42,7 @@ func TestEvents(t *testing.T) {
 	m := NewManager(vfs.NewMemory())
 	got := &sink{}
 	m.SetEvents(got)
+	m.SetUploadHashes(true)
 	p := &auth.Principal{User: "acme", Home: "/partners/acme", Perms: vfs.PermAll, Protocol: "sftp", Method: "password",
 		Remote: netip.MustParseAddr("192.0.2.7")}
 	s, err := m.Open("c1", p, slog.New(slog.DiscardHandler), func() {})
@@ -102,5 +103,31 @@ func TestEvents(t *testing.T) {
 	m.LoginFailed("ftps", "password", "mallory", netip.MustParseAddr("198.51.100.1"), errors.New("invalid credentials: wrong password"))
 	if f := got.of(events.LoginFailed); len(f) != 1 || f[0].Outcome != "failed" || f[0].User != "mallory" {
 		t.Errorf("login_failed events: %+v", f)
+	}
+}
+
+// Without SetUploadHashes (no hook or audit log reads it), uploads carry
+// no hash: the daemon does not pay for it.
+func TestEventsWithoutHashes(t *testing.T) {
+	m := NewManager(vfs.NewMemory())
+	got := &sink{}
+	m.SetEvents(got)
+	p := &auth.Principal{User: "acme", Home: "/acme", Perms: vfs.PermAll, Protocol: "sftp", Method: "password",
+		Remote: netip.MustParseAddr("192.0.2.7")}
+	s, err := m.Open("c1", p, slog.New(slog.DiscardHandler), func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := s.FS.OpenFile("/a.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("order 42"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if ups := got.of(events.Upload); len(ups) != 1 || ups[0].SHA256 != "" || ups[0].Size != 8 || ups[0].Outcome != "ok" {
+		t.Fatalf("upload events: %+v", ups)
 	}
 }

@@ -86,9 +86,10 @@ func (s *Session) Close() error {
 
 // Manager opens sessions on one storage backend and tracks the live ones.
 type Manager struct {
-	backend vfs.Backend
-	events  events.Sink
-	atomic  bool // uploads go through vfs.Atomic
+	backend     vfs.Backend
+	events      events.Sink
+	atomic      bool // uploads go through vfs.Atomic
+	hashUploads bool // uploads are hashed for their events
 
 	mu   sync.Mutex
 	live map[*Session]struct{}
@@ -110,6 +111,10 @@ func (m *Manager) SetEvents(sink events.Sink) { m.events = sink }
 // SetAtomicUploads makes uploads appear under their name only once
 // complete (uploads.atomic; see vfs.Atomic). Call it before the first Open.
 func (m *Manager) SetAtomicUploads(on bool) { m.atomic = on }
+
+// SetUploadHashes computes the SHA-256 of uploads for their events
+// (vfs.AuditOptions.HashUploads). Call it before the first Open.
+func (m *Manager) SetUploadHashes(on bool) { m.hashUploads = on }
 
 // LoginFailed records a refused login (the front ends call it).
 func (m *Manager) LoginFailed(proto, method, user string, remote netip.Addr, reason error) {
@@ -137,7 +142,7 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	s.maxSize.Store(p.MaxUploadSize)
 	// Permissions are checked first; the size cap sits inside the audit
 	// layer so that a refused write marks the transfer as failed.
-	s.FS = vfs.Restrict(vfs.Audit(vfs.CapSize(home, s.maxSize.Load), log, vfs.AuditOptions{Active: &s.active, Record: s.record}), s.Perms, log)
+	s.FS = vfs.Restrict(vfs.Audit(vfs.CapSize(home, s.maxSize.Load), log, vfs.AuditOptions{Active: &s.active, Record: s.record, HashUploads: m.hashUploads}), s.Perms, log)
 	m.mu.Lock()
 	m.live[s] = struct{}{}
 	check, gen := m.check, m.gen
