@@ -150,3 +150,51 @@ func TestMetricsFollowTransfers(t *testing.T) {
 		t.Error("the token appears in /metrics")
 	}
 }
+
+// TestPprof checks that the profiler is served only when admin.pprof is
+// set, behind the token, and that a CPU profile outlives the listener's
+// write timeout-free path (it answers after ?seconds=).
+func TestPprof(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("pp-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	get := func(base, path, token string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	for _, on := range []bool{false, true} {
+		cfg := config.Default()
+		cfg.Storage.Backend = "memory"
+		cfg.Admin = config.Admin{Listen: "127.0.0.1:0", TokenFile: tokenFile, Pprof: on}
+		d := daemontest.Start(t, cfg)
+		base := "http://" + d.AdminAddr().String()
+		code, body := get(base, "/debug/pprof/", "pp-token")
+		if !on {
+			if code != http.StatusNotFound {
+				t.Fatalf("pprof off: /debug/pprof/ answered %d", code)
+			}
+			continue
+		}
+		if code != 200 || !bytes.Contains(body, []byte("goroutine")) {
+			t.Fatalf("pprof on: /debug/pprof/ answered %d: %.200s", code, body)
+		}
+		if code, _ := get(base, "/debug/pprof/", ""); code != http.StatusUnauthorized {
+			t.Fatalf("pprof without the token: %d, want 401", code)
+		}
+		code, body = get(base, "/debug/pprof/profile?seconds=1", "pp-token")
+		if code != 200 || !bytes.HasPrefix(body, []byte{0x1f, 0x8b}) { // a gzipped profile
+			t.Fatalf("CPU profile: %d, %d bytes", code, len(body))
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,10 +19,19 @@ type Server struct {
 	log  *slog.Logger
 }
 
-// NewServer builds the handler. token, when not empty, is required as a
-// bearer token on everything but /healthz. ready reports why the daemon
-// cannot serve (nil: ready).
-func NewServer(m *Metrics, token string, ready func() error, log *slog.Logger) *Server {
+// Options are the admin listener's settings.
+type Options struct {
+	// Token, when not empty, is required as a bearer token on everything
+	// but /healthz.
+	Token string
+	// Pprof serves net/http/pprof under /debug/pprof/.
+	Pprof bool
+}
+
+// NewServer builds the handler. ready reports why the daemon cannot serve
+// (nil: ready).
+func NewServer(m *Metrics, o Options, ready func() error, log *slog.Logger) *Server {
+	token := o.Token
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -34,6 +44,13 @@ func NewServer(m *Metrics, token string, ready func() error, log *slog.Logger) *
 		_, _ = w.Write([]byte("ready\n"))
 	})))
 	mux.Handle("GET /metrics", bearer(token, promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{})))
+	if o.Pprof {
+		mux.Handle("/debug/pprof/", bearer(token, longWrite(http.HandlerFunc(pprof.Index))))
+		mux.Handle("/debug/pprof/cmdline", bearer(token, http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", bearer(token, longWrite(http.HandlerFunc(pprof.Profile))))
+		mux.Handle("/debug/pprof/symbol", bearer(token, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", bearer(token, longWrite(http.HandlerFunc(pprof.Trace))))
+	}
 	return &Server{
 		log: log.With("component", "admin"),
 		http: &http.Server{
@@ -43,6 +60,15 @@ func NewServer(m *Metrics, token string, ready func() error, log *slog.Logger) *
 			WriteTimeout:      30 * time.Second,
 		},
 	}
+}
+
+// longWrite lifts the server's write timeout for profiles and traces,
+// which answer only after the ?seconds= they were asked to sample.
+func longWrite(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		next.ServeHTTP(w, r)
+	})
 }
 
 // bearer requires "Authorization: Bearer <token>" when token is set.

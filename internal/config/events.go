@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -27,6 +29,9 @@ type AuditLog struct {
 type Admin struct {
 	Listen    string `yaml:"listen"`     // empty: off
 	TokenFile string `yaml:"token_file"` // bearer token for all but /healthz; empty: none
+	// Pprof serves Go's profiler under /debug/pprof/, behind the token.
+	// Off by default: a profile costs CPU and shows internals.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Hook delivers matching events to a webhook or a command.
@@ -72,7 +77,23 @@ func (a *Admin) validate(src Source) []error {
 	if msg := checkAddr(a.Listen); msg != "" {
 		return []error{src.Errorf("admin.listen", "%s", msg)}
 	}
+	if a.Pprof && a.TokenFile == "" && !loopbackAddr(a.Listen) {
+		// Profiles and goroutine dumps show paths, user names and memory.
+		return []error{src.Errorf("admin.pprof", "needs admin.token_file when admin.listen is not a loopback address")}
+	}
 	return nil
+}
+
+func loopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func validateHooks(hooks []Hook, src Source) []error {

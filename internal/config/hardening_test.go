@@ -47,6 +47,15 @@ hooks:
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, ok := range []string{
+		"admin: {listen: \"127.0.0.1:9090\", pprof: true}\n",
+		"admin: {listen: \"[::1]:9090\", pprof: true}\n",
+		"admin: {listen: \":9090\", pprof: true, token_file: /etc/wharf/admin.token}\n",
+	} {
+		if _, err := Parse([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
 	if h := c.Hooks[0]; h.Webhook == nil || h.Webhook.URL != "http://127.0.0.1:8080/wharf" || h.Command != nil {
 		t.Fatalf("hooks[0] = %+v", h)
 	}
@@ -59,6 +68,7 @@ hooks:
 		{"hooks:\n  - name: x\n    command: {argv: [process]}\n", "hooks[0].command.argv[0]: want an absolute path"},
 		{"hooks:\n  - name: x\n    events: [uplaod]\n    command: {argv: [/bin/true]}\n", `hooks[0].events[0]: unknown event "uplaod"`},
 		{"hooks:\n  - name: x\n    webhook: {url: ftp://h/}\n", "hooks[0].webhook.url: want an http"},
+		{"admin: {listen: \"10.0.0.5:9090\", pprof: true}\n", "admin.pprof: needs admin.token_file"},
 	} {
 		_, err := Parse([]byte(bad.doc))
 		if err == nil || !strings.Contains(err.Error(), bad.want) {

@@ -416,7 +416,7 @@ func (d *Daemon) setupAdmin() error {
 			return fmt.Errorf("admin token: %s is empty", f)
 		}
 	}
-	d.admin = admin.NewServer(d.metrics, token, d.ready, d.log)
+	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof}, d.ready, d.log)
 	var err error
 	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin listener: %w", err)
