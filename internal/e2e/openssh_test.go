@@ -439,3 +439,41 @@ func runOK(t *testing.T, what, client string, args ...string) {
 		t.Errorf("%s: %v\nstdout:\n%s\nstderr:\n%s", what, err, stdout, stderr)
 	}
 }
+
+// TestOpenSSHLargeRequests checks the limits@openssh.com extension end to
+// end: OpenSSH's client learns from it that it may send and ask for
+// 261,120 bytes per request (instead of 32 KiB), and a file moved that way
+// arrives intact both ways.
+func TestOpenSSHLargeRequests(t *testing.T) {
+	sftp := requireClient(t, "sftp")
+	u := newUser(t, "big")
+	d := startDaemon(t, daemonOpts{Users: []*testUser{u}})
+	local := t.TempDir()
+	src, back := filepath.Join(local, "src"), filepath.Join(local, "back")
+	sum := writeRandomFile(t, src, 8<<20+12345)
+	args := append(sftpArgs(d, u), "-vvv", "-b", writeBatch(t, fmt.Sprintf("put %s f\nget f %s\n", src, back)), target(u))
+	_, stderr, err := runCmd(t, clientTimeout, sftp, args...)
+	if err != nil {
+		t.Fatalf("sftp: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, `Server supports extension "limits@openssh.com" revision 1`) ||
+		!strings.Contains(stderr, "using 261120 / 261120") {
+		t.Errorf("the client did not take the server's limits; its debug output:\n%s", grepLines(stderr, "limit", "buffer sizes"))
+	}
+	checkSum(t, "upload", filepath.Join(d.HomeDir(u), "f"), sum)
+	checkSum(t, "download", back, sum)
+}
+
+// grepLines keeps the lines of s that contain any of words.
+func grepLines(s string, words ...string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -324,17 +324,13 @@ func (s *Server) serveSFTP(sess *session.Session, ch ssh.Channel) {
 	// The request server closes its stream when done; the channel must
 	// outlive it so that exit-status still reaches the client (scp fails
 	// without it). handleChannel closes the channel.
-	rs := sftp.NewRequestServer(keepOpen{ch}, newHandlers(sess, s.cfg.MaxHandles))
+	rs := sftp.NewRequestServer(newLimitsStream(ch, s.cfg.MaxHandles), newHandlers(sess, s.cfg.MaxHandles),
+		sftp.WithRSMaxTxPacket(maxDataLength), sftp.WithRSAllocator())
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		sess.Log.Debug("sftp session ended", "err", err)
 	}
 	rs.Close()
 }
-
-// keepOpen hides a channel's Close from pkg/sftp.
-type keepOpen struct{ ssh.Channel }
-
-func (keepOpen) Close() error { return nil }
 
 func refuseAll(reqs <-chan *ssh.Request) {
 	for req := range reqs {
