@@ -172,6 +172,8 @@ type daemonOpts struct {
 	// Unless Extra has a top-level defender section, the harness adds one
 	// that trusts loopback: tests fail logins from 127.0.0.1 on purpose.
 	Extra string
+	// Ciphers is sftp.ciphers; nil: the default offer.
+	Ciphers []string
 }
 
 // daemon is one running `wharf serve`. Port, Addr, HostKeyFP and KnownHosts
@@ -187,6 +189,7 @@ type daemon struct {
 
 	dir     string // every host path the daemon knows lies beneath it
 	users   []*testUser
+	ciphers []string
 	secrets []string // strings no log line may contain
 
 	proc *process
@@ -237,6 +240,7 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 			d.secrets = append(d.secrets, u.Password)
 		}
 	}
+	d.ciphers = o.Ciphers
 	d.writeConfig(t, backend, o.Extra)
 	t.Cleanup(func() {
 		d.stop(t)
@@ -265,7 +269,8 @@ type yamlConfig struct {
 		Format string `yaml:"format"`
 	} `yaml:"log"`
 	SFTP struct {
-		Listen string `yaml:"listen"`
+		Listen  string   `yaml:"listen"`
+		Ciphers []string `yaml:"ciphers,omitempty"`
 	} `yaml:"sftp"`
 	Storage struct {
 		Backend string `yaml:"backend"`
@@ -284,6 +289,7 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 	c.Log.Level = "debug"
 	c.Log.Format = "json"
 	c.SFTP.Listen = "127.0.0.1:0"
+	c.SFTP.Ciphers = d.ciphers
 	c.Storage.Backend = backend
 	c.Storage.Root = d.Root
 	for _, u := range d.users {

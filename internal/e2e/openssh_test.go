@@ -477,3 +477,41 @@ func grepLines(s string, words ...string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestOpenSSHCipherChoice checks what a default OpenSSH client negotiates
+// with the default offer (AES, never the slow pure-Go ChaCha20), and that
+// an operator who lists ChaCha20 in sftp.ciphers gets it back.
+func TestOpenSSHCipherChoice(t *testing.T) {
+	sftp := requireClient(t, "sftp")
+	u := newUser(t, "ciph")
+	negotiated := func(d *daemon, extra ...string) (string, error) {
+		t.Helper()
+		args := append(sftpArgs(d, u), extra...)
+		args = append(args, "-v", "-b", writeBatch(t, "pwd\n"), target(u))
+		_, stderr, err := runCmd(t, clientTimeout, sftp, args...)
+		// "debug1: kex: client->server cipher: aes128-ctr MAC: hmac-sha2-256-etm@openssh.com compression: none"
+		for _, line := range strings.Split(stderr, "\n") {
+			if _, after, ok := strings.Cut(line, "kex: client->server cipher: "); ok {
+				return strings.TrimSpace(strings.Split(after, " compression")[0]), err
+			}
+		}
+		return "", fmt.Errorf("no cipher line (%v):\n%s", err, stderr)
+	}
+
+	d := startDaemon(t, daemonOpts{Users: []*testUser{u}})
+	if got, err := negotiated(d); err != nil || got != "aes128-ctr MAC: hmac-sha2-256-etm@openssh.com" {
+		t.Errorf("default client, default offer: %q (%v)", got, err)
+	}
+	if got, err := negotiated(d, "-c", "aes128-gcm@openssh.com"); err != nil || !strings.HasPrefix(got, "aes128-gcm@openssh.com") {
+		t.Errorf("AES-GCM asked for: %q (%v)", got, err)
+	}
+	if _, err := negotiated(d, "-c", "chacha20-poly1305@openssh.com"); err == nil {
+		t.Errorf("ChaCha20 was negotiated although the default offer leaves it out")
+	}
+
+	d = startDaemon(t, daemonOpts{Users: []*testUser{u},
+		Ciphers: []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr"}})
+	if got, err := negotiated(d); err != nil || !strings.HasPrefix(got, "chacha20-poly1305@openssh.com") {
+		t.Errorf("default client, ChaCha20 configured: %q (%v)", got, err)
+	}
+}

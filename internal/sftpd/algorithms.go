@@ -22,6 +22,14 @@ type Algorithms struct {
 // key exchange or host keys (ssh-audit fails those). AES-CTR with the
 // non-ETM hmac-sha2 MACs stays, because libssh2 1.10 (curl, PHP, many ETL
 // tools) knows nothing newer.
+//
+// chacha20-poly1305@openssh.com is safe but left out: the client picks the
+// cipher, OpenSSH's client picks ChaCha20 whenever it is offered, and
+// x/crypto's ChaCha20 is pure Go on amd64 (0.45 GB/s per core here, against
+// 5 GB/s for AES-CTR and 4.6 for AES-GCM), which halved what a default
+// OpenSSH client moved. Without it that client takes aes128-ctr with
+// hmac-sha2-256-etm; PuTTY, paramiko and libssh2 take AES-CTR anyway.
+// Operators can add it back in sftp.ciphers.
 func DefaultAlgorithms() Algorithms {
 	return Algorithms{
 		KeyExchanges: []string{
@@ -30,7 +38,7 @@ func DefaultAlgorithms() Algorithms {
 			ssh.KeyExchangeDH16SHA512,
 		},
 		Ciphers: []string{
-			ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305,
+			ssh.CipherAES128GCM, ssh.CipherAES256GCM,
 			ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR,
 		},
 		MACs: []string{
