@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -122,11 +123,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors or similar: back off, keep serving.
+			if transientAccept(err) {
+				// Out of file descriptors or similar: back off and keep
+				// serving the sessions already open; ending here would
+				// let any client that opens enough connections stop the
+				// daemon.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept", "err", err)
+				s.log.Warn("accept", "err", err, "retry_in", backoff.String())
 				time.Sleep(backoff)
 				continue
 			}
@@ -139,6 +142,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go s.handleConn(nc)
 	}
+}
+
+// transientAccept reports whether an accept error passes with time: a
+// process or system out of descriptors or buffers, or a connection reset
+// before it was accepted.
+func transientAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) track(nc net.Conn) bool {
