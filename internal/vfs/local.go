@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,17 @@ const (
 type Local struct {
 	root *os.Root
 	dir  string // host path, used only for statfs and never shown to clients
+
+	mu sync.Mutex
+	// homes holds each open home's os.Root, shared by all of its sessions:
+	// one descriptor per home rather than per session, which is what
+	// decides how many sessions fit under the process's descriptor limit.
+	homes map[string]*sharedRoot
+}
+
+type sharedRoot struct {
+	*os.Root
+	refs int
 }
 
 // NewLocal opens (and creates, if missing) the storage root dir.
@@ -34,7 +46,7 @@ func NewLocal(dir string) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open storage root: %w", err)
 	}
-	return &Local{root: r, dir: dir}, nil
+	return &Local{root: r, dir: dir, homes: map[string]*sharedRoot{}}, nil
 }
 
 // Home opens home as its own os.Root, creating it first if needed.
@@ -45,25 +57,71 @@ func (l *Local) Home(home string) (FS, error) {
 			return nil, pathErr("mkdir", home, err)
 		}
 	}
-	r, err := l.root.OpenRoot(name)
-	if err != nil {
-		return nil, pathErr("open", home, err)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sr := l.homes[name]
+	if sr != nil && !sameDir(sr.Root, l.root, name) {
+		// The home was moved or replaced on disk since it was opened:
+		// sessions already in it keep the old one, new ones get this.
+		delete(l.homes, name)
+		sr = nil
 	}
-	return &localFS{root: r, dir: l.dir}, nil
+	if sr == nil {
+		r, err := l.root.OpenRoot(name)
+		if err != nil {
+			return nil, pathErr("open", home, err)
+		}
+		sr = &sharedRoot{Root: r}
+		l.homes[name] = sr
+	}
+	sr.refs++
+	return &localFS{root: sr.Root, dir: l.dir, release: func() error { return l.release(name, sr) }}, nil
+}
+
+// sameDir reports whether r is still the directory at name beneath parent.
+func sameDir(r, parent *os.Root, name string) bool {
+	a, err := r.Stat(".")
+	if err != nil {
+		return false
+	}
+	b, err := parent.Stat(name)
+	return err == nil && os.SameFile(a, b)
+}
+
+// release drops one session's hold on a home, closing its os.Root with
+// the last.
+func (l *Local) release(name string, sr *sharedRoot) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sr.refs--; sr.refs > 0 {
+		return nil
+	}
+	if l.homes[name] == sr {
+		delete(l.homes, name)
+	}
+	return sr.Close()
 }
 
 // Close closes the storage root.
 func (l *Local) Close() error { return l.root.Close() }
 
 type localFS struct {
-	root *os.Root
-	dir  string
+	root    *os.Root
+	dir     string
+	release func() error
+	closed  sync.Once
 }
 
 var _ FS = (*localFS)(nil)
 
 func (l *localFS) Name() string { return "local" }
-func (l *localFS) Close() error { return l.root.Close() }
+
+// Close releases the home; a second Close does nothing.
+func (l *localFS) Close() error {
+	var err error
+	l.closed.Do(func() { err = l.release() })
+	return err
+}
 
 func (l *localFS) Create(name string) (afero.File, error) {
 	return l.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/afero"
 )
 
 // fixture lays out a storage root with two homes and a secret outside it,
@@ -449,4 +451,69 @@ func TestCapSize(t *testing.T) {
 		t.Fatalf("uncapped write: %v", err)
 	}
 	f.Close()
+}
+
+// TestLocalHomesShareOneDescriptor checks that the sessions of one home
+// hold one os.Root between them, that it closes with the last, and that a
+// home replaced on disk is opened anew rather than served from the old
+// directory.
+func TestLocalHomesShareOneDescriptor(t *testing.T) {
+	dir := t.TempDir()
+	l, err := NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	openFDs := func() int {
+		t.Helper()
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(ents)
+	}
+	before := openFDs()
+	a1, err := l.Home("/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := l.Home("/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := openFDs() - before; got != 1 {
+		t.Fatalf("two sessions of one home hold %d descriptors, want 1", got)
+	}
+	if err := afero.WriteFile(a1, "/x", []byte("1"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	a1.Close()
+	a1.Close() // twice: must not release a2's hold
+	if b, err := afero.ReadFile(a2, "/x"); err != nil || string(b) != "1" {
+		t.Fatalf("the other session lost its home: %q, %v", b, err)
+	}
+	a2.Close()
+	if got := openFDs() - before; got != 0 {
+		t.Fatalf("%d descriptors left after the last session closed", got)
+	}
+
+	old, err := l.Home("/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := os.Rename(filepath.Join(dir, "acme"), filepath.Join(dir, "acme.old")); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := l.Home("/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := fresh.Stat("/x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a new session got the moved-away home: stat /x: %v", err)
+	}
+	if _, err := old.Stat("/x"); err != nil {
+		t.Fatalf("the session opened before the move lost its directory: %v", err)
+	}
 }
