@@ -59,7 +59,9 @@ func newLimitsStream(ch io.ReadWriter, maxHandles int) *limitsStream {
 	reply = binary.BigEndian.AppendUint64(reply, maxDataLength)
 	reply = binary.BigEndian.AppendUint64(reply, maxDataLength)
 	reply = binary.BigEndian.AppendUint64(reply, uint64(max(maxHandles, 0))) // 0: no limit
-	return &limitsStream{ch: ch, r: bufio.NewReader(ch), reply: reply}
+	// The buffer only needs to hold a limits request for Peek; reads as
+	// long as it go straight to the channel. Every idle session keeps it.
+	return &limitsStream{ch: ch, r: bufio.NewReaderSize(ch, 256), reply: reply}
 }
 
 // Read passes on the client's packets, holding back limits requests.

@@ -343,8 +343,11 @@ func (s *Server) serveSFTP(sess *session.Session, ch ssh.Channel) {
 	// The request server closes its stream when done; the channel must
 	// outlive it so that exit-status still reaches the client (scp fails
 	// without it). handleChannel closes the channel.
+	// No WithRSAllocator: it saved ~10% of CPU per uploaded GB in a noisy
+	// measurement, but each session keeps every 256 KiB page it ever had
+	// in flight until it ends, which idle sessions pay for in memory.
 	rs := sftp.NewRequestServer(newLimitsStream(ch, s.cfg.MaxHandles), newHandlers(sess, s.cfg.MaxHandles),
-		sftp.WithRSMaxTxPacket(maxDataLength), sftp.WithRSAllocator())
+		sftp.WithRSMaxTxPacket(maxDataLength))
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		sess.Log.Debug("sftp session ended", "err", err)
 	}
