@@ -37,6 +37,9 @@ type test struct {
 	cpuUnit string
 	cpuWork float64 // units of work per repetition: CPU seconds / cpuWork is the CPU figure
 	run     func(ctx context.Context, s *server) (sample, error)
+	// measure, when set, replaces run: the row starts what it needs and
+	// measures it itself (the load rows, load.go).
+	measure func(ctx context.Context, servers []*server) (result, error)
 }
 
 // sample is one repetition's outcome.
@@ -94,7 +97,7 @@ func newBench(ctx context.Context, o options, ws *workspace, proc procfs, progre
 }
 
 // transfers reports whether a big upload or download is among the rows.
-func (b *bench) transfers() bool { return b.o.has("upload") || b.o.has("download") }
+func (b *bench) transfers() bool { return b.o.has("upload") || b.o.has("download") || b.o.has("ftps") }
 
 func smallName(i int) string { return fmt.Sprintf("f%06d", i) }
 
@@ -203,6 +206,8 @@ func (b *bench) tests() []test {
 		ts = append(ts, test{name: fmt.Sprintf("list a %s-entry directory", thousands(b.o.entries)),
 			unit: "entries/s", cpuUnit: "µs/entry", cpuWork: float64(b.o.entries) / 1e6, run: b.list})
 	}
+	ts = append(ts, b.ftpsTests()...)
+	ts = append(ts, b.loadTests()...)
 	return ts
 }
 
@@ -213,6 +218,14 @@ func (b *bench) tests() []test {
 func (b *bench) measureAll(ctx context.Context, servers []*server) ([]result, error) {
 	var results []result
 	for _, t := range b.tests() {
+		if t.measure != nil {
+			r, err := t.measure(ctx, servers)
+			if err != nil {
+				return results, fmt.Errorf("%s: %w", t.name, err)
+			}
+			results = append(results, r)
+			continue
+		}
 		r := result{name: t.name, unit: t.unit, cpuUnit: t.cpuUnit,
 			values: map[string][]float64{}, cpu: map[string][]float64{}, rss: map[string][]float64{}}
 		for i := range b.o.runs {

@@ -215,6 +215,13 @@ func TestFormatting(t *testing.T) {
 		{stats{median: 2, min: 2, max: 2}.figure(), "2.00"},
 		{ratio(1, 0), "n/a"},
 		{ratio(1, 4), "0.25"},
+		// A wharf-only row (no reference figures) and a vsftpd row.
+		{cell(nil, false), "—"},
+		{cell([]float64{0.5}, true), "0.500"},
+		{ratioCell([]float64{1}, nil), "—"},
+		{ratioCell([]float64{500, 480, 520}, []float64{125}), "4.00"},
+		{result{values: map[string][]float64{"wharf": {1}}}.reference(), ""},
+		{result{values: map[string][]float64{"wharf": {1}, "vsftpd": {2}}}.reference(), "vsftpd"},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)

@@ -24,7 +24,9 @@ import (
 )
 
 // allRows are the -rows names, in table order.
-func allRows() []string { return []string{"upload", "download", "files", "logins", "list"} }
+func allRows() []string {
+	return []string{"upload", "download", "files", "logins", "list", "ftps", "loginrate", "idle"}
+}
 
 // options are the benchmark's knobs; see newFlagSet for their meaning.
 type options struct {
@@ -45,6 +47,11 @@ type options struct {
 	timeout  time.Duration
 	keep     bool
 	quick    bool
+
+	// The load rows' sizes (load.go).
+	idleSessions  int
+	loginRate     int
+	loginDuration time.Duration
 }
 
 func main() {
@@ -88,14 +95,18 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.logins, "logins", 50, "sequential logins per run")
 	fs.IntVar(&o.runs, "runs", 3, "repetitions of every figure (median, min and max are reported)")
 	fs.IntVar(&o.entries, "list-entries", 100000, "entries of the directory listed by the list row")
-	fs.StringVar(&rows, "rows", strings.Join(allRows(), ","), "comma-separated tests to run: "+strings.Join(allRows(), ", "))
+	fs.IntVar(&o.idleSessions, "idle-sessions", 10000, "authenticated SFTP sessions the idle row holds open at once")
+	fs.IntVar(&o.loginRate, "login-rate", 200, "logins per second the loginrate row starts")
+	fs.DurationVar(&o.loginDuration, "login-duration", 10*time.Second, "how long the loginrate row keeps starting logins")
+	fs.StringVar(&rows, "rows", strings.Join(allRows(), ","), "comma-separated tests to run: "+strings.Join(allRows(), ", ")+
+		" (ftps: FTPS upload and download with curl, against a vsftpd it starts; needs root and vsftpd)")
 	fs.StringVar(&ciphers, "ciphers", "default,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
 		`comma-separated ciphers for the upload/download tests; "default" passes none, so the client's preference decides`)
 	fs.StringVar(&sftpArgs, "sftp-args", "", `extra sftp client arguments for every run against both servers, split at spaces (e.g. "-B 261120 -R 128")`)
 	fs.StringVar(&o.kex, "kex", "curve25519-sha256", "key exchange pinned on the client for every test, so both servers do the same work per login (empty: client default)")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "bound on the whole benchmark")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work dir (configs, logs) instead of deleting it")
-	fs.BoolVar(&o.quick, "quick", false, "smoke run: 64MiB, 100 files, 10 logins, 10000 entries, 1 run (explicit flags still win)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 64MiB, 100 files, 10 logins, 10000 entries, 500 idle sessions, 2s of login rate, 1 run (explicit flags still win)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -120,6 +131,12 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 		if !set["list-entries"] {
 			o.entries = 10000
 		}
+		if !set["idle-sessions"] {
+			o.idleSessions = 500
+		}
+		if !set["login-duration"] {
+			o.loginDuration = 2 * time.Second
+		}
 	}
 	o.ciphers = splitList(ciphers)
 	o.rows = splitList(rows)
@@ -139,6 +156,12 @@ func (o options) validate() error {
 		return errors.New("-runs must be in 1..100")
 	case o.entries <= 0 || o.entries > 1000000:
 		return errors.New("-list-entries must be in 1..1000000")
+	case o.idleSessions <= 0 || o.idleSessions > 100000:
+		return errors.New("-idle-sessions must be in 1..100000")
+	case o.loginRate <= 0 || o.loginRate > 10000:
+		return errors.New("-login-rate must be in 1..10000")
+	case o.loginDuration < time.Second || o.loginDuration > 10*time.Minute:
+		return errors.New("-login-duration must be in 1s..10m")
 	case len(o.rows) == 0:
 		return errors.New("-rows selects no test")
 	case (o.has("upload") || o.has("download")) && len(o.ciphers) == 0:
@@ -232,7 +255,7 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 		fmt.Fprintf(out, "sftp client arguments added to every run: %s\n", strings.Join(o.sftpArgs, " "))
 	}
 	// Said once here so that nobody reads the CPU columns as wall time.
-	fmt.Fprintln(out, "server CPU: user+system time from /proc/PID/stat, of wharf, and of the listening sshd with every per-connection process it forked (reaped, via cutime/cstime)")
+	fmt.Fprintln(out, "server CPU: user+system time from /proc/PID/stat, of wharf, and of the listening sshd (or vsftpd, under a subreaper that also reaps the session processes vsftpd orphans) with every per-connection process it forked (reaped, via cutime/cstime)")
 	fmt.Fprintln(out)
 	printTable(out, results)
 	if err != nil {

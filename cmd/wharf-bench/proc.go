@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -73,28 +76,70 @@ func parseProcStat(pid int, data []byte) (procStat, error) {
 	return st, nil
 }
 
-// hasChildren reports whether any process, zombies included, has pid as its
-// parent. A zombie's CPU time reaches its parent's cutime/cstime only once
-// the parent has reaped it.
-func hasChildren(pid int) (bool, error) {
+// countChildren returns how many processes, zombies included, have each
+// of pids as their parent. A zombie's CPU time reaches its parent's
+// cutime/cstime only once the parent has reaped it.
+func countChildren(pids ...int) (map[int]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return false, fmt.Errorf("list processes: %w", err)
+		return nil, fmt.Errorf("list processes: %w", err)
 	}
+	counts := make(map[int]int, len(pids))
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid {
+		if err != nil {
 			continue
 		}
 		st, err := readProcStat(child)
 		if err != nil {
 			continue // exited while we looked
 		}
-		if st.ppid == pid {
-			return true, nil
+		if slices.Contains(pids, st.ppid) {
+			counts[st.ppid]++
 		}
 	}
-	return false, nil
+	return counts, nil
+}
+
+// waitReaped waits, up to 30 s, until each pid in allowed has at most
+// allowed[pid] children left.
+func waitReaped(ctx context.Context, allowed map[int]int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pids := make([]int, 0, len(allowed))
+	for pid := range allowed {
+		pids = append(pids, pid)
+	}
+	for {
+		counts, err := countChildren(pids...)
+		if err != nil {
+			return err
+		}
+		busy := 0
+		for _, pid := range pids {
+			if counts[pid] > allowed[pid] {
+				busy = pid
+				break
+			}
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pid %d still has %d children: %w", busy, counts[busy], ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// cpuTotal is utime+stime+cutime+cstime of pid.
+func (p procfs) cpuTotal(pid int) (time.Duration, error) {
+	st, err := readProcStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(st.utime+st.stime+st.cutime+st.cstime) * p.tick, nil
 }
 
 // treeCPU is the CPU time (user + system) of pid and of all its
@@ -104,27 +149,99 @@ func hasChildren(pid int) (bool, error) {
 // every level adds its reaped children's time to its own cutime/cstime, so
 // the listening sshd's counters hold a finished session's whole cost.
 func (p procfs) treeCPU(ctx context.Context, pid int) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		busy, err := hasChildren(pid)
-		if err != nil {
-			return 0, err
-		}
-		if !busy {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("pid %d still has children: %w", pid, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := waitReaped(ctx, map[int]int{pid: 0}); err != nil {
+		return 0, err
 	}
-	st, err := readProcStat(pid)
+	return p.cpuTotal(pid)
+}
+
+// reapedTreeCPU is treeCPU for a listener that runs under a subreaper (see
+// runSubreaper): the listener's tree as treeCPU sees it, plus what the
+// subreaper reaped, which is every process of a session that outlived its
+// parent. vsftpd needs it: a session's processes do not all wait for one
+// another, and an orphan's CPU time would otherwise be charged to init.
+func (p procfs) reapedTreeCPU(ctx context.Context, reaper, listener int) (time.Duration, error) {
+	if err := waitReaped(ctx, map[int]int{reaper: 1, listener: 0}); err != nil {
+		return 0, err
+	}
+	r, err := p.cpuTotal(reaper)
 	if err != nil {
 		return 0, err
 	}
-	return time.Duration(st.utime+st.stime+st.cutime+st.cstime) * p.tick, nil
+	l, err := p.cpuTotal(listener)
+	if err != nil {
+		return 0, err
+	}
+	return r + l, nil
+}
+
+// subreaperEnv, set to "1", makes this program run as runSubreaper instead
+// of the benchmark (see init): Go cannot set PR_SET_CHILD_SUBREAPER on a
+// child between fork and exec, so the benchmark starts itself for it.
+const subreaperEnv = "WHARF_BENCH_SUBREAPER"
+
+// subreaperStarted is the line runSubreaper prints, followed by its
+// child's pid.
+const subreaperStarted = "wharf-bench subreaper: started pid "
+
+func init() {
+	if os.Getenv(subreaperEnv) == "1" {
+		os.Exit(runSubreaper(os.Args[1:]))
+	}
+}
+
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER (Linux 3.4), which the
+// syscall package does not name.
+const prSetChildSubreaper = 36
+
+// runSubreaper starts argv as its child and reaps every process orphaned
+// beneath it until that child exits, whose exit status it then returns.
+// The reaped processes' CPU time lands in its cutime/cstime, where
+// reapedTreeCPU reads it. The listener itself cannot be the subreaper:
+// vsftpd's listener treats a child it did not fork as a bug and exits.
+func runSubreaper(argv []string) int {
+	if len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "wharf-bench subreaper: no command")
+		return 2
+	}
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		fmt.Fprintf(os.Stderr, "wharf-bench subreaper: prctl(PR_SET_CHILD_SUBREAPER): %v\n", errno)
+		return 1
+	}
+	// Registered before the child exists, so that no stop signal is lost;
+	// the child gets them forwarded.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, subreaperEnv+"=") })
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wharf-bench subreaper: start %s: %v\n", argv[0], err)
+		return 1
+	}
+	fmt.Printf("%s%d\n", subreaperStarted, pid)
+	go func() {
+		for sig := range sigs {
+			_ = syscall.Kill(pid, sig.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "wharf-bench subreaper: wait: %v\n", err)
+			return 1
+		}
+		if got != pid {
+			continue // an orphan: reaping it was the point
+		}
+		if ws.Exited() {
+			return ws.ExitStatus()
+		}
+		return 128 + int(ws.Signal())
+	}
 }
 
 // memStatus returns VmRSS and VmHWM (peak RSS) of pid, in bytes.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -201,26 +202,90 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f", a/b)
 }
 
+// noFigure fills a cell a row has no figure for, such as the reference
+// columns of a wharf-only row.
+const noFigure = "—"
+
+// reference is the server a row compares wharf with (openssh, vsftpd), or
+// "" for a row that measured wharf alone.
+func (r result) reference() string {
+	var names []string
+	for name, v := range r.values {
+		if name != "wharf" && len(v) > 0 {
+			names = append(names, name)
+		}
+	}
+	for name, v := range r.cpu {
+		if name != "wharf" && len(v) > 0 && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ") // one, unless a row went wrong
+}
+
+// cell is the median (min–max) of v, or noFigure; figure selects
+// formatFigure's precision for small values.
+func cell(v []float64, figure bool) string {
+	switch {
+	case len(v) == 0:
+		return noFigure
+	case figure:
+		return summarize(v).figure()
+	default:
+		return summarize(v).String()
+	}
+}
+
+// ratioCell is ratio of the medians, or noFigure if either is missing.
+func ratioCell(a, b []float64) string {
+	if len(a) == 0 || len(b) == 0 {
+		return noFigure
+	}
+	return ratio(summarize(a).median, summarize(b).median)
+}
+
 // printTable writes a Markdown table, ready to paste into the README. Every
 // rate is higher-is-better, so a ratio above 1 means wharf is faster; the
 // server CPU figures are lower-is-better, so there a ratio below 1 means
-// wharf spends less. A note on peak memory follows when a test measured it.
+// wharf spends less. Each row names its reference server; a row that
+// measured wharf alone shows noFigure there. A note on peak memory follows
+// when a test measured it.
 func printTable(w io.Writer, results []result) {
-	fmt.Fprintln(w, "| test | wharf median (min–max) | openssh median (min–max) | ratio wharf/openssh | "+
-		"server CPU wharf | server CPU openssh | CPU ratio wharf/openssh |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| test | wharf median (min–max) | reference | reference median (min–max) | ratio wharf/reference | "+
+		"server CPU wharf | server CPU reference | CPU ratio wharf/reference |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|")
 	for _, r := range results {
-		wh, op := summarize(r.values["wharf"]), summarize(r.values["openssh"])
-		cw, co := summarize(r.cpu["wharf"]), summarize(r.cpu["openssh"])
-		fmt.Fprintf(w, "| %s (%s; CPU %s) | %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, r.cpuUnit,
-			wh, op, ratio(wh.median, op.median), cw.figure(), co.figure(), ratio(cw.median, co.median))
+		ref := r.reference()
+		refName := ref
+		if refName == "" {
+			refName = noFigure
+		}
+		fmt.Fprintf(w, "| %s (%s; CPU %s) | %s | %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, r.cpuUnit,
+			cell(r.values["wharf"], false), refName, cell(r.values[ref], false), ratioCell(r.values["wharf"], r.values[ref]),
+			cell(r.cpu["wharf"], true), cell(r.cpu[ref], true), ratioCell(r.cpu["wharf"], r.cpu[ref]))
 	}
 	for _, r := range results {
-		for _, name := range []string{"wharf", "openssh"} {
+		names := make([]string, 0, len(r.rss))
+		for name := range r.rss {
+			names = append(names, name)
+		}
+		// wharf first, then the rest in a stable order.
+		slices.SortFunc(names, func(a, b string) int {
+			return cmp.Or(cmp.Compare(boolInt(a != "wharf"), boolInt(b != "wharf")), cmp.Compare(a, b))
+		})
+		for _, name := range names {
 			if v := r.rss[name]; len(v) > 0 {
 				fmt.Fprintf(w, "\n%s, %s: peak RSS growth %s MiB (VmHWM after the run minus VmRSS before it)\n",
 					r.name, name, summarize(v).figure())
 			}
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -20,21 +20,41 @@ const (
 	stopTimeout  = 15 * time.Second
 )
 
-// server is one SFTP server under test, as the client and the verifier see it.
+// server is one server under test, as the client and the verifier see it.
 type server struct {
-	name    string // "wharf" or "openssh": the table's column
+	name    string // "wharf", "openssh" or "vsftpd": the table's column
 	port    int
 	dataDir string // the on-disk directory a session starts in
 	proc    *process
 	// sessionsInProcess is true when sessions run inside proc itself (wharf)
-	// rather than in processes it forks (sshd): proc's memory is then theirs.
+	// rather than in processes it forks (sshd, vsftpd): proc's memory is
+	// then theirs.
 	sessionsInProcess bool
+	// user and password log in over FTPS; SFTP logins use the client's key.
+	user, password string
+	// ftps is wharf's explicit FTPS listener when the ftps rows run: the
+	// same process as the SFTP server it hangs on, another port. It is not
+	// in the server list, so the SFTP rows and the load rows never see it.
+	ftps *server
+	// listener is set when proc is a subreaper (runSubreaper) around the
+	// real listener, vsftpd, whose pid it is; 0 when proc is the server.
+	listener int
 }
 
 func (s *server) stop() { s.proc.stop() }
 
-// pid is the server's main process: wharf, or the listening sshd.
+// pid is the server's main process: wharf, the listening sshd, or the
+// subreaper around vsftpd.
 func (s *server) pid() int { return s.proc.cmd.Process.Pid }
+
+// cpuTime is the server's CPU time so far, every finished session's
+// included (see treeCPU and reapedTreeCPU).
+func (s *server) cpuTime(ctx context.Context, p procfs) (time.Duration, error) {
+	if s.listener == 0 {
+		return p.treeCPU(ctx, s.pid())
+	}
+	return p.reapedTreeCPU(ctx, s.pid(), s.listener)
+}
 
 // alive reports an error, with the end of the server's log, once it has died.
 func (s *server) alive() error {
@@ -48,9 +68,20 @@ func (s *server) alive() error {
 
 // startServers starts wharf and the reference sshd, both serving the same
 // kind of storage to a user named like the current OS user, so one sftp
-// command line (but the port) works on both. On error nothing is left running.
+// command line (but the port) works on both. When the ftps rows are
+// selected, wharf also listens for FTPS (see server.ftps); their vsftpd is
+// started by the rows themselves. On error nothing is left running.
 func startServers(ctx context.Context, o options, ws *workspace, wharfBin string, c client) ([]*server, error) {
-	w, err := startWharf(ctx, ws, wharfBin, c)
+	var acct *ftpsAccount
+	if o.has("ftps") {
+		// Before anything starts: a missing vsftpd or curl should cost
+		// seconds, not a run that fails at its last rows.
+		var err error
+		if acct, err = prepareFTPS(ctx); err != nil {
+			return nil, err
+		}
+	}
+	w, err := startWharf(ctx, ws, wharfBin, c, acct)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +93,9 @@ func startServers(ctx context.Context, o options, ws *workspace, wharfBin string
 	return []*server{w, s}, nil
 }
 
-func startWharf(ctx context.Context, ws *workspace, bin string, c client) (*server, error) {
+// startWharf starts wharf with an SFTP listener and, when acct is not nil,
+// an explicit FTPS listener on which acct logs in (the result's ftps).
+func startWharf(ctx context.Context, ws *workspace, bin string, c client, acct *ftpsAccount) (*server, error) {
 	data, err := ws.mkdir("wharf", "data")
 	if err != nil {
 		return nil, err
@@ -72,6 +105,39 @@ func startWharf(ctx context.Context, ws *workspace, bin string, c client) (*serv
 		return nil, err
 	}
 	cfgPath := ws.path("wharf", "wharf.yaml")
+	if err := os.WriteFile(cfgPath, []byte(wharfConfig(state, data, c, acct)), 0o600); err != nil {
+		return nil, fmt.Errorf("write wharf config: %w", err)
+	}
+
+	p, err := startProcess("wharf", ws.path("wharf", "wharf.log"), bin, "serve", "--config", cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	port, err := waitForListener(ctx, p, "sftp")
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	w := &server{name: "wharf", port: port, dataDir: data, proc: p, sessionsInProcess: true}
+	if acct == nil {
+		return w, nil
+	}
+	ftpsPort, err := waitForListener(ctx, p, "ftps")
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	w.ftps = &server{name: "wharf", port: ftpsPort, dataDir: data, proc: p, sessionsInProcess: true,
+		user: acct.user, password: acct.password}
+	return w, nil
+}
+
+// wharfConfig is the daemon's config: SFTP for the client's key and, with
+// acct, an explicit FTPS listener for acct's password, both on loopback
+// with wharf's defaults otherwise (generated host keys and self-signed
+// ECDSA certificate, atomic uploads, TLS session reuse required on data
+// connections).
+func wharfConfig(state, data string, c client, acct *ftpsAccount) string {
 	// Info level is what an operator runs: one log line per transfer is part
 	// of the cost being measured.
 	cfg := fmt.Sprintf(`# written by wharf-bench
@@ -87,27 +153,32 @@ users:
     home: /
     public_keys: [%s]
 `, strconv.Quote(state), strconv.Quote(data), strconv.Quote(c.user), strconv.Quote(c.publicKey))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, fmt.Errorf("write wharf config: %w", err)
+	if acct == nil {
+		return cfg
 	}
+	// The data port is left to the kernel ("" passive_ports): a fixed range
+	// could collide with whatever else runs on the machine.
+	return cfg + fmt.Sprintf(`  - name: %s
+    home: /
+    password_hash: %s
+    protocols: [ftps]
+ftps:
+  listen: "127.0.0.1:0"
+  passive_ports: ""
+`, strconv.Quote(acct.user), strconv.Quote(acct.hash))
+}
 
-	p, err := startProcess("wharf", ws.path("wharf", "wharf.log"), bin, "serve", "--config", cfgPath)
-	if err != nil {
-		return nil, err
-	}
+// waitForListener waits for wharf's `"msg":"listening"` line of proto
+// ("sftp", or "ftps" for the explicit FTPS listener) and returns its port.
+func waitForListener(ctx context.Context, p *process, proto string) (int, error) {
 	line, err := p.waitForLog(ctx, func(line string) bool {
-		return strings.Contains(line, `"msg":"listening"`) && strings.Contains(line, `"proto":"sftp"`)
+		return strings.Contains(line, `"msg":"listening"`) && strings.Contains(line, `"proto":"`+proto+`"`) &&
+			(proto != "ftps" || strings.Contains(line, `"mode":"explicit"`))
 	})
 	if err != nil {
-		p.stop()
-		return nil, err
+		return 0, err
 	}
-	port, err := listeningPort(line)
-	if err != nil {
-		p.stop()
-		return nil, err
-	}
-	return &server{name: "wharf", port: port, dataDir: data, proc: p, sessionsInProcess: true}, nil
+	return listeningPort(line)
 }
 
 // listeningPort parses the daemon's `{"msg":"listening",...,"addr":"127.0.0.1:PORT"}` line.
@@ -251,11 +322,20 @@ type process struct {
 }
 
 func startProcess(name, logPath, bin string, args ...string) (*process, error) {
+	return startProcessEnv(nil, name, logPath, bin, args...)
+}
+
+// startProcessEnv is startProcess with env added to the benchmark's own
+// environment.
+func startProcessEnv(env []string, name, logPath, bin string, args ...string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create %s log: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
