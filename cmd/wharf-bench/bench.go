@@ -184,8 +184,11 @@ func (b *bench) tests() []test {
 	gb := float64(b.o.size) / 1e9
 	for _, c := range b.o.ciphers {
 		short := strings.TrimSuffix(c, "@openssh.com")
-		if c == "default" {
+		switch c {
+		case "default":
 			short = "client's default cipher"
+		case chachaCipher:
+			short += " (wharf: a listener that offers it)"
 		}
 		if b.o.has("upload") {
 			ts = append(ts, test{name: "upload " + size + ", " + short, unit: "MB/s", cpuUnit: "s/GB", cpuWork: gb, run: b.upload(c)})
@@ -286,7 +289,7 @@ func (b *bench) upload(cipher string) func(context.Context, *server) (sample, er
 	return func(ctx context.Context, s *server) (sample, error) {
 		remote := filepath.Join(s.dataDir, "up.bin")
 		defer os.Remove(remote)
-		d, err := b.client.run(ctx, s, b.uploadBatch, b.transferTimeout(), cipherArgs(cipher)...)
+		d, err := b.client.run(ctx, s.forCipher(cipher), b.uploadBatch, b.transferTimeout(), cipherArgs(cipher)...)
 		if err != nil {
 			return sample{}, err
 		}
@@ -301,7 +304,7 @@ func (b *bench) download(cipher string) func(context.Context, *server) (sample, 
 	return func(ctx context.Context, s *server) (sample, error) {
 		local := b.ws.path("down.bin")
 		defer os.Remove(local)
-		d, err := b.client.run(ctx, s, b.downloadBatch, b.transferTimeout(), cipherArgs(cipher)...)
+		d, err := b.client.run(ctx, s.forCipher(cipher), b.downloadBatch, b.transferTimeout(), cipherArgs(cipher)...)
 		if err != nil {
 			return sample{}, err
 		}
