@@ -315,10 +315,10 @@ func (lr *loadRunner) startDaemon(ctx context.Context, servers []*server, conns 
 }
 
 // daemonFDs is how many descriptors a load daemon holding conns
-// connections needs: two per session (its connection, and its home
-// directory, which vfs holds open as an os.Root), and some for the
+// connections needs: one per session (its connection; the sessions of one
+// home share its os.Root, and the load is one user's), and some for the
 // listener, logs and state.
-func daemonFDs(conns int) uint64 { return 2*uint64(conns) + fdSpare }
+func daemonFDs(conns int) uint64 { return uint64(conns) + fdSpare }
 
 const fdSpare = 64
 
@@ -333,10 +333,10 @@ func (lr *loadRunner) fitSessions(want int) int {
 		return want
 	}
 	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Max < 2*(loadConcurrency+2)+fdSpare {
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Max < daemonFDs(loadConcurrency+2) {
 		return want // the row fails at its start and says why
 	}
-	fit := int((rl.Max-fdSpare)/2) - loadConcurrency - 1
+	fit := int(rl.Max-fdSpare) - loadConcurrency - 1
 	fmt.Fprintf(lr.b.progress, "warning: %v; the idle row holds %s sessions instead of %s\n", err, thousands(fit), thousands(want))
 	return fit
 }
@@ -358,11 +358,11 @@ func (lr *loadRunner) ensureChildFDs(need uint64) error {
 	old := rl
 	rl.Cur, rl.Max = need, max(rl.Max, need)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fmt.Errorf("the load daemon needs about %d file descriptors (two per session: its connection and its home directory), "+
+		return fmt.Errorf("the load daemon needs about %d file descriptors (one per session), "+
 			"above the limit of %d (hard %d), which could not be raised (%w): raise the hard limit (ulimit -Hn as root) or lower -idle-sessions",
 			need, old.Cur, old.Max, err)
 	}
-	fmt.Fprintf(lr.b.progress, "raised the file descriptor limit from %d (hard %d) to %d for the load daemon: two per session\n", old.Cur, old.Max, need)
+	fmt.Fprintf(lr.b.progress, "raised the file descriptor limit from %d (hard %d) to %d for the load daemon: one per session\n", old.Cur, old.Max, need)
 	return nil
 }
 
