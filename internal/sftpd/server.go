@@ -343,11 +343,13 @@ func (s *Server) serveSFTP(sess *session.Session, ch ssh.Channel) {
 	// The request server closes its stream when done; the channel must
 	// outlive it so that exit-status still reaches the client (scp fails
 	// without it). handleChannel closes the channel.
-	// No WithRSAllocator: it saved ~10% of CPU per uploaded GB in a noisy
-	// measurement, but each session keeps every 256 KiB page it ever had
-	// in flight until it ends, which idle sessions pay for in memory.
+	// WithRSAllocator recycles packet buffers instead of allocating (and
+	// zeroing, and collecting) 256 KiB per request: a third less server
+	// CPU per uploaded GB in interleaved runs against OpenSSH. Its cost is
+	// memory: a session keeps the pages its busiest moment had in flight
+	// until it ends (a fresh idle session holds ~10 KiB more).
 	rs := sftp.NewRequestServer(newLimitsStream(ch, s.cfg.MaxHandles), newHandlers(sess, s.cfg.MaxHandles),
-		sftp.WithRSMaxTxPacket(maxDataLength))
+		sftp.WithRSMaxTxPacket(maxDataLength), sftp.WithRSAllocator())
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		sess.Log.Debug("sftp session ended", "err", err)
 	}
