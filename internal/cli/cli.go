@@ -19,6 +19,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/daemon"
+	"github.com/wharf-sftp/wharf/internal/gctune"
 )
 
 // ErrReported means the command already printed what went wrong; main
@@ -67,6 +68,8 @@ func serveCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			go forceOnSecondSignal(ctx, d)
+			_, gogcSet := os.LookupEnv("GOGC")
+			go gctune.Default.Run(ctx, gogcSet, log)
 			return d.Run(ctx)
 		},
 	}
