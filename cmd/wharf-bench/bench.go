@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/procstat"
 )
 
 const loginTimeout = 30 * time.Second
@@ -371,7 +373,7 @@ func (b *bench) list(ctx context.Context, s *server) (sample, error) {
 		if err := resetPeakRSS(s.pid()); err != nil {
 			return sample{}, err
 		}
-		rss, _, err := memStatus(s.pid())
+		rss, _, err := procstat.Mem(s.pid())
 		if err != nil {
 			return sample{}, err
 		}
@@ -384,7 +386,7 @@ func (b *bench) list(ctx context.Context, s *server) (sample, error) {
 	}
 	growth := int64(-1)
 	if s.sessionsInProcess {
-		_, hwm, err := memStatus(s.pid())
+		_, hwm, err := procstat.Mem(s.pid())
 		if err != nil {
 			return sample{}, err
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/procstat"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -99,30 +101,6 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
-func TestParseMemStatus(t *testing.T) {
-	tests := []struct {
-		name     string
-		data     string
-		rss, hwm int64
-		wantErr  bool
-	}{
-		{name: "both", data: "Name:\twharf\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nThreads:\t7\n", rss: 10 << 20, hwm: 20 << 20},
-		{name: "kernel thread", data: "Name:\tkthreadd\nThreads:\t1\n", wantErr: true},
-		{name: "garbage", data: "VmHWM:\tlots\nVmRSS:\t1 kB\n", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rss, hwm, err := parseMemStatus(1, []byte(tt.data))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("error %v, want error: %v", err, tt.wantErr)
-			}
-			if rss != tt.rss || hwm != tt.hwm {
-				t.Errorf("rss %d, hwm %d; want %d, %d", rss, hwm, tt.rss, tt.hwm)
-			}
-		})
-	}
-}
-
 // TestTreeCPUCountsReapedChildren is what the OpenSSH column rests on: a
 // child's CPU time reaches its parent's counters once it is reaped.
 func TestTreeCPUCountsReapedChildren(t *testing.T) {
@@ -162,7 +140,7 @@ func TestMemStatusOfSelf(t *testing.T) {
 	if err := resetPeakRSS(os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
-	rss, hwm, err := memStatus(os.Getpid())
+	rss, hwm, err := procstat.Mem(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/procstat"
 )
 
 const (
@@ -123,7 +125,7 @@ func (lr *loadRunner) idleOnce(ctx context.Context, s *server, r *result, run in
 	if err := resetPeakRSS(pid); err != nil {
 		return err
 	}
-	rssBefore, _, err := memStatus(pid)
+	rssBefore, _, err := procstat.Mem(pid)
 	if err != nil {
 		return err
 	}
@@ -145,7 +147,7 @@ func (lr *loadRunner) idleOnce(ctx context.Context, s *server, r *result, run in
 	if err != nil {
 		return err
 	}
-	_, hwm, err := memStatus(pid)
+	_, hwm, err := procstat.Mem(pid)
 	if err != nil {
 		return err
 	}

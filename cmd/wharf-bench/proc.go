@@ -244,39 +244,6 @@ func runSubreaper(argv []string) int {
 	}
 }
 
-// memStatus returns VmRSS and VmHWM (peak RSS) of pid, in bytes.
-func memStatus(pid int) (rss, hwm int64, err error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, 0, fmt.Errorf("read status of pid %d: %w", pid, err)
-	}
-	return parseMemStatus(pid, data)
-}
-
-func parseMemStatus(pid int, data []byte) (rss, hwm int64, err error) {
-	found := 0
-	for _, line := range strings.Split(string(data), "\n") {
-		key, val, ok := strings.Cut(line, ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("parse %s of pid %d: %w", key, pid, err)
-		}
-		if key == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
-		found++
-	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("status of pid %d: VmRSS or VmHWM missing", pid)
-	}
-	return rss, hwm, nil
-}
-
 // resetPeakRSS sets pid's VmHWM back to its current RSS (Linux 4.0+), so
 // that the peak of the next test is its own.
 func resetPeakRSS(pid int) error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/wharf-sftp/wharf/internal/procstat"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -286,7 +287,7 @@ func runIdle(ctx context.Context, o options, l *loginer, out io.Writer) idleResu
 	}
 
 	if o.serverPID > 0 {
-		if rss, _, err := memStatus(fmt.Sprint(o.serverPID)); err != nil {
+		if rss, _, err := procstat.Mem(o.serverPID); err != nil {
 			fmt.Fprintf(out, "server RSS not measured: %v\n", err)
 		} else {
 			res.ServerRSS = rss
@@ -338,7 +339,7 @@ func runIdle(ctx context.Context, o options, l *loginer, out io.Writer) idleResu
 	res.AliveAfterHold = int(alive.Load())
 	fmt.Fprintf(out, "after the hold, %d of %d sessions still answer\n", res.AliveAfterHold, len(sessions))
 	if o.serverPID > 0 {
-		if _, hwm, err := memStatus(fmt.Sprint(o.serverPID)); err == nil {
+		if _, hwm, err := procstat.Mem(o.serverPID); err == nil {
 			res.ServerPeakRSS = hwm
 			fmt.Fprintf(out, "server peak RSS (VmHWM): %.1f MiB\n", mib(hwm))
 		}

@@ -39,6 +39,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/procstat"
 )
 
 // options are the command line; see parseArgs for their meaning.
@@ -259,7 +261,7 @@ func run(ctx context.Context, o options, out io.Writer) (summary, error) {
 		s.Logins = &r
 	}
 	s.Interrupted = interruption(ctx)
-	if rss, _, err := memStatus("self"); err == nil {
+	if rss, _, err := procstat.Mem(0); err == nil {
 		s.ClientRSS = rss
 	}
 	if s.Interrupted != "" {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -195,36 +194,6 @@ func (b batch) errorLines() string {
 		fmt.Fprintf(&s, "  %d× %s\n", e.Count, e.Error)
 	}
 	return s.String()
-}
-
-// memStatus returns VmRSS and VmHWM (peak RSS) of pid ("self" for this
-// process), in bytes.
-func memStatus(pid string) (rss, hwm int64, err error) {
-	data, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return 0, 0, fmt.Errorf("read memory status of pid %s: %w", pid, err)
-	}
-	found := 0
-	for _, line := range strings.Split(string(data), "\n") {
-		key, val, ok := strings.Cut(line, ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("parse %s of pid %s: %w", key, pid, err)
-		}
-		if key == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
-		found++
-	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("memory status of pid %s: VmRSS or VmHWM missing", pid)
-	}
-	return rss, hwm, nil
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

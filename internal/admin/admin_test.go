@@ -40,17 +40,8 @@ func TestMetricsFollowTransfers(t *testing.T) {
 
 	get := func(path, token string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
+		code, body := httpGet(t, base+path, token)
+		return code, string(body)
 	}
 	if code, _ := get("/healthz", ""); code != 200 {
 		t.Fatalf("/healthz without a token: %d", code)
@@ -161,17 +152,7 @@ func TestPprof(t *testing.T) {
 	}
 	get := func(base, path, token string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, body
+		return httpGet(t, base+path, token)
 	}
 	for _, on := range []bool{false, true} {
 		cfg := config.Default()
@@ -197,4 +178,23 @@ func TestPprof(t *testing.T) {
 			t.Fatalf("CPU profile: %d, %d bytes", code, len(body))
 		}
 	}
+}
+
+// httpGet GETs url, with a bearer token when token is not empty.
+func httpGet(t *testing.T, url, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
 }
