@@ -7,17 +7,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wharf-sftp/wharf/internal/ftpd"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -254,7 +249,9 @@ func startVsftpd(ctx context.Context, ws *workspace, acct *ftpsAccount) (*server
 	}
 	setup := vsftpdSetup{data: data, empty: empty, pam: vsftpdPAMService,
 		certFile: ws.path("vsftpd", "cert.pem"), keyFile: ws.path("vsftpd", "key.pem")}
-	if err := writeSelfSigned(setup.certFile, setup.keyFile); err != nil {
+	// The kind of certificate wharf makes for itself: both servers sign
+	// the same way.
+	if err := ftpd.EnsureSelfSigned(setup.certFile, setup.keyFile); err != nil {
 		return nil, err
 	}
 	if setup.port, err = freePort(); err != nil {
@@ -352,44 +349,6 @@ func readBanner(ctx context.Context, addr string) (string, error) {
 	}
 	_, _ = c.Write([]byte("QUIT\r\n"))
 	return strings.TrimSpace(line), nil
-}
-
-// writeSelfSigned writes an ECDSA P-256 certificate for 127.0.0.1, the
-// kind wharf generates for itself, so that both servers sign the same way.
-func writeSelfSigned(certFile, keyFile string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate vsftpd's key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return fmt.Errorf("vsftpd certificate serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "wharf-bench vsftpd"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return fmt.Errorf("create vsftpd's certificate: %w", err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("marshal vsftpd's key: %w", err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
-		return fmt.Errorf("write vsftpd's key: %w", err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return fmt.Errorf("write vsftpd's certificate: %w", err)
-	}
-	return nil
 }
 
 // ftpsTests are the ftps rows: one upload and one download of the big

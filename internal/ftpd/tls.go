@@ -54,7 +54,7 @@ func LoadCertificate(certFile, keyFile, stateDir string) (*Certificate, error) {
 	if certFile == "" && keyFile == "" {
 		certFile = filepath.Join(stateDir, generatedCert)
 		keyFile = filepath.Join(stateDir, generatedKey)
-		if err := ensureSelfSigned(certFile, keyFile); err != nil {
+		if err := EnsureSelfSigned(certFile, keyFile); err != nil {
 			return nil, err
 		}
 	}
@@ -130,8 +130,10 @@ func fileStamp(paths ...string) (string, error) {
 	return b.String(), nil
 }
 
-// ensureSelfSigned creates a certificate and key unless both exist.
-func ensureSelfSigned(certFile, keyFile string) error {
+// EnsureSelfSigned creates a self-signed ECDSA P-256 certificate (for
+// localhost, the loopback addresses and the host name) and its key unless
+// both files exist. The benchmark gives its reference FTPS server the same.
+func EnsureSelfSigned(certFile, keyFile string) error {
 	_, certErr := os.Stat(certFile)
 	_, keyErr := os.Stat(keyFile)
 	if certErr == nil && keyErr == nil {

@@ -37,10 +37,10 @@ func TestSelfSignedCertificateIsGeneratedOnce(t *testing.T) {
 func TestConfiguredCertificateIsReloaded(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	// Two distinct certificates, generated the way the daemon does.
-	if err := ensureSelfSigned(filepath.Join(src, "a.pem"), filepath.Join(src, "a.key")); err != nil {
+	if err := EnsureSelfSigned(filepath.Join(src, "a.pem"), filepath.Join(src, "a.key")); err != nil {
 		t.Fatal(err)
 	}
-	if err := ensureSelfSigned(filepath.Join(src, "b.pem"), filepath.Join(src, "b.key")); err != nil {
+	if err := EnsureSelfSigned(filepath.Join(src, "b.pem"), filepath.Join(src, "b.key")); err != nil {
 		t.Fatal(err)
 	}
 	install := func(name string) {
