@@ -284,23 +284,37 @@ func (s *Server) handleConn(nc net.Conn) {
 	}
 	defer sess.Close()
 
-	go ssh.DiscardRequests(reqs) // no global requests: tcpip-forward is refused
+	// Global requests (tcpip-forward...) are refused from this loop rather
+	// than from a goroutine of their own: one fewer per held session.
 	var channels sync.WaitGroup
-	for nch := range chans {
-		if nch.ChannelType() != "session" {
-			_ = nch.Reject(ssh.Prohibited, "this server offers SFTP only")
-			continue
+	for chans != nil || reqs != nil {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+		case nch, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			if nch.ChannelType() != "session" {
+				_ = nch.Reject(ssh.Prohibited, "this server offers SFTP only")
+				continue
+			}
+			ch, creqs, err := nch.Accept()
+			if err != nil {
+				log.Debug("accept channel", "err", err)
+				continue
+			}
+			channels.Add(1)
+			go func() {
+				defer channels.Done()
+				s.handleChannel(sess, ch, creqs)
+			}()
 		}
-		ch, creqs, err := nch.Accept()
-		if err != nil {
-			log.Debug("accept channel", "err", err)
-			continue
-		}
-		channels.Add(1)
-		go func() {
-			defer channels.Done()
-			s.handleChannel(sess, ch, creqs)
-		}()
 	}
 	channels.Wait()
 	log.Info("logout", "duration", time.Since(start).String())
