@@ -206,3 +206,21 @@ func TestFormatting(t *testing.T) {
 		}
 	}
 }
+
+// TestIsMainListener: the bench once measured the ChaCha20-only listener
+// as wharf's main one when its line came first.
+func TestIsMainListener(t *testing.T) {
+	lines := map[string]string{
+		"legacy":   `{"msg":"listening","listener":"legacy","component":"sftpd","proto":"sftp","addr":"127.0.0.1:39831"}`,
+		"sftp":     `{"msg":"listening","component":"sftpd","proto":"sftp","addr":"127.0.0.1:33537"}`,
+		"explicit": `{"msg":"listening","component":"ftpd","proto":"ftps","mode":"explicit","addr":"127.0.0.1:40069"}`,
+		"implicit": `{"msg":"listening","component":"ftpd","proto":"ftps","mode":"implicit","addr":"127.0.0.1:40070"}`,
+	}
+	for name, want := range map[string]string{"legacy": "", "sftp": "sftp", "explicit": "ftps", "implicit": ""} {
+		for _, proto := range []string{"sftp", "ftps"} {
+			if got := isMainListener(lines[name], proto); got != (want == proto) {
+				t.Errorf("isMainListener(%s line, %q) = %v", name, proto, got)
+			}
+		}
+	}
+}

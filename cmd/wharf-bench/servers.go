@@ -203,11 +203,17 @@ ftps:
 
 // waitForListener waits for wharf's `"msg":"listening"` line of proto
 // ("sftp", or "ftps" for the explicit FTPS listener) and returns its port.
+// isMainListener reports whether a wharf log line announces its main
+// listener for proto. The ChaCha20 listener (sftp.legacy) also logs proto
+// "sftp", and may do so first; FTPS has an implicit listener too.
+func isMainListener(line, proto string) bool {
+	return strings.Contains(line, `"msg":"listening"`) && strings.Contains(line, `"proto":"`+proto+`"`) &&
+		!strings.Contains(line, `"listener":"legacy"`) &&
+		(proto != "ftps" || strings.Contains(line, `"mode":"explicit"`))
+}
+
 func waitForListener(ctx context.Context, p *process, proto string) (int, error) {
-	line, err := p.waitForLog(ctx, func(line string) bool {
-		return strings.Contains(line, `"msg":"listening"`) && strings.Contains(line, `"proto":"`+proto+`"`) &&
-			(proto != "ftps" || strings.Contains(line, `"mode":"explicit"`))
-	})
+	line, err := p.waitForLog(ctx, func(line string) bool { return isMainListener(line, proto) })
 	if err != nil {
 		return 0, err
 	}
