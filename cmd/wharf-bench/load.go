@@ -460,25 +460,15 @@ func countFDs(pid int) (int, error) {
 	return len(entries), nil
 }
 
-// buildLoad compiles cmd/wharf-load into the work dir, once per run.
+// build compiles cmd/wharf-load into the work dir, once per run.
 func (lr *loadRunner) build(ctx context.Context) (string, error) {
 	if lr.bin != "" {
 		return lr.bin, nil
 	}
-	dir := lr.b.ws.path("bin")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create build dir: %w", err)
-	}
 	fmt.Fprintln(lr.b.progress, "building wharf-load ...")
-	bin := dir + "/wharf-load"
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/wharf-sftp/wharf/cmd/wharf-load")
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build wharf-load: %w\n%s", err, strings.TrimSpace(out.String()))
+	bin, err := buildCommand(ctx, lr.b.ws.path("bin"), "wharf-load")
+	if err != nil {
+		return "", err
 	}
 	lr.bin = bin
 	return bin, nil

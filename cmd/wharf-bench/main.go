@@ -210,7 +210,7 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 	wharfBin := o.wharf
 	if wharfBin == "" {
 		fmt.Fprintln(progress, "building wharf ...")
-		if wharfBin, err = buildWharf(ctx, ws.path("bin")); err != nil {
+		if wharfBin, err = buildCommand(ctx, ws.path("bin"), "wharf"); err != nil {
 			return err
 		}
 	}

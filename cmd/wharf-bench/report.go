@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -116,20 +117,21 @@ func commandOutput(ctx context.Context, name string, args ...string) (string, er
 	return line, nil
 }
 
-// buildWharf compiles the daemon from the module the benchmark is run in.
-func buildWharf(ctx context.Context, dir string) (string, error) {
+// buildCommand compiles the module's cmd/NAME (the daemon, the load
+// generator) into dir and returns the binary's path.
+func buildCommand(ctx context.Context, dir, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create build dir: %w", err)
 	}
-	bin := dir + "/wharf"
+	bin := filepath.Join(dir, name)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/wharf-sftp/wharf/cmd/wharf")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/wharf-sftp/wharf/cmd/"+name)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build wharf: %w\n%s", err, strings.TrimSpace(out.String()))
+		return "", fmt.Errorf("build %s: %w\n%s", name, err, strings.TrimSpace(out.String()))
 	}
 	return bin, nil
 }
