@@ -298,26 +298,32 @@ func (s *Server) handleConn(nc net.Conn) {
 		case nch, ok := <-chans:
 			if !ok {
 				chans = nil
-				continue
+			} else {
+				s.openChannel(sess, nch, &channels, log)
 			}
-			if nch.ChannelType() != "session" {
-				_ = nch.Reject(ssh.Prohibited, "this server offers SFTP only")
-				continue
-			}
-			ch, creqs, err := nch.Accept()
-			if err != nil {
-				log.Debug("accept channel", "err", err)
-				continue
-			}
-			channels.Add(1)
-			go func() {
-				defer channels.Done()
-				s.handleChannel(sess, ch, creqs)
-			}()
 		}
 	}
 	channels.Wait()
 	log.Info("logout", "duration", time.Since(start).String())
+}
+
+// openChannel accepts a session channel and serves it in a goroutine that
+// channels tracks; any other kind is refused.
+func (s *Server) openChannel(sess *session.Session, nch ssh.NewChannel, channels *sync.WaitGroup, log *slog.Logger) {
+	if nch.ChannelType() != "session" {
+		_ = nch.Reject(ssh.Prohibited, "this server offers SFTP only")
+		return
+	}
+	ch, creqs, err := nch.Accept()
+	if err != nil {
+		log.Debug("accept channel", "err", err)
+		return
+	}
+	channels.Add(1)
+	go func() {
+		defer channels.Done()
+		s.handleChannel(sess, ch, creqs)
+	}()
 }
 
 // handleChannel serves one session channel: the sftp subsystem, or a
