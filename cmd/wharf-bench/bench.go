@@ -51,6 +51,10 @@ type sample struct {
 	// start (bytes), for tests that measure it on a server that holds its
 	// sessions in one process; -1 otherwise.
 	rssGrowth int64
+	// client is the client's run, for tests that time one client process
+	// (zero otherwise): its CPU time shows whether the client or the server
+	// set the pace on a machine that runs both.
+	client timing
 }
 
 // result holds every repetition's figures, by server name, in run order.
@@ -61,6 +65,19 @@ type result struct {
 	values  map[string][]float64
 	cpu     map[string][]float64
 	rss     map[string][]float64 // MiB
+	// client is the client's CPU per unit of work (cpuUnit), busy the CPUs
+	// client and server kept busy together (CPU time / wall time), for
+	// tests that time one client process.
+	client, busy map[string][]float64
+	// ceiling is what the client reached against a server that does next
+	// to nothing (curlCeiling), in unit; empty for most rows.
+	ceiling []float64
+}
+
+func newResult(t test) result {
+	return result{name: t.name, unit: t.unit, cpuUnit: t.cpuUnit,
+		values: map[string][]float64{}, cpu: map[string][]float64{}, rss: map[string][]float64{},
+		client: map[string][]float64{}, busy: map[string][]float64{}}
 }
 
 func newBench(ctx context.Context, o options, ws *workspace, proc procfs, progress io.Writer) (*bench, error) {
@@ -231,45 +248,61 @@ func (b *bench) measureAll(ctx context.Context, servers []*server) ([]result, er
 			results = append(results, r)
 			continue
 		}
-		r := result{name: t.name, unit: t.unit, cpuUnit: t.cpuUnit,
-			values: map[string][]float64{}, cpu: map[string][]float64{}, rss: map[string][]float64{}}
-		for i := range b.o.runs {
-			order := servers
-			if i%2 == 1 {
-				order = []*server{servers[1], servers[0]}
-			}
-			for _, s := range order {
-				if err := s.alive(); err != nil {
-					return results, err
-				}
-				cpuBefore, err := b.proc.treeCPU(ctx, s.pid())
-				if err != nil {
-					return results, fmt.Errorf("%s: %s CPU time: %w", t.name, s.name, err)
-				}
-				v, err := t.run(ctx, s)
-				if err != nil {
-					return results, fmt.Errorf("%s: %w", t.name, err)
-				}
-				cpuAfter, err := b.proc.treeCPU(ctx, s.pid())
-				if err != nil {
-					return results, fmt.Errorf("%s: %s CPU time: %w", t.name, s.name, err)
-				}
-				cpu := (cpuAfter - cpuBefore).Seconds() / t.cpuWork
-				extra := ""
-				if v.rssGrowth >= 0 {
-					mib := float64(v.rssGrowth) / (1 << 20)
-					r.rss[s.name] = append(r.rss[s.name], mib)
-					extra = fmt.Sprintf(", peak RSS +%.1f MiB", mib)
-				}
-				fmt.Fprintf(b.progress, "%-45s %-8s run %d/%d: %8.1f %s, server CPU %s %s%s\n",
-					t.name, s.name, i+1, b.o.runs, v.rate, t.unit, formatFigure(cpu), t.cpuUnit, extra)
-				r.values[s.name] = append(r.values[s.name], v.rate)
-				r.cpu[s.name] = append(r.cpu[s.name], cpu)
-			}
+		r := newResult(t)
+		if err := b.measureRuns(ctx, t, servers, &r); err != nil {
+			return results, fmt.Errorf("%s: %w", t.name, err)
 		}
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// measureRuns runs t.run b.o.runs times on each of the two servers,
+// alternating which goes first, and adds every figure to r.
+func (b *bench) measureRuns(ctx context.Context, t test, pair []*server, r *result) error {
+	for i := range b.o.runs {
+		order := pair
+		if i%2 == 1 {
+			order = []*server{pair[1], pair[0]}
+		}
+		for _, s := range order {
+			if err := s.alive(); err != nil {
+				return err
+			}
+			cpuBefore, err := s.cpuTime(ctx, b.proc)
+			if err != nil {
+				return fmt.Errorf("%s CPU time: %w", s.name, err)
+			}
+			v, err := t.run(ctx, s)
+			if err != nil {
+				return err
+			}
+			cpuAfter, err := s.cpuTime(ctx, b.proc)
+			if err != nil {
+				return fmt.Errorf("%s CPU time: %w", s.name, err)
+			}
+			serverCPU := cpuAfter - cpuBefore
+			cpu := serverCPU.Seconds() / t.cpuWork
+			extra := ""
+			if v.rssGrowth >= 0 {
+				mib := float64(v.rssGrowth) / (1 << 20)
+				r.rss[s.name] = append(r.rss[s.name], mib)
+				extra = fmt.Sprintf(", peak RSS +%.1f MiB", mib)
+			}
+			if v.client.wall > 0 {
+				client := v.client.cpu.Seconds() / t.cpuWork
+				busy := (v.client.cpu + serverCPU).Seconds() / v.client.wall.Seconds()
+				r.client[s.name] = append(r.client[s.name], client)
+				r.busy[s.name] = append(r.busy[s.name], busy)
+				extra += fmt.Sprintf(", client CPU %s %s, %.2f CPUs busy", formatFigure(client), t.cpuUnit, busy)
+			}
+			fmt.Fprintf(b.progress, "%-45s %-8s run %d/%d: %8.1f %s, server CPU %s %s%s\n",
+				t.name, s.name, i+1, b.o.runs, v.rate, t.unit, formatFigure(cpu), t.cpuUnit, extra)
+			r.values[s.name] = append(r.values[s.name], v.rate)
+			r.cpu[s.name] = append(r.cpu[s.name], cpu)
+		}
+	}
+	return nil
 }
 
 // transferTimeout bounds one big transfer generously: 5 MB/s would already
@@ -291,14 +324,14 @@ func (b *bench) upload(cipher string) func(context.Context, *server) (sample, er
 	return func(ctx context.Context, s *server) (sample, error) {
 		remote := filepath.Join(s.dataDir, "up.bin")
 		defer os.Remove(remote)
-		d, err := b.client.run(ctx, s.forCipher(cipher), b.uploadBatch, b.transferTimeout(), cipherArgs(cipher)...)
+		run, err := b.client.run(ctx, s.forCipher(cipher), b.uploadBatch, b.transferTimeout(), cipherArgs(cipher)...)
 		if err != nil {
 			return sample{}, err
 		}
 		if err := sameContent(b.big, remote); err != nil {
 			return sample{}, fmt.Errorf("%s upload: %w", s.name, err)
 		}
-		return sample{rate: megabytesPerSecond(int64(b.o.size), d), rssGrowth: -1}, nil
+		return sample{rate: megabytesPerSecond(int64(b.o.size), run.wall), rssGrowth: -1, client: run}, nil
 	}
 }
 
@@ -306,14 +339,14 @@ func (b *bench) download(cipher string) func(context.Context, *server) (sample, 
 	return func(ctx context.Context, s *server) (sample, error) {
 		local := b.ws.path("down.bin")
 		defer os.Remove(local)
-		d, err := b.client.run(ctx, s.forCipher(cipher), b.downloadBatch, b.transferTimeout(), cipherArgs(cipher)...)
+		run, err := b.client.run(ctx, s.forCipher(cipher), b.downloadBatch, b.transferTimeout(), cipherArgs(cipher)...)
 		if err != nil {
 			return sample{}, err
 		}
 		if err := sameContent(b.big, local); err != nil {
 			return sample{}, fmt.Errorf("%s download: %w", s.name, err)
 		}
-		return sample{rate: megabytesPerSecond(int64(b.o.size), d), rssGrowth: -1}, nil
+		return sample{rate: megabytesPerSecond(int64(b.o.size), run.wall), rssGrowth: -1, client: run}, nil
 	}
 }
 
@@ -321,14 +354,14 @@ func (b *bench) manyFiles(ctx context.Context, s *server) (sample, error) {
 	remote := filepath.Join(s.dataDir, "many")
 	defer os.RemoveAll(remote)
 	timeout := 2*time.Minute + time.Duration(b.o.files)*100*time.Millisecond
-	d, err := b.client.run(ctx, s, b.filesBatch, timeout)
+	run, err := b.client.run(ctx, s, b.filesBatch, timeout)
 	if err != nil {
 		return sample{}, err
 	}
 	if err := b.verifyMany(remote); err != nil {
 		return sample{}, fmt.Errorf("%s: %w", s.name, err)
 	}
-	return sample{rate: float64(b.o.files) / d.Seconds(), rssGrowth: -1}, nil
+	return sample{rate: float64(b.o.files) / run.wall.Seconds(), rssGrowth: -1, client: run}, nil
 }
 
 func (b *bench) verifyMany(dir string) error {
@@ -354,11 +387,11 @@ func (b *bench) verifyMany(dir string) error {
 func (b *bench) logins(ctx context.Context, s *server) (sample, error) {
 	var total time.Duration
 	for range b.o.logins {
-		d, err := b.client.run(ctx, s, b.loginBatch, loginTimeout)
+		run, err := b.client.run(ctx, s, b.loginBatch, loginTimeout)
 		if err != nil {
 			return sample{}, err
 		}
-		total += d
+		total += run.wall
 	}
 	return sample{rate: float64(b.o.logins) / total.Seconds(), rssGrowth: -1}, nil
 }
@@ -380,7 +413,7 @@ func (b *bench) list(ctx context.Context, s *server) (sample, error) {
 		rssBefore = rss
 	}
 	timeout := 2*time.Minute + time.Duration(b.o.entries)*time.Millisecond
-	d, out, err := b.client.runOutput(ctx, s, b.listBatch, timeout)
+	run, out, err := b.client.runOutput(ctx, s, b.listBatch, timeout)
 	if err != nil {
 		return sample{}, err
 	}
@@ -395,7 +428,7 @@ func (b *bench) list(ctx context.Context, s *server) (sample, error) {
 	if err := b.verifyListing(out); err != nil {
 		return sample{}, fmt.Errorf("%s: %w", s.name, err)
 	}
-	return sample{rate: float64(b.o.entries) / d.Seconds(), rssGrowth: growth}, nil
+	return sample{rate: float64(b.o.entries) / run.wall.Seconds(), rssGrowth: growth, client: run}, nil
 }
 
 // verifyListing checks that sftp printed each staged entry exactly once.

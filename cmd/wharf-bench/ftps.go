@@ -377,8 +377,7 @@ func (b *bench) ftpsTests() []test {
 // measureFTPS runs t's transfer runs times on wharf's FTPS listener and on
 // vsftpd, alternating which goes first, as measureAll does for SFTP.
 func (b *bench) measureFTPS(ctx context.Context, servers []*server, t test, upload bool) (result, error) {
-	r := result{name: t.name, unit: t.unit, cpuUnit: t.cpuUnit,
-		values: map[string][]float64{}, cpu: map[string][]float64{}, rss: map[string][]float64{}}
+	r := newResult(t)
 	var w *server
 	for _, s := range servers {
 		if s.ftps != nil {
@@ -437,61 +436,47 @@ func (b *bench) measureFTPS(ctx context.Context, servers []*server, t test, uplo
 	r.name += " (" + strings.Join(tlsParams, "; ") + ")"
 	fmt.Fprintf(b.progress, "%s: %s\n", t.name, strings.Join(tlsParams, "; "))
 
-	for i := range b.o.runs {
-		order := pair
-		if i%2 == 1 {
-			order = []*server{pair[1], pair[0]}
-		}
-		for _, s := range order {
-			if err := s.alive(); err != nil {
-				return r, err
-			}
-			cpuBefore, err := s.cpuTime(ctx, b.proc)
-			if err != nil {
-				return r, fmt.Errorf("%s CPU time: %w", s.name, err)
-			}
-			rate, err := run(ctx, s, netrc)
+	t.run = func(ctx context.Context, s *server) (sample, error) { return run(ctx, s, netrc) }
+	if err := b.measureRuns(ctx, t, pair, &r); err != nil {
+		return r, err
+	}
+	if !upload {
+		for range b.o.runs {
+			rate, err := b.curlCeiling(ctx)
 			if err != nil {
 				return r, err
 			}
-			cpuAfter, err := s.cpuTime(ctx, b.proc)
-			if err != nil {
-				return r, fmt.Errorf("%s CPU time: %w", s.name, err)
-			}
-			cpu := (cpuAfter - cpuBefore).Seconds() / t.cpuWork
-			fmt.Fprintf(b.progress, "%-45s %-8s run %d/%d: %8.1f %s, server CPU %s %s\n",
-				t.name, s.name, i+1, b.o.runs, rate, t.unit, formatFigure(cpu), t.cpuUnit)
-			r.values[s.name] = append(r.values[s.name], rate)
-			r.cpu[s.name] = append(r.cpu[s.name], cpu)
+			fmt.Fprintf(b.progress, "%-45s %-8s %8.1f %s\n", t.name, "ceiling", rate, t.unit)
+			r.ceiling = append(r.ceiling, rate)
 		}
 	}
 	return r, nil
 }
 
-func (b *bench) ftpsUpload(ctx context.Context, s *server, netrc string) (float64, error) {
+func (b *bench) ftpsUpload(ctx context.Context, s *server, netrc string) (sample, error) {
 	remote := filepath.Join(s.dataDir, "ftps-up.bin")
 	defer os.Remove(remote)
-	d, _, err := runCurl(ctx, s, netrc, "ftps-up.bin", b.transferTimeout(), "--upload-file", b.big)
+	run, _, err := runCurl(ctx, s, netrc, "ftps-up.bin", b.transferTimeout(), "--upload-file", b.big)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	if err := sameContent(b.big, remote); err != nil {
-		return 0, fmt.Errorf("%s FTPS upload: %w", s.name, err)
+		return sample{}, fmt.Errorf("%s FTPS upload: %w", s.name, err)
 	}
-	return megabytesPerSecond(int64(b.o.size), d), nil
+	return sample{rate: megabytesPerSecond(int64(b.o.size), run.wall), rssGrowth: -1, client: run}, nil
 }
 
-func (b *bench) ftpsDownload(ctx context.Context, s *server, netrc string) (float64, error) {
+func (b *bench) ftpsDownload(ctx context.Context, s *server, netrc string) (sample, error) {
 	local := b.ws.path("ftps-down.bin")
 	defer os.Remove(local)
-	d, _, err := runCurl(ctx, s, netrc, "ftps-down.bin", b.transferTimeout(), "--output", local)
+	run, _, err := runCurl(ctx, s, netrc, "ftps-down.bin", b.transferTimeout(), "--output", local)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	if err := sameContent(b.big, local); err != nil {
-		return 0, fmt.Errorf("%s FTPS download: %w", s.name, err)
+		return sample{}, fmt.Errorf("%s FTPS download: %w", s.name, err)
 	}
-	return megabytesPerSecond(int64(b.o.size), d), nil
+	return sample{rate: megabytesPerSecond(int64(b.o.size), run.wall), rssGrowth: -1, client: run}, nil
 }
 
 // ftpsProbe lists the server's root with curl -v: it proves the login and
@@ -519,7 +504,7 @@ func tlsParameters(verbose string) (string, error) {
 
 // runCurl runs curl once against s over explicit FTPS and returns its wall
 // time (start to exit, TLS handshake and login included) and its stderr.
-func runCurl(ctx context.Context, s *server, netrc, remote string, timeout time.Duration, extra ...string) (time.Duration, string, error) {
+func runCurl(ctx context.Context, s *server, netrc, remote string, timeout time.Duration, extra ...string) (timing, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := []string{
@@ -536,14 +521,12 @@ func runCurl(ctx context.Context, s *server, netrc, remote string, timeout time.
 	cmd.Stderr = &errOut
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	err := cmd.Run()
-	elapsed := time.Since(start)
+	t, err := runCommand(cmd)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = fmt.Errorf("%w after %s (%v)", ctxErr, elapsed.Round(time.Millisecond), err)
+			err = fmt.Errorf("%w after %s (%v)", ctxErr, t.wall.Round(time.Millisecond), err)
 		}
-		return 0, "", fmt.Errorf("curl to %s: %w; errors:\n%s", s.name, err, tail(errOut.String(), 15))
+		return timing{}, "", fmt.Errorf("curl to %s: %w; errors:\n%s", s.name, err, tail(errOut.String(), 15))
 	}
-	return elapsed, errOut.String(), nil
+	return t, errOut.String(), nil
 }

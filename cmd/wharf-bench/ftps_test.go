@@ -124,9 +124,12 @@ func TestPrintTable(t *testing.T) {
 		{name: "upload 1 GiB, aes128-gcm", unit: "MB/s", cpuUnit: "s/GB",
 			values: map[string][]float64{"wharf": {200, 190, 210}, "openssh": {400, 380, 420}},
 			cpu:    map[string][]float64{"wharf": {4, 4, 4}, "openssh": {2, 2, 2}}},
-		{name: "FTPS upload 1 GiB, curl", unit: "MB/s", cpuUnit: "s/GB",
-			values: map[string][]float64{"wharf": {500, 480, 520}, "vsftpd": {125, 120, 130}},
-			cpu:    map[string][]float64{"wharf": {1.6, 1.5, 1.7}, "vsftpd": {4.8, 4.7, 4.9}}},
+		{name: "FTPS download 1 GiB, curl", unit: "MB/s", cpuUnit: "s/GB",
+			values:  map[string][]float64{"wharf": {500, 480, 520}, "vsftpd": {125, 120, 130}},
+			cpu:     map[string][]float64{"wharf": {1.6, 1.5, 1.7}, "vsftpd": {4.8, 4.7, 4.9}},
+			client:  map[string][]float64{"wharf": {2.5, 2.4, 2.6}, "vsftpd": {2.2, 2.1, 2.3}},
+			busy:    map[string][]float64{"wharf": {1.9, 1.8, 2}, "vsftpd": {0.9, 0.8, 1}},
+			ceiling: []float64{800, 700, 900}},
 		{name: "10,000 idle SFTP sessions held", unit: "fresh login ms, p90", cpuUnit: "ms/session",
 			values: map[string][]float64{"wharf": {12}},
 			cpu:    map[string][]float64{"wharf": {0.5}},
@@ -139,10 +142,13 @@ func TestPrintTable(t *testing.T) {
 	for _, want := range []string{
 		"| test | wharf median (min–max) | reference | reference median (min–max) | ratio wharf/reference | server CPU wharf | server CPU reference | CPU ratio wharf/reference |",
 		"| upload 1 GiB, aes128-gcm (MB/s; CPU s/GB) | 200.0 (190.0–210.0) | openssh | 400.0 (380.0–420.0) | 0.50 | 4.00 | 2.00 | 2.00 |",
-		"| FTPS upload 1 GiB, curl (MB/s; CPU s/GB) | 500.0 (480.0–520.0) | vsftpd | 125.0 (120.0–130.0) | 4.00 | 1.60 (1.50–1.70) | 4.80 (4.70–4.90) | 0.33 |",
+		"| FTPS download 1 GiB, curl (MB/s; CPU s/GB) | 500.0 (480.0–520.0) | vsftpd | 125.0 (120.0–130.0) | 4.00 | 1.60 (1.50–1.70) | 4.80 (4.70–4.90) | 0.33 |",
 		"| 10,000 idle SFTP sessions held (fresh login ms, p90; CPU ms/session) | 12.0 | — | — | — | 0.500 | — | — |",
 		"| broken row (x; CPU y) | — | — | — | — | — | — | — |",
 		"10,000 idle SFTP sessions held, wharf: peak RSS growth 80.0 MiB (VmHWM after the run minus VmRSS before it)",
+		"- FTPS download 1 GiB, curl: wharf: client 2.50 (2.40–2.60) s/GB, 1.90 (1.80–2.00) CPUs busy; " +
+			"vsftpd: client 2.20 (2.10–2.30) s/GB, 0.900 (0.800–1.00) CPUs busy; " +
+			"the client's ceiling here (HTTPS from memory, served by wharf-bench itself): 800.0 (700.0–900.0) MB/s",
 	} {
 		found := false
 		for _, l := range lines {

@@ -61,7 +61,7 @@ func (b *bench) loadTests() []test {
 			unit: "logins/s achieved", cpuUnit: "ms/login",
 		}
 		t.measure = func(ctx context.Context, servers []*server) (result, error) {
-			return lr.loginRate(ctx, servers, newLoadResult(t))
+			return lr.loginRate(ctx, servers, newResult(t))
 		}
 		ts = append(ts, t)
 	}
@@ -73,16 +73,11 @@ func (b *bench) loadTests() []test {
 			unit: "fresh login ms, p90", cpuUnit: "ms/session",
 		}
 		t.measure = func(ctx context.Context, servers []*server) (result, error) {
-			return lr.idle(ctx, servers, newLoadResult(t))
+			return lr.idle(ctx, servers, newResult(t))
 		}
 		ts = append(ts, t)
 	}
 	return ts
-}
-
-func newLoadResult(t test) result {
-	return result{name: t.name, unit: t.unit, cpuUnit: t.cpuUnit,
-		values: map[string][]float64{}, cpu: map[string][]float64{}, rss: map[string][]float64{}}
 }
 
 // idleHold is how long the idle row holds its sessions.

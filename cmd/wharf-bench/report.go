@@ -268,21 +268,60 @@ func printTable(w io.Writer, results []result) {
 			cell(r.cpu["wharf"], true), cell(r.cpu[ref], true), ratioCell(r.cpu["wharf"], r.cpu[ref]))
 	}
 	for _, r := range results {
-		names := make([]string, 0, len(r.rss))
-		for name := range r.rss {
-			names = append(names, name)
-		}
-		// wharf first, then the rest in a stable order.
-		slices.SortFunc(names, func(a, b string) int {
-			return cmp.Or(cmp.Compare(boolInt(a != "wharf"), boolInt(b != "wharf")), cmp.Compare(a, b))
-		})
-		for _, name := range names {
+		for _, name := range serverNames(r.rss) {
 			if v := r.rss[name]; len(v) > 0 {
 				fmt.Fprintf(w, "\n%s, %s: peak RSS growth %s MiB (VmHWM after the run minus VmRSS before it)\n",
 					r.name, name, summarize(v).figure())
 			}
 		}
 	}
+	printClientNotes(w, results)
+}
+
+// printClientNotes says, for the rows that timed one client process, how
+// much CPU the client spent and how many CPUs client and server kept busy
+// together: a row near the machine's CPU count measured the machine, and
+// its ratio then moves with the sum of client and server CPU, not with
+// the server's alone. A row with a ceiling adds what the client reached
+// against a server that does next to nothing.
+func printClientNotes(w io.Writer, results []result) {
+	header := false
+	for _, r := range results {
+		names := serverNames(r.client)
+		if len(names) == 0 && len(r.ceiling) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nClient CPU per unit of work (the client process and every process it waited for, from wait4) and CPUs busy (client + server CPU time / wall time), medians (min–max):")
+			fmt.Fprintln(w)
+			header = true
+		}
+		var parts []string
+		for _, name := range names {
+			parts = append(parts, fmt.Sprintf("%s: client %s %s, %s CPUs busy",
+				name, summarize(r.client[name]).figure(), r.cpuUnit, summarize(r.busy[name]).figure()))
+		}
+		if len(r.ceiling) > 0 {
+			parts = append(parts, fmt.Sprintf("the client's ceiling here (HTTPS from memory, served by wharf-bench itself): %s %s",
+				summarize(r.ceiling).String(), r.unit))
+		}
+		fmt.Fprintf(w, "- %s: %s\n", r.name, strings.Join(parts, "; "))
+	}
+}
+
+// serverNames is the keys of m with figures, wharf first, then the rest
+// in a stable order.
+func serverNames(m map[string][]float64) []string {
+	names := make([]string, 0, len(m))
+	for name, v := range m {
+		if len(v) > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(boolInt(a != "wharf"), boolInt(b != "wharf")), cmp.Compare(a, b))
+	})
+	return names
 }
 
 func boolInt(b bool) int {

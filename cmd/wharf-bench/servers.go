@@ -484,13 +484,30 @@ func newClient(o options, ws *workspace) (client, error) {
 
 // run executes one `sftp -b batch` session against s and returns its wall
 // time: process start to exit, login included.
-func (c client) run(ctx context.Context, s *server, batch string, timeout time.Duration, extra ...string) (time.Duration, error) {
-	d, _, err := c.runOutput(ctx, s, batch, timeout, extra...)
-	return d, err
+func (c client) run(ctx context.Context, s *server, batch string, timeout time.Duration, extra ...string) (timing, error) {
+	t, _, err := c.runOutput(ctx, s, batch, timeout, extra...)
+	return t, err
+}
+
+// timing is one client run: wall time from start to exit, and the CPU
+// time (user + system) of the client process with every descendant it
+// waited for (sftp waits for its ssh: wait4 reports both).
+type timing struct{ wall, cpu time.Duration }
+
+// runCommand runs cmd, which must have been made with exec.CommandContext,
+// and times it.
+func runCommand(cmd *exec.Cmd) (timing, error) {
+	start := time.Now()
+	err := cmd.Run()
+	t := timing{wall: time.Since(start)}
+	if cmd.ProcessState != nil {
+		t.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return t, err
 }
 
 // runOutput is run that also returns what sftp printed.
-func (c client) runOutput(ctx context.Context, s *server, batch string, timeout time.Duration, extra ...string) (time.Duration, string, error) {
+func (c client) runOutput(ctx context.Context, s *server, batch string, timeout time.Duration, extra ...string) (timing, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := []string{
@@ -523,16 +540,14 @@ func (c client) runOutput(ctx context.Context, s *server, batch string, timeout 
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 
-	start := time.Now()
-	err := cmd.Run()
-	elapsed := time.Since(start)
+	t, err := runCommand(cmd)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = fmt.Errorf("%w after %s (%v)", ctxErr, elapsed.Round(time.Millisecond), err)
+			err = fmt.Errorf("%w after %s (%v)", ctxErr, t.wall.Round(time.Millisecond), err)
 		}
-		return 0, "", fmt.Errorf("sftp to %s: %w; output:\n%s\nerrors:\n%s", s.name, err, tail(out.String(), 15), tail(errOut.String(), 15))
+		return timing{}, "", fmt.Errorf("sftp to %s: %w; output:\n%s\nerrors:\n%s", s.name, err, tail(out.String(), 15), tail(errOut.String(), 15))
 	}
-	return elapsed, out.String(), nil
+	return t, out.String(), nil
 }
 
 func tail(s string, n int) string {

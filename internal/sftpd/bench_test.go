@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,10 +355,12 @@ func BenchmarkOpenSSHClient(b *testing.B) {
 			batch := oc.batch(b, "put "+strconv.Quote(local)+" up.bin\n")
 			b.SetBytes(benchTransferSize)
 			b.ResetTimer()
+			cpu := processCPU(b)
 			for range b.N {
 				oc.run(b, batch)
 			}
 			b.StopTimer()
+			reportServerCPU(b, cpu, benchTransferSize)
 			got, err := os.ReadFile(filepath.Join(s.hostDir, "up.bin"))
 			if err != nil {
 				b.Fatal(err)
@@ -376,10 +379,12 @@ func BenchmarkOpenSSHClient(b *testing.B) {
 			batch := oc.batch(b, "get down.bin "+strconv.Quote(local)+"\n")
 			b.SetBytes(benchTransferSize)
 			b.ResetTimer()
+			cpu := processCPU(b)
 			for range b.N {
 				oc.run(b, batch)
 			}
 			b.StopTimer()
+			reportServerCPU(b, cpu, benchTransferSize)
 			got, err := os.ReadFile(local)
 			if err != nil {
 				b.Fatal(err)
@@ -446,4 +451,66 @@ func (c *openSSHClient) run(b *testing.B, batch string) {
 	if err != nil {
 		b.Fatalf("sftp: %v\n%s", err, out)
 	}
+}
+
+// BenchmarkOpenSSHFiles is target 3 of the bench in-process: one op is one
+// 64 KiB file put by the OpenSSH sftp binary, 1,000 per login, so that
+// -cpuprofile sees the server's per-file cost alone:
+//
+//	go test -run '^$' -bench OpenSSHFiles -benchtime 5x -cpuprofile cpu.out ./internal/sftpd
+func BenchmarkOpenSSHFiles(b *testing.B) {
+	const perLogin = 1000
+	sftpBin, err := exec.LookPath("sftp")
+	if err != nil {
+		b.Fatalf("OpenSSH sftp client (Debian package openssh-client) not found: %v", err)
+	}
+	s := startBench(b)
+	oc := newOpenSSHClient(b, sftpBin, s, nil)
+	src := filepath.Join(oc.dir, "src")
+	if err := os.Mkdir(src, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	small := benchData(64<<10, 4)
+	var cmds strings.Builder
+	for i := range perLogin {
+		name := smallFileName(i)
+		if err := os.WriteFile(filepath.Join(src, name), small, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&cmds, "put %s %s\n", strconv.Quote(filepath.Join(src, name)), name)
+	}
+	batch := oc.batch(b, cmds.String())
+	b.SetBytes(int64(len(small)) * perLogin)
+	b.ResetTimer()
+	cpu := processCPU(b)
+	for range b.N {
+		oc.run(b, batch)
+	}
+	b.StopTimer()
+	b.ReportMetric((processCPU(b)-cpu).Seconds()*1e3/float64(b.N*perLogin), "cpu-ms/file")
+	b.ReportMetric(float64(b.N*perLogin)/b.Elapsed().Seconds(), "files/s")
+	got, err := os.ReadFile(filepath.Join(s.hostDir, smallFileName(perLogin-1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !bytes.Equal(got, small) {
+		b.Fatalf("last file holds %d bytes that differ from what was sent", len(got))
+	}
+}
+
+// processCPU is this process's user+system CPU time: the in-process
+// daemon's, since the OpenSSH clients are child processes counted apart.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportServerCPU reports the daemon's CPU seconds per GB moved since
+// start, the bench's column for target 2.
+func reportServerCPU(b *testing.B, start time.Duration, bytes int64) {
+	b.ReportMetric((processCPU(b)-start).Seconds()/(float64(bytes)*float64(b.N)/1e9), "cpu-s/GB")
 }
