@@ -20,6 +20,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/daemon"
 	"github.com/wharf-sftp/wharf/internal/gctune"
+	"github.com/wharf-sftp/wharf/internal/proctune"
 )
 
 // ErrReported means the command already printed what went wrong; main
@@ -70,6 +71,8 @@ func serveCmd() *cobra.Command {
 			go forceOnSecondSignal(ctx, d)
 			_, gogcSet := os.LookupEnv("GOGC")
 			go gctune.Default.Run(ctx, gogcSet, log)
+			_, procsSet := os.LookupEnv("GOMAXPROCS")
+			go proctune.Default.Run(ctx, procsSet, log)
 			return d.Run(ctx)
 		},
 	}
