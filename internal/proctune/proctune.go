@@ -94,7 +94,9 @@ func (st *state) next(w, downAfter int) int {
 // chose at start (which honours the CPU affinity and a cgroup's CPU
 // limit). An operator's GOMAXPROCS in the environment wins: pass explicit as
 // true and Run returns at once. So does a machine without /proc/stat; on
-// return the count is what the runtime chose.
+// return the count is what the runtime chose. Setting the count stops the
+// runtime's own updates when a cgroup's CPU limit changes later: the limit
+// read at start stays the bound until the daemon restarts.
 func (p Policy) Run(ctx context.Context, explicit bool, log *slog.Logger) {
 	limit := runtime.GOMAXPROCS(0)
 	switch {
