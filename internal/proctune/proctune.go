@@ -5,7 +5,8 @@
 // reader, dispatcher, workers and response orderer), and each hand-off to a
 // goroutine makes the runtime wake an idle processor to look for work: a
 // thread woken, spinning, and put back to sleep, for a few microseconds of
-// work that the waker would have run itself a moment later. With the other
+// work that the waker would have run itself a moment later (golang/go#18237,
+// "scheduler is slow when goroutines are frequently woken"). With the other
 // cores idle that costs CPU time nobody else wanted; with the other cores
 // busy (the clients, the page cache, other daemons) it takes time from them
 // and moves the session's data between caches. Measured on two cores with
