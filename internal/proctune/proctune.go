@@ -56,15 +56,25 @@ type Sample struct {
 	Free float64 // the machine's idle time
 }
 
-// Want is the processor count for s, between 1 and limit: enough that
-// none is busier than BusyShare, within the cores the process could run on
-// (its own plus the idle ones; a core counts when at least half of it is
-// idle).
-func (p Policy) Want(s Sample, limit int) int {
+// Want is the processor count after an interval s measured on cur of them,
+// between 1 and limit: enough that none is busier than BusyShare, within
+// the cores the process could run on (its own plus the idle ones; a core
+// counts when at least half of it is idle). When the cur processors were
+// all but fully busy, the demand behind them is unknown, so Want takes all
+// the room at once rather than a quarter more per interval: from one
+// processor to 64 in one step, not twelve.
+func (p Policy) Want(s Sample, cur, limit int) int {
 	want := int(math.Ceil(s.Own / p.BusyShare))
 	room := int(math.Floor(s.Own + s.Free + 0.5))
+	if s.Own >= saturated*float64(cur) {
+		want = room
+	}
 	return max(1, min(want, room, limit))
 }
+
+// saturated is the share of the current processors' time in use beyond
+// which they count as all busy.
+const saturated = 0.9
 
 // state applies the hysteresis to successive Wants.
 type state struct {
@@ -134,7 +144,7 @@ func (p Policy) Run(ctx context.Context, explicit bool, log *slog.Logger) {
 		if !ok {
 			continue
 		}
-		if n := st.next(p.Want(s, limit), p.DownAfter); n != runtime.GOMAXPROCS(0) {
+		if n := st.next(p.Want(s, st.cur, limit), p.DownAfter); n != runtime.GOMAXPROCS(0) {
 			runtime.GOMAXPROCS(n)
 			log.Debug("gomaxprocs", "n", n, "own_cores", round2(s.Own), "free_cores", round2(s.Free))
 		}

@@ -12,23 +12,26 @@ import (
 func TestWant(t *testing.T) {
 	p := Policy{BusyShare: 0.75}
 	for _, c := range []struct {
-		name  string
-		s     Sample
-		limit int
-		want  int
+		name       string
+		s          Sample
+		cur, limit int
+		want       int
 	}{
-		{"idle daemon", Sample{Own: 0, Free: 4}, 4, 1},
-		{"one session, client on the other core", Sample{Own: 0.95, Free: 0.3}, 2, 1},
-		{"one session, idle machine", Sample{Own: 0.95, Free: 1}, 2, 2},
-		{"small files, half a core", Sample{Own: 0.6, Free: 1}, 2, 1},
-		{"busy daemon, busy machine", Sample{Own: 2, Free: 0}, 2, 2},
-		{"three cores wanted, limit two", Sample{Own: 2.2, Free: 6}, 2, 2},
-		{"half a core idle counts", Sample{Own: 1, Free: 0.5}, 4, 2},
-		{"less than half does not", Sample{Own: 1, Free: 0.4}, 4, 1},
-		{"never below one", Sample{Own: 0, Free: 0}, 8, 1},
+		{"idle daemon", Sample{Own: 0, Free: 4}, 4, 4, 1},
+		{"one session, client on the other core", Sample{Own: 0.95, Free: 0.3}, 1, 2, 1},
+		{"one session, idle machine", Sample{Own: 0.95, Free: 1}, 1, 2, 2},
+		{"small files, half a core", Sample{Own: 0.6, Free: 1}, 2, 2, 1},
+		{"busy daemon, busy machine", Sample{Own: 2, Free: 0}, 2, 2, 2},
+		{"three cores wanted, limit two", Sample{Own: 2.2, Free: 6}, 2, 2, 2},
+		{"half a core idle counts", Sample{Own: 1, Free: 0.5}, 2, 4, 2},
+		{"less than half does not", Sample{Own: 1, Free: 0.4}, 2, 4, 1},
+		{"never below one", Sample{Own: 0, Free: 0}, 1, 8, 1},
+		{"busy, not saturated: three-quarters each", Sample{Own: 3, Free: 60}, 4, 64, 4},
+		{"saturated: all the room at once", Sample{Own: 0.95, Free: 63}, 1, 64, 64},
+		{"saturated, room for three", Sample{Own: 1.9, Free: 1.2}, 2, 8, 3},
 	} {
-		if got := p.Want(c.s, c.limit); got != c.want {
-			t.Errorf("%s: Want(%+v, %d) = %d, want %d", c.name, c.s, c.limit, got, c.want)
+		if got := p.Want(c.s, c.cur, c.limit); got != c.want {
+			t.Errorf("%s: Want(%+v, %d, %d) = %d, want %d", c.name, c.s, c.cur, c.limit, got, c.want)
 		}
 	}
 }
