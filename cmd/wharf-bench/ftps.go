@@ -374,8 +374,9 @@ func (b *bench) ftpsTests() []test {
 	return ts
 }
 
-// measureFTPS runs t's transfer runs times on wharf's FTPS listener and on
-// vsftpd, alternating which goes first, as measureAll does for SFTP.
+// measureFTPS runs t's transfer on wharf's FTPS listener and on a vsftpd
+// it starts, through measureRuns as the SFTP rows do; the download row then
+// measures curl's ceiling as many times.
 func (b *bench) measureFTPS(ctx context.Context, servers []*server, t test, upload bool) (result, error) {
 	r := newResult(t)
 	var w *server

@@ -269,10 +269,8 @@ func printTable(w io.Writer, results []result) {
 	}
 	for _, r := range results {
 		for _, name := range serverNames(r.rss) {
-			if v := r.rss[name]; len(v) > 0 {
-				fmt.Fprintf(w, "\n%s, %s: peak RSS growth %s MiB (VmHWM after the run minus VmRSS before it)\n",
-					r.name, name, summarize(v).figure())
-			}
+			fmt.Fprintf(w, "\n%s, %s: peak RSS growth %s MiB (VmHWM after the run minus VmRSS before it)\n",
+				r.name, name, summarize(r.rss[name]).figure())
 		}
 	}
 	printClientNotes(w, results)
