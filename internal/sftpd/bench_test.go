@@ -354,13 +354,7 @@ func BenchmarkOpenSSHClient(b *testing.B) {
 			}
 			batch := oc.batch(b, "put "+strconv.Quote(local)+" up.bin\n")
 			b.SetBytes(benchTransferSize)
-			b.ResetTimer()
-			cpu := processCPU(b)
-			for range b.N {
-				oc.run(b, batch)
-			}
-			b.StopTimer()
-			reportServerCPU(b, cpu, benchTransferSize)
+			reportServerCPU(b, oc.timeRuns(b, batch), benchTransferSize)
 			got, err := os.ReadFile(filepath.Join(s.hostDir, "up.bin"))
 			if err != nil {
 				b.Fatal(err)
@@ -378,13 +372,7 @@ func BenchmarkOpenSSHClient(b *testing.B) {
 			local := filepath.Join(oc.dir, "dst.bin")
 			batch := oc.batch(b, "get down.bin "+strconv.Quote(local)+"\n")
 			b.SetBytes(benchTransferSize)
-			b.ResetTimer()
-			cpu := processCPU(b)
-			for range b.N {
-				oc.run(b, batch)
-			}
-			b.StopTimer()
-			reportServerCPU(b, cpu, benchTransferSize)
+			reportServerCPU(b, oc.timeRuns(b, batch), benchTransferSize)
 			got, err := os.ReadFile(local)
 			if err != nil {
 				b.Fatal(err)
@@ -481,13 +469,8 @@ func BenchmarkOpenSSHFiles(b *testing.B) {
 	}
 	batch := oc.batch(b, cmds.String())
 	b.SetBytes(int64(len(small)) * perLogin)
-	b.ResetTimer()
-	cpu := processCPU(b)
-	for range b.N {
-		oc.run(b, batch)
-	}
-	b.StopTimer()
-	b.ReportMetric((processCPU(b)-cpu).Seconds()*1e3/float64(b.N*perLogin), "cpu-ms/file")
+	cpu := oc.timeRuns(b, batch)
+	b.ReportMetric(cpu.Seconds()*1e3/float64(b.N*perLogin), "cpu-ms/file")
 	b.ReportMetric(float64(b.N*perLogin)/b.Elapsed().Seconds(), "files/s")
 	got, err := os.ReadFile(filepath.Join(s.hostDir, smallFileName(perLogin-1)))
 	if err != nil {
@@ -509,8 +492,21 @@ func processCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// reportServerCPU reports the daemon's CPU seconds per GB moved since
-// start, the bench's column for target 2.
-func reportServerCPU(b *testing.B, start time.Duration, bytes int64) {
-	b.ReportMetric((processCPU(b)-start).Seconds()/(float64(bytes)*float64(b.N)/1e9), "cpu-s/GB")
+// timeRuns runs batch b.N times, the only work under the timer, and
+// returns the CPU time the in-process daemon spent meanwhile.
+func (c *openSSHClient) timeRuns(b *testing.B, batch string) time.Duration {
+	b.Helper()
+	b.ResetTimer()
+	start := processCPU(b)
+	for range b.N {
+		c.run(b, batch)
+	}
+	b.StopTimer()
+	return processCPU(b) - start
+}
+
+// reportServerCPU reports cpu, the daemon's CPU time over b.N runs that
+// each moved bytes, in seconds per GB: the bench's column for target 2.
+func reportServerCPU(b *testing.B, cpu time.Duration, bytes int64) {
+	b.ReportMetric(cpu.Seconds()/(float64(bytes)*float64(b.N)/1e9), "cpu-s/GB")
 }
