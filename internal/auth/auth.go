@@ -224,42 +224,66 @@ func (d *Directory) VerifyKey(a Attempt, key ssh.PublicKey) (*Principal, error) 
 	return e.principal(a, MethodPublicKey, fp), nil
 }
 
-// VerifyPassword reports whether password is user's. Every call runs exactly
-// one password hash verification, against a dummy hash when the user is
-// unknown, disabled or has no password, so that the time taken does not reveal
-// which users exist. (Users whose hashes use other parameters than the
-// defaults, or bcrypt, take a different time than the dummy; operators who
-// care keep the defaults.) Every failure wraps ErrInvalidCredentials.
+// VerifyPassword reports whether password is user's: PasswordCheck(a)
+// verified at once, for callers that need no bound on concurrent checks.
+// Every failure wraps ErrInvalidCredentials.
 func (d *Directory) VerifyPassword(a Attempt, password string) (*Principal, error) {
-	e := d.users[a.User]
-	h := d.dummy
-	var reason string
+	return d.PasswordCheck(a).Verify(password)
+}
+
+// PasswordCheck is one password login attempt, prepared: the hash it will
+// run is chosen, so that its cost is known before any hashing starts (the
+// login gate bounds how much memory concurrent checks hold).
+type PasswordCheck struct {
+	a      Attempt
+	e      *entry
+	h      passwordHash
+	reason string // why the attempt fails whatever the password; "" if it may succeed
+}
+
+// PasswordCheck prepares the check of a password login. Every check runs
+// exactly one password hash verification, against a dummy hash when the
+// user is unknown, disabled or has no password, so that the time taken does
+// not reveal which users exist. (Users whose hashes use other parameters than
+// the defaults, or bcrypt, take a different time than the dummy; operators
+// who care keep the defaults.)
+func (d *Directory) PasswordCheck(a Attempt) *PasswordCheck {
+	c := &PasswordCheck{a: a, e: d.users[a.User], h: d.dummy}
 	switch {
-	case e == nil:
-		reason = "unknown user"
-	case e.disabled:
-		reason = "user disabled"
-	case e.password == nil:
-		reason = "no password set"
+	case c.e == nil:
+		c.reason = "unknown user"
+	case c.e.disabled:
+		c.reason = "user disabled"
+	case c.e.password == nil:
+		c.reason = "no password set"
 	default:
-		h = e.password
+		c.h = c.e.password
 	}
-	ok := h.verify([]byte(password))
-	if reason != "" {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidCredentials, reason)
+	return c
+}
+
+// Cost is the memory, in bytes, that Verify allocates while it runs.
+func (c *PasswordCheck) Cost() int64 { return c.h.cost() }
+
+// Verify runs the hash and decides. Every failure wraps
+// ErrInvalidCredentials.
+func (c *PasswordCheck) Verify(password string) (*Principal, error) {
+	ok := c.h.verify([]byte(password))
+	if c.reason != "" {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidCredentials, c.reason)
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: wrong password", ErrInvalidCredentials)
 	}
 	// Checked last, after the full hash verification: a refused protocol
 	// costs what a wrong password costs.
-	if !e.allows(a.Protocol) {
-		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, a.Protocol)
+	if !c.e.allows(c.a.Protocol) {
+		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, c.a.Protocol)
 	}
-	if !e.from(a.Remote) {
-		return nil, fmt.Errorf("%w: address %s not in allowed_ips", ErrInvalidCredentials, a.Remote)
+	if !c.e.from(c.a.Remote) {
+		return nil, fmt.Errorf("%w: address %s not in allowed_ips", ErrInvalidCredentials, c.a.Remote)
 	}
-	return e.principal(a, MethodPassword, ""), nil
+	return c.e.principal(c.a, MethodPassword, ""), nil
 }
 
 func (e *entry) principal(a Attempt, method, fingerprint string) *Principal {

@@ -53,6 +53,8 @@ func (c *countingHash) verify(p []byte) bool {
 	return c.inner.verify(p)
 }
 
+func (c *countingHash) cost() int64 { return c.inner.cost() }
+
 type fixture struct {
 	dir                     *Directory
 	aliceKey, aliceKey2     ssh.PublicKey
