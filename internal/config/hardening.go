@@ -20,6 +20,13 @@ type Limits struct {
 	LoginTimeout          time.Duration `yaml:"login_timeout"`
 	IdleTimeout           time.Duration `yaml:"idle_timeout"`
 	MaxHandlesPerSession  int           `yaml:"max_handles_per_session"`
+	// Password hash verifications at once, and the memory they may hold
+	// together (from each hash's own parameters); 0: derived from the
+	// machine's cores and memory. An attempt that finds no room within
+	// PasswordCheckWait fails as a failed login, without hashing.
+	MaxConcurrentPasswordChecks int           `yaml:"max_concurrent_password_checks"`
+	PasswordCheckMemory         ByteSize      `yaml:"password_check_memory"`
+	PasswordCheckWait           time.Duration `yaml:"password_check_wait"`
 }
 
 // DefaultLimits are safe for a partner-facing server on a small VM.
@@ -32,6 +39,7 @@ func DefaultLimits() Limits {
 		LoginTimeout:          30 * time.Second,
 		IdleTimeout:           15 * time.Minute,
 		MaxHandlesPerSession:  256,
+		PasswordCheckWait:     2 * time.Second,
 	}
 }
 
@@ -121,6 +129,15 @@ func (l *Limits) validate(src Source) []error {
 		if v < 1 {
 			errs = append(errs, src.Errorf("limits."+field, "must be at least 1"))
 		}
+	}
+	if l.MaxConcurrentPasswordChecks < 0 {
+		errs = append(errs, src.Errorf("limits.max_concurrent_password_checks", "must not be negative (0: derived from cores and memory)"))
+	}
+	if l.PasswordCheckMemory != 0 && l.PasswordCheckMemory < 1<<20 {
+		errs = append(errs, src.Errorf("limits.password_check_memory", "must be at least 1MiB (0: derived from cores and memory)"))
+	}
+	if l.PasswordCheckWait <= 0 {
+		errs = append(errs, src.Errorf("limits.password_check_wait", "must be positive"))
 	}
 	if l.LoginTimeout <= 0 {
 		errs = append(errs, src.Errorf("limits.login_timeout", "must be positive"))

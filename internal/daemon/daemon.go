@@ -77,6 +77,7 @@ type Daemon struct {
 	backend  vfs.Backend
 	sessions *session.Manager
 	guard    *guard.Guard
+	gate     *session.Gate
 	metrics  *admin.Metrics
 	events   *events.Bus
 	serving  atomic.Bool // listeners accepting: what /readyz reports
@@ -130,6 +131,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	})
 	d.sessions.SetEvents(d.metrics.Sink(d.events))
 	d.guard = newGuard(cfg, log, d.metrics.Banned)
+	checks := checkLimits(cfg.Limits)
+	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks})
+	log.Info("password checks", "component", "session", "limits", checks.String())
 	d.initReload(cfg)
 
 	if cfg.SFTP.Listen != "" {
@@ -161,12 +165,10 @@ func (d *Daemon) setupSFTP() error {
 	}
 	d.sftp, err = sftpd.New(sftpd.Config{
 		HostKeys:     keys,
-		Users:        d.users.Load,
-		Sessions:     d.sessions,
+		Gate:         d.gate,
 		Log:          d.log,
 		LoginTimeout: d.cfg.Limits.LoginTimeout,
 		Algorithms:   sftpAlgorithms(d.cfg.SFTP),
-		Guard:        d.guard,
 		IdleTimeout:  d.cfg.Limits.IdleTimeout,
 		MaxHandles:   d.cfg.Limits.MaxHandlesPerSession,
 	})
@@ -180,13 +182,11 @@ func (d *Daemon) setupSFTP() error {
 	if l := d.cfg.SFTP.Legacy; l.Listen != "" {
 		d.legacy, err = sftpd.New(sftpd.Config{
 			HostKeys:     keys,
-			Users:        d.users.Load,
-			Sessions:     d.sessions,
+			Gate:         d.gate,
 			Log:          d.log.With("listener", "legacy"),
 			LoginTimeout: d.cfg.Limits.LoginTimeout,
 			Algorithms:   legacyAlgorithms(l),
 			AllowUsers:   l.Users,
-			Guard:        d.guard,
 			IdleTimeout:  d.cfg.Limits.IdleTimeout,
 			MaxHandles:   d.cfg.Limits.MaxHandlesPerSession,
 		})
@@ -215,10 +215,8 @@ func (d *Daemon) setupFTPS() error {
 		RequireReuse: f.TLSSessionReuse == "required",
 		PassivePorts: [2]int{first, last},
 		PublicHost:   f.PublicHost,
-		Users:        d.users.Load,
-		Sessions:     d.sessions,
+		Gate:         d.gate,
 		Log:          d.log,
-		Guard:        d.guard,
 		LoginTimeout: d.cfg.Limits.LoginTimeout,
 		IdleTimeout:  d.cfg.Limits.IdleTimeout,
 	})

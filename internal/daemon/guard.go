@@ -7,10 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"syscall"
 
 	"github.com/wharf-sftp/wharf/internal/atomicfile"
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/guard"
+	"github.com/wharf-sftp/wharf/internal/session"
 )
 
 // BansFile is where the daemon keeps the current ban list, in state_dir,
@@ -70,4 +73,27 @@ func ReadBans(stateDir string) ([]guard.Ban, error) {
 		return nil, fmt.Errorf("read ban list: %w", err)
 	}
 	return bans, nil
+}
+
+// checkLimits is limits.max_concurrent_password_checks and friends, with
+// what the config leaves at 0 derived from this machine.
+func checkLimits(l config.Limits) session.CheckLimits {
+	c := session.DefaultCheckLimits(runtime.NumCPU(), memTotal())
+	if l.MaxConcurrentPasswordChecks > 0 {
+		c.Concurrent = l.MaxConcurrentPasswordChecks
+	}
+	if l.PasswordCheckMemory > 0 {
+		c.Memory = int64(l.PasswordCheckMemory)
+	}
+	c.Wait = l.PasswordCheckWait
+	return c
+}
+
+// memTotal is the machine's memory in bytes; 0 when unknown.
+func memTotal() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return int64(si.Totalram) * int64(si.Unit)
 }

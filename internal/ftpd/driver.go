@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/netip"
 	"path"
 	"sync"
 	"syscall"
@@ -14,14 +13,10 @@ import (
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
-	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
-
-// errLogin is all a client learns about a failed login.
-var errLogin = errors.New("invalid credentials")
 
 // errTLSFirst answers USER on a control connection that is not encrypted.
 var errTLSFirst = errors.New("TLS is required: send AUTH TLS before USER (this server speaks FTPS only)")
@@ -40,11 +35,10 @@ var (
 
 // conn is what wharf keeps about one control connection.
 type conn struct {
-	id     string
-	log    *slog.Logger
-	start  time.Time
-	addr   netip.Addr
-	ticket *guard.Ticket // nil when refused
+	id    string
+	log   *slog.Logger
+	start time.Time
+	login *session.Login // nil when refused
 	// deadline closes a connection that has not logged in in time.
 	deadline *time.Timer
 	mu       sync.Mutex
@@ -71,18 +65,17 @@ func (d *driver) GetTLSConfig() (*tls.Config, error) { return d.srv.tls, nil }
 func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
 	d.srv.conns.Add(1) // ClientDisconnected follows even a refusal
 	id := session.NewID()
-	c := &conn{id: id, start: time.Now(), addr: guard.AddrOf(cc.RemoteAddr()),
+	c := &conn{id: id, start: time.Now(),
 		log: d.srv.cfg.Log.With("proto", proto, "conn_id", id, "remote", cc.RemoteAddr().String())}
 	cc.SetExtra(c)
 	if raw, ok := d.srv.raw.LoadAndDelete(cc.RemoteAddr().String()); ok {
 		c.raw = raw.(net.Conn)
 	}
-	t, err := d.srv.cfg.Guard.Admit(c.addr)
+	login, err := d.srv.cfg.Gate.Admit(proto, id, guard.AddrOf(cc.RemoteAddr()), c.log)
 	if err != nil {
-		c.log.Warn("refused", "err", err)
 		return err.Error(), err // the library replies with this text and hangs up
 	}
-	c.ticket = t
+	c.login = login
 	c.deadline = time.AfterFunc(d.srv.loginTimeout, func() {
 		c.mu.Lock()
 		in := c.sess != nil
@@ -105,8 +98,8 @@ func (d *driver) ClientDisconnected(cc ftpserver.ClientContext) {
 	if c.deadline != nil {
 		c.deadline.Stop()
 	}
-	if c.ticket != nil {
-		c.ticket.Close()
+	if c.login != nil {
+		c.login.Close()
 	}
 	c.mu.Lock()
 	s := c.sess
@@ -130,27 +123,15 @@ func (d *driver) PreAuthUser(cc ftpserver.ClientContext, user string) error {
 
 func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpserver.ClientDriver, error) {
 	c := connOf(cc)
-	if d.srv.cfg.Guard.Banned(c.addr) {
-		c.log.Warn("login", "user", user, "method", "password", "outcome", "failed", "err", guard.ErrBanned)
-		return nil, guard.ErrBanned // the library replies 530 and hangs up
-	}
-	p, err := d.srv.cfg.Users().VerifyPassword(auth.Attempt{Protocol: proto, User: user, Remote: c.addr}, pass)
+	p, err := c.login.Password(user, pass)
 	if err != nil {
-		d.srv.cfg.Guard.LoginFailed(c.addr)
-		d.srv.cfg.Sessions.LoginFailed(proto, auth.MethodPassword, user, c.addr, err)
-		c.log.Warn("login", "user", user, "method", "password", "outcome", "failed", "err", err)
-		return nil, errLogin
+		return nil, err // the library replies 530 with this text
 	}
-	if err := c.ticket.LoggedIn(p.User); err != nil {
-		c.log.Warn("login", "user", p.User, "method", "password", "outcome", "failed", "err", err)
+	s, err := c.login.Open(p, c.close)
+	if err != nil {
 		return nil, err
 	}
-	c.log = c.log.With("user", p.User)
-	s, err := d.srv.cfg.Sessions.Open(c.id, p, c.log, c.close)
-	if err != nil {
-		c.log.Error("open session", "err", err)
-		return nil, errors.New("home directory unavailable")
-	}
+	c.log = s.Log
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()

@@ -17,8 +17,6 @@ import (
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
-	"github.com/wharf-sftp/wharf/internal/auth"
-	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
 )
 
@@ -37,11 +35,9 @@ type Config struct {
 	// PublicHost is the IP announced for passive connections; "" announces
 	// the address the client connected to.
 	PublicHost string
-	Users      func() *auth.Directory
-	Sessions   *session.Manager
-	Log        *slog.Logger
-	// Guard admits connections and scores failed logins; nil: no limits.
-	Guard *guard.Guard
+	// Gate admits connections, decides logins and opens sessions.
+	Gate *session.Gate
+	Log  *slog.Logger
 	// LoginTimeout closes a connection that has not logged in (default 30s).
 	LoginTimeout time.Duration
 	// IdleTimeout closes a session with no command for this long; 0: never.
@@ -65,11 +61,8 @@ type Server struct {
 
 // New checks cfg and returns a server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Certificate == nil || cfg.Users == nil || cfg.Sessions == nil || cfg.Log == nil {
-		return nil, errors.New("ftpd: Certificate, Users, Sessions and Log are required")
-	}
-	if cfg.Guard == nil {
-		cfg.Guard = guard.New(guard.Limits{}, guard.Defender{}, cfg.Log, nil)
+	if cfg.Certificate == nil || cfg.Gate == nil || cfg.Log == nil {
+		return nil, errors.New("ftpd: Certificate, Gate and Log are required")
 	}
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 30 * time.Second
@@ -166,7 +159,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.cfg.Sessions.Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
+		s.cfg.Gate.Sessions().Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
 		// Connections still logging in have no session yet; the login
 		// deadline (IdleTimeout) ends them.
 		select {
@@ -180,7 +173,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close stops accepting and closes every FTPS session at once.
 func (s *Server) Close() error {
 	s.stopListeners()
-	s.cfg.Sessions.Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
+	s.cfg.Gate.Sessions().Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
 	return nil
 }
 

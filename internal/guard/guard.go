@@ -61,6 +61,9 @@ type Guard struct {
 	perIP   map[netip.Addr]int
 	perUser map[string]int
 	records map[netip.Addr]*record
+	// checks counts the password checks in flight (queued or hashing) per
+	// address; bounded by the admitted connections, which each run one.
+	checks map[netip.Addr]int
 }
 
 type record struct {
@@ -82,6 +85,7 @@ func New(l Limits, d Defender, log *slog.Logger, onBan func([]Ban)) *Guard {
 	return &Guard{
 		limits: l, def: d, log: log.With("component", "guard"), now: time.Now, onBan: onBan,
 		perIP: map[netip.Addr]int{}, perUser: map[string]int{}, records: map[netip.Addr]*record{},
+		checks: map[netip.Addr]int{},
 	}
 }
 
@@ -224,6 +228,28 @@ func (g *Guard) LoginFailed(addr netip.Addr) {
 	if g.onBan != nil {
 		g.onBan(bans)
 	}
+}
+
+// StartCheck registers a password check from addr, before it queues for
+// hashing. beyond reports that addr already had share or more checks in
+// flight: an address that floods the server with attempts is then scored
+// before any hashing, so that it reaches its ban without making the
+// server hash for it first. done ends the check; call it exactly once.
+func (g *Guard) StartCheck(addr netip.Addr, share int) (done func(), beyond bool) {
+	g.mu.Lock()
+	beyond = g.checks[addr] >= share
+	g.checks[addr]++
+	g.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			if g.checks[addr]--; g.checks[addr] <= 0 {
+				delete(g.checks, addr)
+			}
+			g.mu.Unlock()
+		})
+	}, beyond
 }
 
 func (g *Guard) allowed(addr netip.Addr) bool {

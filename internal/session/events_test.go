@@ -100,7 +100,7 @@ func TestEvents(t *testing.T) {
 	if len(got.of(events.Mkdir)) != 1 || len(got.of(events.Rmdir)) != 1 || len(got.of(events.Delete)) != 1 {
 		t.Errorf("change events: %+v", got.ev)
 	}
-	m.LoginFailed("ftps", "password", "mallory", netip.MustParseAddr("198.51.100.1"), errors.New("invalid credentials: wrong password"))
+	m.loginFailed("ftps", "password", "mallory", netip.MustParseAddr("198.51.100.1"), errors.New("invalid credentials: wrong password"))
 	if f := got.of(events.LoginFailed); len(f) != 1 || f[0].Outcome != "failed" || f[0].User != "mallory" {
 		t.Errorf("login_failed events: %+v", f)
 	}

@@ -116,8 +116,8 @@ func (m *Manager) SetAtomicUploads(on bool) { m.atomic = on }
 // (vfs.AuditOptions.HashUploads). Call it before the first Open.
 func (m *Manager) SetUploadHashes(on bool) { m.hashUploads = on }
 
-// LoginFailed records a refused login (the front ends call it).
-func (m *Manager) LoginFailed(proto, method, user string, remote netip.Addr, reason error) {
+// loginFailed records a refused login (the Gate calls it).
+func (m *Manager) loginFailed(proto, method, user string, remote netip.Addr, reason error) {
 	m.events.Emit(events.Event{Type: events.LoginFailed, Protocol: proto, Method: method, User: user, Remote: remote.String(),
 		Outcome: "failed", Error: reason.Error()})
 }

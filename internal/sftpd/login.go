@@ -2,15 +2,12 @@ package sftpd
 
 import (
 	"errors"
-	"log/slog"
-	"net/netip"
-	"slices"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
-	"github.com/wharf-sftp/wharf/internal/guard"
+	"github.com/wharf-sftp/wharf/internal/session"
 )
 
 // permKey names the principal a successful callback stored, in the
@@ -20,59 +17,19 @@ const permKey = "wharf-principal"
 // proto is the protocol name this front end logs in users for.
 const proto = "sftp"
 
-// errLogin is all a client learns about a failed attempt.
-var errLogin = errors.New("authentication failed")
-
-// errNotHere is logged for a valid login on a listener the user may not use.
-var errNotHere = errors.New("user not allowed on this listener")
-
-// login holds one connection's authentication state. x/crypto calls the
-// public key callback for queries as well as for signed attempts, so a
-// callback's success is not yet a login: the principal is picked only
-// after the handshake, from the Permissions x/crypto reports.
+// login adapts one connection's session.Login to x/crypto's callbacks.
+// x/crypto calls the public key callback for queries as well as for signed
+// attempts, so a callback's success is not yet a login: the principal is
+// picked only after the handshake, from the Permissions x/crypto reports.
 type login struct {
-	users *auth.Directory
-	log   *slog.Logger
-	allow []string // nil: every user
-	guard *guard.Guard
-	addr  netip.Addr
-	// failed reports a failed login (the events); it is called as the
-	// guard is: per wrong password, once per connection for keys.
-	failed      func(method, user string, err error)
-	lastKeyUser string
-	lastKeyErr  error
-	// keyFailed records a refused public key. Clients offer several keys
-	// in turn, so key refusals count as one failed login per connection,
-	// scored when the connection ends without a login.
-	keyFailed bool
+	gate *session.Login
 
 	mu         sync.Mutex
 	principals map[string]*auth.Principal
 }
 
-func newLogin(users *auth.Directory, allow []string, g *guard.Guard, addr netip.Addr, failed func(method, user string, err error), log *slog.Logger) *login {
-	return &login{users: users, allow: allow, guard: g, addr: addr, failed: failed, log: log, principals: make(map[string]*auth.Principal)}
-}
-
-func (l *login) attempt(c ssh.ConnMetadata) auth.Attempt {
-	return auth.Attempt{Protocol: proto, User: c.User(), Remote: l.addr}
-}
-
-// failedHandshake scores a connection that ended without a login after
-// refusing a key (password failures were scored one by one).
-func (l *login) failedHandshake() {
-	l.mu.Lock()
-	failed, user, err := l.keyFailed, l.lastKeyUser, l.lastKeyErr
-	l.mu.Unlock()
-	if failed {
-		l.guard.LoginFailed(l.addr)
-		l.failed(auth.MethodPublicKey, user, err)
-	}
-}
-
-// refused reports a user who may not log in on this listener at all.
-func (l *login) refused(user string) bool {
-	return l.allow != nil && !slices.Contains(l.allow, user)
+func newLogin(l *session.Login) *login {
+	return &login{gate: l, principals: make(map[string]*auth.Principal)}
 }
 
 func (l *login) accept(p *auth.Principal) *ssh.Permissions {
@@ -94,40 +51,18 @@ func (l *login) principal(perms *ssh.Permissions) *auth.Principal {
 	return l.principals[perms.Extensions[permKey]]
 }
 
-func (l *login) fail(user, method, fingerprint string, err error) error {
-	l.log.Warn("login", "user", user, "method", method, "fingerprint", fingerprint, "outcome", "failed", "err", err)
-	return errLogin
-}
-
 func (l *login) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-	if l.guard.Banned(l.addr) {
-		return nil, l.fail(c.User(), auth.MethodPublicKey, auth.Fingerprint(key), guard.ErrBanned)
-	}
-	p, err := l.users.VerifyKey(l.attempt(c), key)
-	if err == nil && l.refused(c.User()) {
-		err = errNotHere
-	}
+	p, err := l.gate.Key(c.User(), key)
 	if err != nil {
-		l.mu.Lock()
-		l.keyFailed, l.lastKeyUser, l.lastKeyErr = true, c.User(), err
-		l.mu.Unlock()
-		return nil, l.fail(c.User(), auth.MethodPublicKey, auth.Fingerprint(key), err)
+		return nil, err
 	}
 	return l.accept(p), nil
 }
 
 func (l *login) password(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	if l.guard.Banned(l.addr) {
-		return nil, l.fail(c.User(), auth.MethodPassword, "", guard.ErrBanned)
-	}
-	p, err := l.users.VerifyPassword(l.attempt(c), string(password))
-	if err == nil && l.refused(c.User()) {
-		err = errNotHere
-	}
+	p, err := l.gate.Password(c.User(), string(password))
 	if err != nil {
-		l.guard.LoginFailed(l.addr)
-		l.failed(auth.MethodPassword, c.User(), err)
-		return nil, l.fail(c.User(), auth.MethodPassword, "", err)
+		return nil, err
 	}
 	return l.accept(p), nil
 }
@@ -140,7 +75,7 @@ func (l *login) keyboardInteractive(c ssh.ConnMetadata, client ssh.KeyboardInter
 		return nil, err
 	}
 	if len(answers) != 1 {
-		return nil, l.fail(c.User(), auth.MethodPassword, "", errors.New("no answer to the password prompt"))
+		return nil, errors.New("no answer to the password prompt")
 	}
 	return l.password(c, []byte(answers[0]))
 }

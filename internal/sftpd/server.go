@@ -17,7 +17,6 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
 )
@@ -31,10 +30,9 @@ const sftpOnly = "This service offers SFTP only.\r\n"
 // Config is what a Server needs; the daemon builds it.
 type Config struct {
 	HostKeys []ssh.Signer
-	// Users returns the user directory in force now; a reload swaps it.
-	Users    func() *auth.Directory
-	Sessions *session.Manager
-	Log      *slog.Logger
+	// Gate admits connections, decides logins and opens sessions.
+	Gate *session.Gate
+	Log  *slog.Logger
 	// LoginTimeout bounds the handshake and authentication (default 30s).
 	LoginTimeout time.Duration
 	// Algorithms offered; the zero value means DefaultAlgorithms.
@@ -42,8 +40,6 @@ type Config struct {
 	// AllowUsers, when not nil, are the only users who may log in here
 	// (the legacy listener).
 	AllowUsers []string
-	// Guard admits connections and scores failed logins; nil: no limits.
-	Guard *guard.Guard
 	// IdleTimeout closes a logged-in connection that moved no byte for
 	// this long; 0: never.
 	IdleTimeout time.Duration
@@ -72,14 +68,11 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.HostKeys) == 0 {
 		return nil, errors.New("sftpd: no host keys")
 	}
-	if cfg.Users == nil || cfg.Sessions == nil || cfg.Log == nil {
-		return nil, errors.New("sftpd: Users, Sessions and Log are required")
+	if cfg.Gate == nil || cfg.Log == nil {
+		return nil, errors.New("sftpd: Gate and Log are required")
 	}
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 30 * time.Second
-	}
-	if cfg.Guard == nil {
-		cfg.Guard = guard.New(guard.Limits{}, guard.Defender{}, cfg.Log, nil)
 	}
 	if cfg.Algorithms.KeyExchanges == nil {
 		cfg.Algorithms = DefaultAlgorithms()
@@ -229,25 +222,22 @@ func (s *Server) handleConn(nc net.Conn) {
 	defer nc.Close()
 	connID := session.NewID()
 	log := s.cfg.Log.With("proto", "sftp", "conn_id", connID, "remote", nc.RemoteAddr().String())
-	addr := guard.AddrOf(nc.RemoteAddr())
-	ticket, err := s.cfg.Guard.Admit(addr)
+	gate, err := s.cfg.Gate.Admit(proto, connID, guard.AddrOf(nc.RemoteAddr()), log)
 	if err != nil {
 		// RFC 4253 lets a server send lines before its version string:
 		// OpenSSH clients show this one.
-		log.Warn("refused", "err", err)
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = io.WriteString(nc, "wharf: "+err.Error()+"\r\n")
 		return
 	}
-	defer ticket.Close()
+	defer gate.Close()
+	gate.Only(s.cfg.AllowUsers)
 
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	idle := newIdleConn(nc)
-	failed := func(method, user string, err error) { s.cfg.Sessions.LoginFailed(proto, method, user, addr, err) }
-	login := newLogin(s.cfg.Users(), s.cfg.AllowUsers, s.cfg.Guard, addr, failed, log)
+	login := newLogin(gate)
 	sconn, chans, reqs, err := ssh.NewServerConn(idle, s.serverConfig(login))
 	if err != nil {
-		login.failedHandshake()
 		log.Debug("handshake failed", "err", err)
 		return
 	}
@@ -260,28 +250,27 @@ func (s *Server) handleConn(nc net.Conn) {
 		log.Error("login without principal")
 		return
 	}
-	log = log.With("user", p.User)
 	// refuse turns the client away after authentication with a reason it
 	// shows ("channel 0: open failed: ...").
 	refuse := func(reason ssh.RejectionReason, msg string) {
-		go ssh.DiscardRequests(reqs)
+		var discard sync.WaitGroup
+		discard.Go(func() { ssh.DiscardRequests(reqs) })
 		for nch := range chans {
 			_ = nch.Reject(reason, msg)
 		}
+		discard.Wait() // reqs closes with the connection, as chans does
 	}
-	if err := ticket.LoggedIn(p.User); err != nil {
-		log.Warn("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "failed", "err", err)
-		refuse(ssh.ResourceShortage, err.Error())
-		return
-	}
-	log.Info("login", "method", p.Method, "fingerprint", p.Fingerprint, "outcome", "ok")
 	start := time.Now()
-	sess, err := s.cfg.Sessions.Open(connID, p, log, func() { sconn.Close() })
+	sess, err := gate.Open(p, func() { sconn.Close() })
 	if err != nil {
-		log.Error("open session", "err", err)
-		refuse(ssh.ConnectionFailed, "home directory unavailable")
+		reason := ssh.ResourceShortage
+		if errors.Is(err, session.ErrHomeUnavailable) {
+			reason = ssh.ConnectionFailed
+		}
+		refuse(reason, err.Error())
 		return
 	}
+	log = sess.Log
 	defer sess.Close()
 
 	// Global requests (tcpip-forward...) are refused from this loop rather

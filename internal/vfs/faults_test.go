@@ -76,8 +76,7 @@ func startFaultServer(t *testing.T, atomic bool) *faultServer {
 	sessions.SetAtomicUploads(atomic)
 	srv, err := sftpd.New(sftpd.Config{
 		HostKeys: []ssh.Signer{newSigner(t)},
-		Users:    func() *auth.Directory { return dir },
-		Sessions: sessions,
+		Gate:     session.NewGate(session.GateConfig{Users: func() *auth.Directory { return dir }, Sessions: sessions}),
 		Log:      slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
