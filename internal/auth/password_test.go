@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wharf-sftp/wharf/internal/config"
 )
 
 // cheapArgon returns an argon2id PHC string with the smallest valid
@@ -256,4 +258,45 @@ func TestDummyHashUsesDefaults(t *testing.T) {
 	if g := dummyHash(); string(g.key) == string(h.key) || string(g.salt) == string(h.salt) {
 		t.Error("two dummy hashes share a salt or tag")
 	}
+}
+
+// TestPasswordCheckCost: a check costs what its hash's parameters
+// allocate, so that the login gate can budget memory before hashing: the
+// configured hash for a user with one, the dummy's otherwise.
+func TestPasswordCheckCost(t *testing.T) {
+	heavy := newArgonHash([]byte("pw"), 64*1024, 1, 4).String()
+	bc, err := hashBcrypt("pw", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDirectory([]config.User{
+		{Name: "heavy", Home: "/heavy", PasswordHash: heavy},
+		{Name: "bc", Home: "/bc", PasswordHash: bc},
+		{Name: "new", Home: "/new", PasswordHash: mustHash(t, "pw")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]int64{
+		"heavy":   64 << 20,
+		"bc":      bcryptCostBytes,
+		"new":     19 << 20, // OWASP's minimum, what hash-password makes now
+		"unknown": 19 << 20, // the dummy, at the defaults
+	} {
+		if got := d.PasswordCheck(Attempt{Protocol: "sftp", User: user}).Cost(); got != want {
+			t.Errorf("%s: cost %d, want %d", user, got, want)
+		}
+	}
+	if _, err := d.PasswordCheck(Attempt{Protocol: "sftp", User: "heavy"}).Verify("pw"); err != nil {
+		t.Errorf("a 64 MiB hash from before the new defaults no longer verifies: %v", err)
+	}
+}
+
+func mustHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

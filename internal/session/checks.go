@@ -36,11 +36,12 @@ const (
 )
 
 // DefaultCheckLimits derives the bounds from the machine: one verification
-// per core (hashing is CPU-bound, so more at once only holds more memory
-// for the same throughput), and room for that many 64 MiB hashes, but never
-// more than an eighth of the machine's memory.
+// per core but one (hashing is CPU-bound, so more at once only holds more
+// memory for the same throughput, and the core kept free serves the key
+// logins and transfers of everybody else during a flood), and room for that
+// many 64 MiB hashes, but never more than an eighth of the machine's memory.
 func DefaultCheckLimits(cores int, memTotal int64) CheckLimits {
-	n := max(cores, 1)
+	n := max(cores-1, 1)
 	mem := int64(n) * legacyHashMemory
 	if memTotal > 0 {
 		mem = max(min(mem, memTotal/8), 1<<20)
