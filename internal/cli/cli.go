@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -66,28 +68,48 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			go forceOnSecondSignal(ctx, d)
-			_, gogcSet := os.LookupEnv("GOGC")
-			go gctune.Default.Run(ctx, gogcSet, log)
-			_, procsSet := os.LookupEnv("GOMAXPROCS")
-			go proctune.Default.Run(ctx, procsSet, log)
-			return d.Run(ctx)
+			return serve(cmd.Context(), d, log)
 		},
 	}
 	configFlag(cmd, &path)
 	return cmd
 }
 
-// forceOnSecondSignal cuts the drain short when the operator insists.
-func forceOnSecondSignal(ctx context.Context, d *daemon.Daemon) {
-	<-ctx.Done()
+// serve runs d until SIGINT or SIGTERM (or ctx ends) and returns only
+// after every goroutine it started has ended: the GC and GOMAXPROCS tuners
+// and the second-signal watcher live until Run returns, drain included.
+func serve(ctx context.Context, d *daemon.Daemon, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ran, finished := context.WithCancel(context.Background())
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
+	defer finished() // runs first: ends the helpers, then they are waited for
+	helpers.Go(func() { forceOnSecondSignal(ctx, ran, d) })
+	_, gogcSet := os.LookupEnv("GOGC")
+	helpers.Go(func() { gctune.Default.Run(ran, gogcSet, log) })
+	_, procsSet := os.LookupEnv("GOMAXPROCS")
+	helpers.Go(func() { proctune.Default.Run(ran, procsSet, log) })
+	return d.Run(ctx)
+}
+
+// forceOnSecondSignal cuts the drain short when the operator insists: a
+// signal after the first (which ended ctx) closes every connection. It
+// returns when ran ends, signal or not.
+func forceOnSecondSignal(ctx, ran context.Context, d *daemon.Daemon) {
+	select {
+	case <-ctx.Done():
+	case <-ran.Done():
+		return
+	}
 	again := make(chan os.Signal, 1)
 	signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(again)
-	<-again
-	d.Close()
+	select {
+	case <-again:
+		d.Close()
+	case <-ran.Done():
+	}
 }
 
 func configCmd() *cobra.Command {

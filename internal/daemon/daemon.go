@@ -269,21 +269,25 @@ func (d *Daemon) SFTPAddr() net.Addr { return addrOf(d.sftpLn) }
 // connections, and a serve error if a listener failed.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.startWatcher()()
+	// Each listener's Serve runs until shutdown closes it; Run returns
+	// only after every one has returned.
+	var serving sync.WaitGroup
 	serveErr := make(chan error, 5)
+	serve := func(f func() error) { serving.Go(func() { serveErr <- f() }) }
 	if d.admin != nil {
-		go func() { serveErr <- d.admin.Serve(d.adminLn) }()
+		serve(func() error { return d.admin.Serve(d.adminLn) })
 	}
 	if d.sftp != nil {
-		go func() { serveErr <- d.sftp.Serve(d.sftpLn) }()
+		serve(func() error { return d.sftp.Serve(d.sftpLn) })
 	}
 	if d.legacy != nil {
-		go func() { serveErr <- d.legacy.Serve(d.legacyLn) }()
+		serve(func() error { return d.legacy.Serve(d.legacyLn) })
 	}
 	if d.ftpsLn != nil {
-		go func() { serveErr <- d.ftps.ServeExplicit(d.ftpsLn) }()
+		serve(func() error { return d.ftps.ServeExplicit(d.ftpsLn) })
 	}
 	if d.ftpsImplicitLn != nil {
-		go func() { serveErr <- d.ftps.ServeImplicit(d.ftpsImplicitLn) }()
+		serve(func() error { return d.ftps.ServeImplicit(d.ftpsImplicitLn) })
 	}
 	// Deliveries run until the sessions have drained, so events of
 	// transfers that finish during the drain are queued and, where the
@@ -317,6 +321,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.admin != nil {
 		_ = d.admin.Shutdown(grace) // after the drain: /metrics stays up while transfers finish
 	}
+	serving.Wait() // every listener is closed by now
 	stopDelivery()
 	<-delivered
 	if cerr := d.events.Close(); cerr != nil {
@@ -344,7 +349,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		return nil
 	}
 	drained := make(chan struct{})
-	go func() {
+	var revoker sync.WaitGroup
+	defer revoker.Wait()
+	revoker.Go(func() {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -355,7 +362,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 			case <-tick.C:
 			}
 		}
-	}()
+	})
 	errs := make(chan error, len(fronts))
 	for _, f := range fronts {
 		go func() { errs <- f.Shutdown(ctx) }()
