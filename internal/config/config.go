@@ -46,7 +46,7 @@ func Default() *Config {
 		ShutdownGrace: 30 * time.Second,
 		Log:           Log{Level: "info", Format: "text"},
 		SFTP:          SFTP{Listen: "127.0.0.1:2022"},
-		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required"},
+		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required", PassiveTimeout: 30 * time.Second},
 		Limits:        DefaultLimits(),
 		Defender:      DefaultDefender(),
 		Uploads:       Uploads{Atomic: true},
@@ -85,6 +85,12 @@ type FTPS struct {
 	// TLSSessionReuse is "required" (a data connection must resume the
 	// control connection's TLS session) or "allowed".
 	TLSSessionReuse string `yaml:"tls_session_reuse"`
+	// PassiveTimeout closes a passive data listener nobody connected to.
+	PassiveTimeout time.Duration `yaml:"passive_timeout"`
+	// MaxPassivePerUser bounds the passive listeners one user holds at once
+	// over all their sessions; 0: a quarter of passive_ports, at least 1
+	// (no bound when the kernel picks the ports). See PassivePerUser.
+	MaxPassivePerUser int `yaml:"max_passive_per_user"`
 }
 
 // Storage selects the backend every home lives on.

@@ -182,7 +182,28 @@ func (f *FTPS) validate(src Source) []error {
 	if !slices.Contains([]string{"required", "allowed"}, f.TLSSessionReuse) {
 		add("tls_session_reuse", "unknown value %s (want required or allowed)", quote(f.TLSSessionReuse))
 	}
+	if f.PassiveTimeout <= 0 {
+		add("passive_timeout", "must be positive, e.g. 30s: a passive port nobody connects to is held until then")
+	}
+	if f.MaxPassivePerUser < 0 {
+		add("max_passive_per_user", "must not be negative (0: a quarter of passive_ports)")
+	}
 	return errs
+}
+
+// PassivePerUser is how many passive listeners one user may hold at once:
+// max_passive_per_user, or by default a quarter of passive_ports (at least
+// 1), so that one partner's sessions cannot take every port. 0 means no
+// bound: without a range the kernel has ports enough.
+func (f *FTPS) PassivePerUser() int {
+	if f.MaxPassivePerUser > 0 {
+		return f.MaxPassivePerUser
+	}
+	first, last, err := f.PassivePortRange()
+	if err != nil || first == 0 {
+		return 0
+	}
+	return max(1, (last-first+1)/4)
 }
 
 // PassivePortRange parses passive_ports ("50000-50100"); 0, 0 means the
