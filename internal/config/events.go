@@ -57,7 +57,7 @@ type HookCommand struct {
 }
 
 // EventTypes are the names hooks[].events accepts.
-var EventTypes = []string{"upload", "download", "delete", "rename", "mkdir", "rmdir", "login", "login_failed"}
+var EventTypes = []string{"upload", "download", "delete", "rename", "mkdir", "rmdir", "login", "login_failed", "checksum"}
 
 func (a *AuditLog) validate(src Source) []error {
 	var errs []error

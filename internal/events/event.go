@@ -20,6 +20,9 @@ const (
 	Rmdir       = "rmdir"
 	Login       = "login"
 	LoginFailed = "login_failed"
+	// Checksum is a file read to compute its checksum (FTP HASH, XCRC,
+	// XSHA256...): nothing left the server but the digest.
+	Checksum = "checksum"
 )
 
 // Event is one JSON object, the same in the audit log, on a webhook and

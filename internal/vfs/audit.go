@@ -40,7 +40,7 @@ type AuditOptions struct {
 
 // Op is one finished operation, as the events see it.
 type Op struct {
-	Type     string // upload, download, delete, rename, mkdir, rmdir
+	Type     string // upload, download, checksum, delete, rename, mkdir, rmdir
 	Path     string // client path
 	Target   string // rename: the new client path
 	Size     int64  // downloads: bytes moved; uploads: the file's size
@@ -164,6 +164,15 @@ type transfer struct {
 	mu     sync.Mutex
 	bytes  int64
 	failed error // set by the front end when the connection broke mid-transfer
+}
+
+// Checksum marks a download as a read to compute the file's checksum
+// (FTP's HASH, XCRC, XSHA256...): its event is a checksum, not a download,
+// since only the digest left the server. Call it before the first read.
+func (t *transfer) Checksum() {
+	if t.op == "download" {
+		t.op = "checksum"
+	}
 }
 
 func (t *transfer) count(n int) {
