@@ -219,6 +219,9 @@ func (d *Daemon) setupFTPS() error {
 		Log:          d.log,
 		LoginTimeout: d.cfg.Limits.LoginTimeout,
 		IdleTimeout:  d.cfg.Limits.IdleTimeout,
+
+		PassiveTimeout:    f.PassiveTimeout,
+		MaxPassivePerUser: f.PassivePerUser(),
 	})
 	if err != nil {
 		return err

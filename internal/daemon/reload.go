@@ -200,6 +200,8 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 		{"ftps.cert_file", func(c *config.Config) string { return c.FTPS.CertFile }},
 		{"ftps.key_file", func(c *config.Config) string { return c.FTPS.KeyFile }},
 		{"ftps.tls_session_reuse", func(c *config.Config) string { return c.FTPS.TLSSessionReuse }},
+		{"ftps.passive_timeout", func(c *config.Config) string { return c.FTPS.PassiveTimeout.String() }},
+		{"ftps.max_passive_per_user", func(c *config.Config) string { return fmt.Sprint(c.FTPS.MaxPassivePerUser) }},
 		{"storage.backend", func(c *config.Config) string { return c.Storage.Backend }},
 		{"storage.root", func(c *config.Config) string { return c.Storage.Root }},
 	}

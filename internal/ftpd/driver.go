@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"path"
 	"sync"
 	"syscall"
 	"time"
@@ -71,6 +70,7 @@ func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
 	if raw, ok := d.srv.raw.LoadAndDelete(cc.RemoteAddr().String()); ok {
 		c.raw = raw.(net.Conn)
 	}
+	d.srv.live.enter(c)
 	login, err := d.srv.cfg.Gate.Admit(proto, id, guard.AddrOf(cc.RemoteAddr()), c.log)
 	if err != nil {
 		return err.Error(), err // the library replies with this text and hangs up
@@ -95,6 +95,7 @@ func (d *driver) ClientDisconnected(cc ftpserver.ClientContext) {
 	if c == nil {
 		return
 	}
+	d.srv.live.leave(c)
 	if c.deadline != nil {
 		c.deadline.Stop()
 	}
@@ -136,42 +137,46 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 	c.sess = s
 	c.mu.Unlock()
 	c.log.Info("login", "method", p.Method, "outcome", "ok")
-	return clientFS{FS: s.FS, cc: cc}, nil
+	return d.srv.newClientFS(s.FS, cc), nil
 }
 
-// WrapPassiveListener marks data connections, so that the TLS layer can
+// WrapPassiveListener holds the session to its share of passive listeners
+// (passivelimit.go), marks data connections, so that the TLS layer can
 // hold them to session resumption, and moves the listener to the control
 // listener's address when that is a specific one.
 func (d *driver) WrapPassiveListener(ln net.Listener) (net.Listener, error) {
+	ln, err := d.movePassive(ln)
+	if err != nil {
+		return nil, err
+	}
+	return d.srv.admitPassive(ln)
+}
+
+func (d *driver) movePassive(ln net.Listener) (net.Listener, error) {
 	ip := d.settings.Listener.Addr().(*net.TCPAddr).IP
 	if ip.IsUnspecified() {
 		return dataListener{ln}, nil
 	}
 	moved, err := rebind(ln, ip, time.Duration(d.settings.ConnectionTimeout)*time.Second)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	return dataListener{moved}, nil
 }
 
 // clientFS is the session filesystem as ftpserverlib's ClientDriver, with
-// RMD and DELE kept to directories and files respectively.
+// RMD and DELE kept to directories and files respectively. Its other
+// methods (clientfs.go, listing.go, rename.go, checksum.go) map errors to
+// replies, keep control characters out of replies and hold the rename
+// state.
 type clientFS struct {
 	vfs.FS
 	cc ftpserver.ClientContext
+	st *fsState
 }
 
 var _ ftpserver.ClientDriverExtensionRemoveDir = clientFS{}
-
-// Stat resolves a relative name against the working directory. The library
-// passes absolute paths everywhere except HASH, which stats its raw
-// argument before hashing the resolved file (ftpserverlib v0.32.3).
-func (c clientFS) Stat(name string) (fs.FileInfo, error) {
-	if !path.IsAbs(name) {
-		name = path.Join(c.cc.Path(), name)
-	}
-	return c.FS.Stat(name)
-}
 
 func (c clientFS) RemoveDir(name string) error {
 	fi, _, err := c.LstatIfPossible(name)

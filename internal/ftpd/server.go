@@ -42,6 +42,10 @@ type Config struct {
 	LoginTimeout time.Duration
 	// IdleTimeout closes a session with no command for this long; 0: never.
 	IdleTimeout time.Duration
+	// PassiveTimeout closes a passive listener nobody connected to (default
+	// 30s); MaxPassivePerUser bounds one user's passive listeners (0: none).
+	PassiveTimeout    time.Duration
+	MaxPassivePerUser int
 }
 
 // Server serves FTPS on an explicit (AUTH TLS) listener, an implicit one,
@@ -51,8 +55,12 @@ type Server struct {
 	loginTimeout time.Duration
 	log          *slog.Logger
 	tls          *tls.Config
-	conns        sync.WaitGroup // one per control connection, from connect to disconnect
-	raw          sync.Map       // accepted control sockets not yet claimed by ClientConnected
+	conns        tracker   // one per control connection, from connect to disconnect
+	files        tracker   // files open for a transfer (ftpserverlib closes them on its own goroutines)
+	serving      tracker   // Serve loops running
+	live         *registry // control connections, by the goroutine serving them
+	pasv         *passives // passive listeners held by each session and user
+	raw          sync.Map  // accepted control sockets not yet claimed by ClientConnected
 
 	mu      sync.Mutex
 	servers []*ftpserver.FtpServer
@@ -67,7 +75,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, loginTimeout: cfg.LoginTimeout, log: cfg.Log.With("component", "ftpd"), tls: tlsConfig(cfg.Certificate, cfg.RequireReuse)}
+	if cfg.PassiveTimeout <= 0 {
+		cfg.PassiveTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, loginTimeout: cfg.LoginTimeout, log: cfg.Log.With("component", "ftpd"), tls: tlsConfig(cfg.Certificate, cfg.RequireReuse),
+		live: newRegistry(), pasv: newPassives(cfg.PassiveTimeout, cfg.MaxPassivePerUser)}
 	s.log.Info("tls certificate", "fingerprint", cfg.Certificate.Fingerprint())
 	return s, nil
 }
@@ -112,7 +124,9 @@ func (s *Server) serve(ln net.Listener, mode ftpserver.TLSRequirement, name stri
 		return nil
 	}
 	s.servers = append(s.servers, fs)
+	s.serving.Add(1)
 	s.mu.Unlock()
+	defer s.serving.Done()
 	if err := fs.Listen(); err != nil {
 		return fmt.Errorf("ftpd: %w", err)
 	}
@@ -146,35 +160,51 @@ func (s *Server) settings(ln net.Listener, mode ftpserver.TLSRequirement) *ftpse
 	return st
 }
 
-// Shutdown stops accepting, then waits for control connections to end
-// until ctx is done, when it closes the rest and returns ctx.Err().
+// Shutdown stops accepting, then waits for control connections, their
+// transfers and the Serve loops to end until ctx is done. Then it closes
+// every socket (control connections logged in or not, passive listeners),
+// waits a bounded time for ftpserverlib's goroutines to see that and end,
+// and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopListeners()
-	done := make(chan struct{})
-	go func() {
-		s.conns.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
+	if s.drained(ctx) {
 		return nil
-	case <-ctx.Done():
-		s.cfg.Gate.Sessions().Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
-		// Connections still logging in have no session yet; the login
-		// deadline (IdleTimeout) ends them.
-		select {
-		case <-done:
-		case <-time.After(time.Second):
-		}
-		return ctx.Err()
 	}
+	s.closeAll()
+	bound, cancel := context.WithTimeout(context.Background(), forceWait)
+	defer cancel()
+	if !s.drained(bound) {
+		s.log.Warn("connections still open after forced close", "wait", forceWait.String())
+	}
+	return ctx.Err()
 }
 
-// Close stops accepting and closes every FTPS session at once.
+// drained waits for the Serve loops, control connections and open
+// transfer files to end.
+func (s *Server) drained(ctx context.Context) bool {
+	return s.serving.wait(ctx) && s.conns.wait(ctx) && s.files.wait(ctx)
+}
+
+// Close stops accepting and closes every FTPS connection at once, without
+// waiting.
 func (s *Server) Close() error {
 	s.stopListeners()
-	s.cfg.Gate.Sessions().Revoke(func(ss *session.Session) bool { return ss.Principal.Protocol == proto })
+	s.closeAll()
 	return nil
+}
+
+// closeAll closes every control socket, claimed or not, and every passive
+// listener. Closing a socket is what ends a connection from outside the
+// library's goroutine (see tracking).
+func (s *Server) closeAll() {
+	for _, c := range s.live.all() {
+		c.close()
+	}
+	s.raw.Range(func(k, v any) bool {
+		v.(net.Conn).Close()
+		return true
+	})
+	s.pasv.closeAll()
 }
 
 func (s *Server) stopListeners() {
