@@ -39,6 +39,11 @@ type ftpsOpts struct {
 	// Protocols sets users[].protocols by user name; users not named keep the
 	// key absent (every protocol).
 	Protocols map[string][]string
+	// PassivePorts is the size of the passive range; 0: passiveRangeSize.
+	PassivePorts int
+	// FTPS is more keys of the ftps section, each line indented by two
+	// spaces; Extra is raw YAML at the top level (daemonOpts.Extra).
+	FTPS, Extra string
 }
 
 // ftpsDaemon is a daemon serving SFTP and FTPS (explicit and implicit).
@@ -57,7 +62,11 @@ type ftpsDaemon struct {
 // other part of the harness (start, stop, log checks) stays in use.
 func startFTPS(t *testing.T, users []*testUser, o ftpsOpts) *ftpsDaemon {
 	t.Helper()
-	lo, hi := freePassiveRange(t, passiveRangeSize)
+	n := o.PassivePorts
+	if n == 0 {
+		n = passiveRangeSize
+	}
+	lo, hi := freePassiveRange(t, n)
 	var b strings.Builder
 	b.WriteString("ftps:\n")
 	b.WriteString("  listen: \"127.0.0.1:0\"\n")
@@ -66,6 +75,9 @@ func startFTPS(t *testing.T, users []*testUser, o ftpsOpts) *ftpsDaemon {
 	if o.SessionReuse != "" {
 		fmt.Fprintf(&b, "  tls_session_reuse: %s\n", o.SessionReuse)
 	}
+	b.WriteString(o.FTPS)
+	b.WriteString("\n")
+	b.WriteString(o.Extra)
 	d := startDaemon(t, daemonOpts{Users: users, Backend: o.Backend, Extra: b.String()})
 	f := &ftpsDaemon{daemon: d, PassiveLo: lo, PassiveHi: hi}
 	if len(o.Protocols) == 0 {
