@@ -39,6 +39,9 @@ func TestValidateRules(t *testing.T) {
 		{"ftps public host name", "ftps:\n  public_host: ftp.example.com\n", []want{{2, "ftps.public_host", "want an IP address"}}},
 		{"ftps cert without key", "ftps:\n  cert_file: /c.pem\n", []want{{2, "ftps.cert_file", "go together"}}},
 		{"ftps reuse", "ftps:\n  tls_session_reuse: sometimes\n", []want{{2, "ftps.tls_session_reuse", `unknown value "sometimes"`}}},
+		{"ftps passive timeout", "ftps:\n  passive_timeout: 0s\n", []want{{2, "ftps.passive_timeout", "must be positive"}}},
+		{"ftps passive per user", "ftps:\n  max_passive_per_user: -1\n", []want{{2, "ftps.max_passive_per_user", "must not be negative"}}},
+		{"ftps passive limits", "ftps: {passive_timeout: 5s, max_passive_per_user: 3}\n", nil},
 		{"protocols", "users:\n  - {name: a, home: /, protocols: [ftps]}\n", nil},
 		{"limits", "limits: {max_connections: 5, idle_timeout: 0s}\n", nil},
 		{"limits zero", "limits:\n  max_connections_per_ip: 0\n", []want{{2, "limits.max_connections_per_ip", "at least 1"}}},
@@ -168,6 +171,25 @@ func TestValidName(t *testing.T) {
 	for _, tt := range tests {
 		if got := validName(tt.name); got != tt.want {
 			t.Errorf("validName(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPassivePerUser(t *testing.T) {
+	for _, c := range []struct {
+		ports string
+		max   int
+		want  int
+	}{
+		{"50000-50100", 0, 25}, // the default range: a quarter of 101 ports
+		{"50000-50009", 0, 2},
+		{"50000-50002", 0, 1}, // at least 1
+		{"50000-50009", 7, 7}, // set: as written
+		{"", 0, 0},            // kernel-chosen ports: no bound
+	} {
+		f := FTPS{PassivePorts: c.ports, MaxPassivePerUser: c.max}
+		if got := f.PassivePerUser(); got != c.want {
+			t.Errorf("passive_ports %q, max_passive_per_user %d: %d, want %d", c.ports, c.max, got, c.want)
 		}
 	}
 }
