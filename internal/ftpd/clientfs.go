@@ -2,7 +2,6 @@ package ftpd
 
 import (
 	"io/fs"
-	"os"
 	"sync"
 	"time"
 
@@ -33,20 +32,19 @@ var (
 // to be closed: ftpserverlib closes it on its own transfer goroutine, and
 // an upload lands only then.
 func (c clientFS) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, error) {
-	f, err := c.FS.OpenFile(name, flag, perm)
+	return c.track(c.FS.OpenFile(name, flag, perm))
+}
+
+func (c clientFS) Open(name string) (afero.File, error) { return c.track(c.FS.Open(name)) }
+
+func (c clientFS) Create(name string) (afero.File, error) { return c.track(c.FS.Create(name)) }
+
+func (c clientFS) track(f afero.File, err error) (afero.File, error) {
 	if err != nil {
 		return nil, toReply(err)
 	}
 	c.st.srv.files.Add(1)
 	return &replyFile{File: f, done: c.st.srv.files.Done}, nil
-}
-
-func (c clientFS) Open(name string) (afero.File, error) {
-	return c.OpenFile(name, os.O_RDONLY, 0)
-}
-
-func (c clientFS) Create(name string) (afero.File, error) {
-	return c.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 }
 
 func (c clientFS) Mkdir(name string, perm fs.FileMode) error {
