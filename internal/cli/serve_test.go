@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -56,9 +57,9 @@ func (s *syncBuffer) listening() map[string]string {
 	return out
 }
 
-// TestServeOwnsEveryGoroutine runs `wharf serve` in-process with SFTP and
-// admin listeners, holds an SFTP session open across the shutdown, and
-// checks that
+// TestServeOwnsEveryGoroutine runs `wharf serve` in-process with every
+// listener (SFTP, explicit and implicit FTPS, admin), holds an SFTP session
+// and an FTPS control connection open across the shutdown, and checks that
 // when serve returns, every goroutine it started has ended: the
 // listeners' Serve loops, the drain, the tuners and the second-signal
 // watcher (which used to block for ever when Run ended without a signal).
@@ -74,6 +75,7 @@ func TestServeOwnsEveryGoroutine(t *testing.T) {
 shutdown_grace: 1s
 log: {format: json, level: info}
 sftp: {listen: "127.0.0.1:0"}
+ftps: {listen: "127.0.0.1:0", implicit_listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
 storage: {backend: local, root: %q}
 users:
@@ -104,7 +106,7 @@ users:
 		done <- cmd.ExecuteContext(ctx)
 	}()
 	var addrs map[string]string
-	for deadline := time.Now().Add(20 * time.Second); len(addrs) < 2; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); len(addrs) < 4; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("listeners not up after 20s: %v\n%s", addrs, logs.b.String())
 		}
@@ -126,6 +128,13 @@ users:
 	if _, err := client.ReadDir("/"); err != nil {
 		t.Fatal(err)
 	}
+	// An FTPS control connection that never logs in.
+	ftp, err := net.DialTimeout("tcp", addrs["ftps-explicit"], 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ftp.Close()
+
 	cancel()
 	select {
 	case err := <-done:
