@@ -12,7 +12,11 @@ import (
 )
 
 // Modes for what the server creates on a client's behalf: partner data is
-// not for other accounts on the host.
+// not for other accounts on the host. Both backends use them whatever mode
+// a front end asks for (ftpserverlib asks 0777 for files and 0755 for
+// directories, OpenSSH's sftp the local file's mode), so that a file's
+// mode does not depend on the protocol it came by; a client may still
+// chmod afterwards.
 const (
 	dirMode  fs.FileMode = 0o750
 	fileMode fs.FileMode = 0o640
@@ -131,20 +135,20 @@ func (l *localFS) Open(name string) (afero.File, error) {
 	return l.OpenFile(name, os.O_RDONLY, 0)
 }
 
-func (l *localFS) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, error) {
-	f, err := l.root.OpenFile(rel(name), flag, perm&fs.ModePerm)
+func (l *localFS) OpenFile(name string, flag int, _ fs.FileMode) (afero.File, error) {
+	f, err := l.root.OpenFile(rel(name), flag, fileMode)
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
 	return wrapFile(f, name), nil
 }
 
-func (l *localFS) Mkdir(name string, perm fs.FileMode) error {
-	return pathErr("mkdir", name, l.root.Mkdir(rel(name), perm&fs.ModePerm))
+func (l *localFS) Mkdir(name string, _ fs.FileMode) error {
+	return pathErr("mkdir", name, l.root.Mkdir(rel(name), dirMode))
 }
 
-func (l *localFS) MkdirAll(name string, perm fs.FileMode) error {
-	return pathErr("mkdir", name, l.root.MkdirAll(rel(name), perm&fs.ModePerm))
+func (l *localFS) MkdirAll(name string, _ fs.FileMode) error {
+	return pathErr("mkdir", name, l.root.MkdirAll(rel(name), dirMode))
 }
 
 func (l *localFS) Remove(name string) error {

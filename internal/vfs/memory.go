@@ -98,7 +98,7 @@ func (m *memFS) Open(name string) (afero.File, error) {
 	return m.OpenFile(name, os.O_RDONLY, 0)
 }
 
-func (m *memFS) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, error) {
+func (m *memFS) OpenFile(name string, flag int, _ fs.FileMode) (afero.File, error) {
 	if err := checkName("open", name); err != nil {
 		return nil, err
 	}
@@ -107,24 +107,24 @@ func (m *memFS) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, e
 			return nil, err
 		}
 	}
-	f, err := m.fs.OpenFile(m.abs(name), flag, perm&fs.ModePerm)
+	f, err := m.fs.OpenFile(m.abs(name), flag, fileMode) // see fileMode
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
 	return wrapFile(&lockedFile{File: f}, name), nil
 }
 
-func (m *memFS) Mkdir(name string, perm fs.FileMode) error {
+func (m *memFS) Mkdir(name string, _ fs.FileMode) error {
 	if err := checkName("mkdir", name); err != nil {
 		return err
 	}
 	if err := m.checkParent("mkdir", name); err != nil {
 		return err
 	}
-	return pathErr("mkdir", name, m.fs.Mkdir(m.abs(name), perm&fs.ModePerm))
+	return pathErr("mkdir", name, m.fs.Mkdir(m.abs(name), dirMode))
 }
 
-func (m *memFS) MkdirAll(name string, perm fs.FileMode) error {
+func (m *memFS) MkdirAll(name string, _ fs.FileMode) error {
 	if err := checkName("mkdir", name); err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (m *memFS) MkdirAll(name string, perm fs.FileMode) error {
 			return pathErr("mkdir", name, syscall.ENOTDIR)
 		}
 	}
-	return pathErr("mkdir", name, m.fs.MkdirAll(m.abs(name), perm&fs.ModePerm))
+	return pathErr("mkdir", name, m.fs.MkdirAll(m.abs(name), dirMode))
 }
 
 func (m *memFS) Remove(name string) error {
