@@ -65,10 +65,19 @@ import (
 // Every layer above must pass TransferError down to the file it wraps, or
 // a dropped connection looks like a completed upload. Close of this
 // filesystem waits for the uploads still open to land before it closes the
-// backend's home. Temporary files left by a daemon that died mid-upload
-// stay under their ".wharf-upload." names, hidden, until an operator
-// removes them.
-func Atomic(inner FS) FS { return newAtomic(inner, atomicCopyMax) }
+// backend's home.
+//
+// With fsync, a completed upload is flushed to disk before its rename and
+// its directory after it, all before Close returns (so before the
+// client's reply and the upload event); a kept partial is flushed too, so
+// that a resume point survives a power loss. A temporary file left by a
+// daemon that died mid-upload (a claimed partial included) is named after
+// its partial, so RecoverUploads at the next start turns it back into one.
+func Atomic(inner FS, fsync bool) FS {
+	a := newAtomic(inner, atomicCopyMax)
+	a.fsync = fsync
+	return a
+}
 
 const (
 	uploadPrefix  = ".wharf-upload."
@@ -80,6 +89,8 @@ const (
 	// atomicNameMax is NAME_MAX: a longer client name is replaced by its
 	// hash in the temporary and partial names.
 	atomicNameMax = 255
+	// tempSuffixLen is the length of a temporary name's ".<16 hex>".
+	tempSuffixLen = 17
 )
 
 func newAtomic(inner FS, copyMax int64) *atomicFS {
@@ -89,6 +100,7 @@ func newAtomic(inner FS, copyMax int64) *atomicFS {
 type atomicFS struct {
 	FS
 	copyMax int64
+	fsync   bool // flush uploads and their directory before Close returns
 
 	mu      sync.Mutex
 	open    map[string][]*atomicFile // by client path: this session's uploads not yet closed
@@ -134,20 +146,22 @@ func notFound(op, name string) error {
 	return &fs.PathError{Op: op, Path: clientPath(name), Err: fs.ErrNotExist}
 }
 
-// hiddenName is prefix+base+suffix, with base replaced by its hash when
-// the result would be longer than a file name may be.
-func hiddenName(prefix, base, suffix string) string {
-	if len(prefix)+len(base)+len(suffix) > atomicNameMax {
+// hiddenKey is how base appears in its temporary and partial names: base
+// itself, or its hash when the longer of the two, the temporary name,
+// would exceed a file name's length. Both names use the same key, so that
+// a temporary file left by a crash maps back to its partial.
+func hiddenKey(base string) string {
+	if len(uploadPrefix)+len(base)+tempSuffixLen > atomicNameMax {
 		sum := sha256.Sum256([]byte(base))
-		base = hex.EncodeToString(sum[:16])
+		return hex.EncodeToString(sum[:16])
 	}
-	return prefix + base + suffix
+	return base
 }
 
 // partialOf is where a failed upload of name waits for its resume.
 func partialOf(name string) string {
 	dir, base := path.Split(clientPath(name))
-	return dir + hiddenName(partialPrefix, base, "")
+	return dir + partialPrefix + hiddenKey(base)
 }
 
 // tempOf is a fresh temporary name for one upload of name.
@@ -155,7 +169,31 @@ func tempOf(name string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
 	dir, base := path.Split(clientPath(name))
-	return dir + hiddenName(uploadPrefix, base, "."+hex.EncodeToString(b[:]))
+	return dir + uploadPrefix + hiddenKey(base) + "." + hex.EncodeToString(b[:])
+}
+
+// partialForHidden returns the partial a hidden file left on disk belongs
+// to: a temporary file's (".wharf-upload.<key>.<16 hex>"), or, for a
+// partial named by an older version that hashed long names at another
+// length, the partial's current name. ok is false for any other name and
+// for a partial already under its current name.
+func partialForHidden(base string) (partial string, ok bool) {
+	if rest, found := strings.CutPrefix(base, uploadPrefix); found {
+		n := len(rest) - tempSuffixLen
+		if n <= 0 || rest[n] != '.' {
+			return "", false
+		}
+		if _, err := hex.DecodeString(rest[n+1:]); err != nil {
+			return "", false
+		}
+		return partialPrefix + rest[:n], true
+	}
+	if rest, found := strings.CutPrefix(base, partialPrefix); found && rest != "" {
+		if key := hiddenKey(rest); key != rest {
+			return partialPrefix + key, true
+		}
+	}
+	return "", false
 }
 
 // namedInfo is a temporary file's or a partial's FileInfo under the
@@ -627,7 +665,15 @@ func (f *atomicFile) Close() error {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
 	}
 	defer f.fs.untrack(f)
-	err := f.file.Close()
+	var err error
+	if f.fs.fsync && (f.dirty.Load() || f.start == startedClaim) {
+		// Whether it becomes the file or the partial, its bytes must be
+		// on disk before its new name is.
+		err = f.file.Sync()
+	}
+	if cerr := f.file.Close(); err == nil {
+		err = cerr
+	}
 	f.mu.Lock()
 	failed := f.failed
 	f.mu.Unlock()
@@ -636,6 +682,15 @@ func (f *atomicFile) Close() error {
 		return err
 	}
 	return f.commit()
+}
+
+// syncDir flushes the directory holding name, so that a rename into it
+// survives a power loss.
+func (a *atomicFS) syncDir(name string) error {
+	if !a.fsync {
+		return nil
+	}
+	return syncDir(a.FS, name)
 }
 
 func (f *atomicFile) commit() error {
@@ -659,7 +714,7 @@ func (f *atomicFile) commit() error {
 	}
 	// Any partial left now is older than the complete file.
 	_ = a.FS.Remove(partialOf(f.name))
-	return nil
+	return pathErr("close", f.name, a.syncDir(f.name))
 }
 
 // keep makes the temporary file the name's partial, unless it holds
@@ -676,5 +731,7 @@ func (f *atomicFile) keep() {
 	}
 	if err := a.FS.Rename(f.tmp, partialOf(f.name)); err != nil {
 		_ = a.FS.Remove(f.tmp)
+		return
 	}
+	_ = a.syncDir(f.name) // the upload failed already; this is best effort
 }

@@ -1,0 +1,165 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"syscall"
+	"time"
+)
+
+// RecoverUploads turns the temporary files of uploads that a daemon which
+// died left behind into their names' partials, so that the clients can
+// resume them (reput, put -a, curl -C -, REST+STOR), and reports how many
+// it recovered. It must run before any session opens: every temporary
+// file it finds then belongs to a process that is gone. A claimed partial
+// (a resume in progress) is a temporary file too, and so comes back. When
+// several belong to one name, the one changed last wins and the others
+// are removed, as a newer failure replaces an older partial; an empty one
+// is removed.
+//
+// The scan covers the whole storage root (every home) once: a home opened
+// lazily would not do, since a home may lie inside another one ("/" holds
+// all), whose sessions could already be uploading there. It goes at most
+// recoverMaxDepth directories deep, reads each directory in chunks, holds
+// one descriptor per level and never follows a symlink (os.Root confines
+// it in any case). The memory backend has nothing to recover.
+func RecoverUploads(b Backend, log *slog.Logger) (int, error) {
+	l, ok := b.(*Local)
+	if !ok {
+		return 0, nil
+	}
+	r := &recovery{root: l.root, log: log.With("component", "vfs")}
+	start := time.Now()
+	err := r.dir(".", 0)
+	if r.deep {
+		r.log.Warn("recovery scan skipped directories nested too deep", "max_depth", recoverMaxDepth)
+	}
+	if r.found > 0 || err != nil {
+		r.log.Info("recovery scan done", "recovered", r.recovered, "hidden_files", r.found,
+			"duration", time.Since(start).Round(time.Millisecond).String())
+	}
+	return r.recovered, err
+}
+
+const (
+	// recoverMaxDepth bounds the descriptors and the recursion of the scan.
+	recoverMaxDepth = 64
+	recoverChunk    = 256
+)
+
+type recovery struct {
+	root      *os.Root
+	log       *slog.Logger
+	recovered int  // temporary files made partials
+	found     int  // hidden files looked at
+	deep      bool // a directory was deeper than recoverMaxDepth
+}
+
+// dir scans the directory name (relative to the storage root) and the
+// directories beneath it.
+func (r *recovery) dir(name string, depth int) error {
+	d, err := r.root.Open(name)
+	if err != nil {
+		return fmt.Errorf("recovery scan: open %s: %w", name, err)
+	}
+	defer d.Close()
+	changed := false
+	// won is when the content of each partial made in this directory by
+	// this scan last changed: the rename moved its ctime to now.
+	won := map[string]time.Time{}
+	for {
+		entries, err := d.ReadDir(recoverChunk)
+		for _, e := range entries {
+			p := path.Join(name, e.Name())
+			switch {
+			case e.IsDir() && depth >= recoverMaxDepth:
+				r.deep = true
+			case e.IsDir():
+				// One unreadable directory must not stop the rest.
+				if err := r.dir(p, depth+1); err != nil {
+					r.log.Warn("recovery scan", "err", err)
+				}
+			case e.Type().IsRegular():
+				if partial, ok := partialForHidden(e.Name()); ok {
+					r.found++
+					changed = r.file(p, path.Join(name, partial), won) || changed
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(entries) == 0) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("recovery scan: read %s: %w", name, err)
+		}
+	}
+	if changed {
+		// The renames must outlive a second crash.
+		if err := d.Sync(); err != nil {
+			r.log.Warn("recovery scan: sync directory", "dir", "/"+name, "err", err)
+		}
+	}
+	return nil
+}
+
+// file makes src the partial dst unless dst is newer, and reports whether
+// it changed the directory.
+func (r *recovery) file(src, dst string, won map[string]time.Time) bool {
+	fi, err := r.root.Lstat(src)
+	if err != nil {
+		return false
+	}
+	if fi.Size() == 0 {
+		// Nothing the client sent: an upload that had only begun.
+		return r.remove(src, "empty")
+	}
+	at := changedAt(fi)
+	if pfi, err := r.root.Lstat(dst); err == nil && pfi.Mode().IsRegular() {
+		theirs, ok := won[dst]
+		if !ok {
+			theirs = changedAt(pfi)
+		}
+		if theirs.After(at) {
+			return r.remove(src, "older than the partial")
+		}
+	}
+	if err := r.root.Rename(src, dst); err != nil {
+		r.log.Warn("recovery scan: could not keep an upload as a partial", "file", "/"+src, "err", err)
+		return false
+	}
+	if _, again := won[dst]; !again { // a name counts once
+		r.recovered++
+	}
+	won[dst] = at
+	r.log.Info("recovered upload", "path", "/"+path.Join(path.Dir(dst), nameOfPartial(path.Base(dst))),
+		"partial", "/"+dst, "bytes", fi.Size())
+	return true
+}
+
+func (r *recovery) remove(src, why string) bool {
+	if err := r.root.Remove(src); err != nil {
+		r.log.Warn("recovery scan: could not remove", "file", "/"+src, "err", err)
+		return false
+	}
+	r.log.Info("recovery scan removed an unfinished upload", "file", "/"+src, "reason", why)
+	return true
+}
+
+// nameOfPartial is the file name a partial stands for, or its key (a
+// hash) for a name too long to carry.
+func nameOfPartial(base string) string { return base[len(partialPrefix):] }
+
+// changedAt is when a file last changed: its ctime, which a write, a
+// rename and a client's setstat of the times all move forward, whereas
+// mtime can be set back (OpenSSH put -p).
+func changedAt(fi fs.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return fi.ModTime()
+}
