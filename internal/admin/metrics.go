@@ -38,6 +38,7 @@ type Metrics struct {
 	changes   *prometheus.CounterVec
 	reloads   *prometheus.CounterVec
 	bans      prometheus.Counter
+	recovered prometheus.Counter
 }
 
 // NewMetrics registers every metric; src may leave functions nil.
@@ -66,8 +67,11 @@ func NewMetrics(src Sources) *Metrics {
 		bans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wharf_defender_bans_total", Help: "Addresses banned by the defender.",
 		}),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wharf_uploads_recovered_total", Help: "Unfinished uploads of a daemon that died, made resumable partials at start.",
+		}),
 	}
-	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans,
+	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans, m.recovered,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(&gauges{src: src})
 	return m
@@ -83,6 +87,9 @@ func (m *Metrics) Reload(ok bool) {
 
 // Banned counts a new ban.
 func (m *Metrics) Banned() { m.bans.Inc() }
+
+// RecoveredUploads counts uploads recovered at start (vfs.RecoverUploads).
+func (m *Metrics) RecoveredUploads(n int) { m.recovered.Add(float64(n)) }
 
 func outcome(ok bool) string {
 	if ok {

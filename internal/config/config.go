@@ -49,7 +49,7 @@ func Default() *Config {
 		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required", PassiveTimeout: 30 * time.Second},
 		Limits:        DefaultLimits(),
 		Defender:      DefaultDefender(),
-		Uploads:       Uploads{Atomic: true},
+		Uploads:       Uploads{Atomic: true, Fsync: true},
 		AuditLog:      AuditLog{MaxSize: 100 << 20, MaxBackups: 10},
 		Storage:       Storage{Backend: "local", Root: "./var/data"},
 	}

@@ -15,6 +15,9 @@ type Uploads struct {
 	// Atomic writes each upload under a hidden temporary name and renames
 	// it to its final name only when the client closes it successfully.
 	Atomic bool `yaml:"atomic"`
+	// Fsync flushes each upload and its directory to disk before the
+	// client's reply and the upload event. Off trades that for speed.
+	Fsync bool `yaml:"fsync"`
 }
 
 // AuditLog is the JSON-lines record of every event, apart from the

@@ -116,6 +116,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.sessions = session.NewManager(d.backend)
 	d.sessions.SetAtomicUploads(cfg.Uploads.Atomic)
+	d.sessions.SetUploadFsync(cfg.Uploads.Fsync)
 	// Only hooks and the audit log read an upload's hash; without them
 	// nobody would see it.
 	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
@@ -130,6 +131,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Hooks:    d.hookStats,
 	})
 	d.sessions.SetEvents(d.metrics.Sink(d.events))
+	if cfg.Uploads.Atomic { // no session is open yet: every temporary upload file is a dead daemon's
+		n, err := vfs.RecoverUploads(d.backend, log)
+		if err != nil {
+			log.Warn("recovering unfinished uploads", "err", err)
+		}
+		d.metrics.RecoveredUploads(n)
+	}
 	d.guard = newGuard(cfg, log, d.metrics.Banned)
 	checks := checkLimits(cfg.Limits)
 	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks})

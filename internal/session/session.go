@@ -89,6 +89,7 @@ type Manager struct {
 	backend     vfs.Backend
 	events      events.Sink
 	atomic      bool // uploads go through vfs.Atomic
+	fsync       bool // uploads are flushed to disk before their reply
 	hashUploads bool // uploads are hashed for their events
 
 	mu   sync.Mutex
@@ -111,6 +112,10 @@ func (m *Manager) SetEvents(sink events.Sink) { m.events = sink }
 // SetAtomicUploads makes uploads appear under their name only once
 // complete (uploads.atomic; see vfs.Atomic). Call it before the first Open.
 func (m *Manager) SetAtomicUploads(on bool) { m.atomic = on }
+
+// SetUploadFsync flushes each upload (and its directory) to disk before
+// the reply and the upload event (uploads.fsync). Call it before the first Open.
+func (m *Manager) SetUploadFsync(on bool) { m.fsync = on }
 
 // SetUploadHashes computes the SHA-256 of uploads for their events
 // (vfs.AuditOptions.HashUploads). Call it before the first Open.
@@ -135,7 +140,9 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 		return nil, fmt.Errorf("open home of %s: %w", p.User, err)
 	}
 	if m.atomic {
-		home = vfs.Atomic(home) // beneath every other layer; Close waits for uploads to land
+		home = vfs.Atomic(home, m.fsync) // beneath every other layer; Close waits for uploads to land
+	} else if m.fsync {
+		home = vfs.Durable(home)
 	}
 	s := &Session{ID: id, Principal: p, Log: log, home: home, closeFn: closeConn, mgr: m}
 	s.SetPerms(p.Perms)
