@@ -1,9 +1,9 @@
 package vfs
 
 import (
-	"errors"
+	"bytes"
+	"encoding/binary"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -49,7 +49,8 @@ func RecoverUploads(b Backend, log *slog.Logger) (int, error) {
 const (
 	// recoverMaxDepth bounds the descriptors and the recursion of the scan.
 	recoverMaxDepth = 64
-	recoverChunk    = 256
+	// recoverChunk is the buffer for one getdents(2) per directory level.
+	recoverChunk = 8 << 10
 )
 
 type recovery struct {
@@ -72,31 +73,32 @@ func (r *recovery) dir(name string, depth int) error {
 	// won is when the content of each partial made in this directory by
 	// this scan last changed: the rename moved its ctime to now.
 	won := map[string]time.Time{}
-	for {
-		entries, err := d.ReadDir(recoverChunk)
-		for _, e := range entries {
-			p := path.Join(name, e.Name())
-			switch {
-			case e.IsDir() && depth >= recoverMaxDepth:
-				r.deep = true
-			case e.IsDir():
-				// One unreadable directory must not stop the rest.
-				if err := r.dir(p, depth+1); err != nil {
-					r.log.Warn("recovery scan", "err", err)
-				}
-			case e.Type().IsRegular():
-				if partial, ok := partialForHidden(e.Name()); ok {
-					r.found++
-					changed = r.file(p, path.Join(name, partial), won) || changed
-				}
+	err = readDirTypes(d, func(base string, typ fs.FileMode) {
+		p := path.Join(name, base)
+		if typ == fs.ModeIrregular { // the file system did not say
+			fi, err := r.root.Lstat(p)
+			if err != nil {
+				return
+			}
+			typ = fi.Mode().Type()
+		}
+		switch {
+		case typ == fs.ModeDir && depth >= recoverMaxDepth:
+			r.deep = true
+		case typ == fs.ModeDir:
+			// One unreadable directory must not stop the rest.
+			if err := r.dir(p, depth+1); err != nil {
+				r.log.Warn("recovery scan", "err", err)
+			}
+		case typ == 0: // a regular file
+			if partial, ok := partialForHidden(base); ok {
+				r.found++
+				changed = r.file(p, path.Join(name, partial), won) || changed
 			}
 		}
-		if errors.Is(err, io.EOF) || (err == nil && len(entries) == 0) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("recovery scan: read %s: %w", name, err)
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("recovery scan: read %s: %w", name, err)
 	}
 	if changed {
 		// The renames must outlive a second crash.
@@ -162,4 +164,59 @@ func changedAt(fi fs.FileInfo) time.Time {
 		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
 	}
 	return fi.ModTime()
+}
+
+// readDirTypes calls fn with the name and type (fs.ModeDir, 0 for a
+// regular file, fs.ModeIrregular when the file system does not tell) of
+// each entry of d, reading recoverChunk bytes of entries at a time. It
+// reads the types getdents(2) returns: os.File.ReadDir on a directory
+// opened in an os.Root lstats every entry instead, which made a scan of a
+// million files three times slower.
+func readDirTypes(d *os.File, fn func(name string, typ fs.FileMode)) error {
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, recoverChunk)
+	for {
+		var n int
+		var errno error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, errno = syscall.Getdents(int(fd), buf)
+			return true
+		}); err != nil {
+			return err
+		}
+		if errno != nil {
+			return errno
+		}
+		if n <= 0 {
+			return nil
+		}
+		// struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type,
+		// then the NUL-terminated name.
+		for off := 0; off+19 <= n; {
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			if reclen < 19 || off+reclen > n {
+				return syscall.EIO // not what the kernel writes
+			}
+			name := buf[off+19 : off+reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			typ := buf[off+18]
+			off += reclen
+			if string(name) == "." || string(name) == ".." {
+				continue
+			}
+			switch typ {
+			case syscall.DT_DIR:
+				fn(string(name), fs.ModeDir)
+			case syscall.DT_REG:
+				fn(string(name), 0)
+			case syscall.DT_UNKNOWN:
+				fn(string(name), fs.ModeIrregular)
+			}
+		}
+	}
 }
