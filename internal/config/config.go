@@ -176,6 +176,21 @@ func (e *FieldError) Error() string {
 	return loc + ": " + e.Field + ": " + e.Msg
 }
 
+// MaxErrors is how many problems an error from this package lists; the
+// rest are counted in a *MoreErrors. A file of garbage yields a page, not
+// a flood of log lines.
+const MaxErrors = 50
+
+// MoreErrors stands for the problems found beyond the first MaxErrors.
+type MoreErrors struct{ N int }
+
+func (e *MoreErrors) Error() string {
+	if e.N == 1 {
+		return "and 1 more problem"
+	}
+	return fmt.Sprintf("and %d more problems", e.N)
+}
+
 // Errorf returns a FieldError for a top-level field path ("sftp.ciphers[1]")
 // pointing at the line it was written on, for checks made outside this
 // package (algorithm names are known to the SSH library, not here).

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -137,6 +138,13 @@ func validateHooks(hooks []Hook, src Source) []error {
 				errs = append(errs, src.Errorf(f("command.argv"), "required: the program and its arguments"))
 			} else if !path.IsAbs(h.Command.Argv[0]) {
 				errs = append(errs, src.Errorf(f("command.argv[0]"), "want an absolute path: hooks never search PATH"))
+			}
+			for j, arg := range h.Command.Argv {
+				// exec refuses such an argument, so the hook would fail
+				// (and be retried) on every event.
+				if strings.ContainsRune(arg, 0) {
+					errs = append(errs, src.Errorf(f(fmt.Sprintf("command.argv[%d]", j)), "contains a NUL byte, which no program argument can hold"))
+				}
 			}
 			if h.Command.Timeout < 0 {
 				errs = append(errs, src.Errorf(f("command.timeout"), "must not be negative"))

@@ -69,6 +69,9 @@ hooks:
 		{"hooks:\n  - name: x\n    events: [uplaod]\n    command: {argv: [/bin/true]}\n", `hooks[0].events[0]: unknown event "uplaod"`},
 		{"hooks:\n  - name: x\n    webhook: {url: ftp://h/}\n", "hooks[0].webhook.url: want an http"},
 		{"admin: {listen: \"10.0.0.5:9090\", pprof: true}\n", "admin.pprof: needs admin.token_file"},
+		// exec refuses a NUL in an argument: the hook would fail on every event.
+		{"hooks:\n  - name: x\n    command: {argv: [/bin/echo, \"a\\0b\"]}\n", "hooks[0].command.argv[1]: contains a NUL byte"},
+		{"hooks:\n  - name: x\n    command: {argv: [\"/bin/echo\\0\"]}\n", "hooks[0].command.argv[0]: contains a NUL byte"},
 	} {
 		_, err := Parse([]byte(bad.doc))
 		if err == nil || !strings.Contains(err.Error(), bad.want) {

@@ -1,8 +1,10 @@
 package config
 
 import (
-	"errors"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"hash"
 	"path/filepath"
 )
 
@@ -25,7 +27,42 @@ func Load(path string) (*Config, error) {
 // before writing anything. Paths are compared after filepath.Clean, and are
 // the ones Load forms: path itself and filepath.Join(users_dir, NAME.yaml).
 func LoadOverlay(path string, overlay map[string][]byte) (*Config, error) {
-	l := loader{overlay: cleanKeys(overlay)}
+	l := &loader{overlay: cleanKeys(overlay)}
+	return l.load(path)
+}
+
+// Snapshot identifies the bytes one read of a config saw: the config file
+// and the users_dir files it names, each with its path, in the order Load
+// reads them, and the error of any that could not be read. Two reads with
+// the same Sum saw the same bytes.
+type Snapshot struct {
+	Sum      [sha256.Size]byte
+	UsersDir string // the users_dir that was read; "" none
+	Blank    bool   // the config file holds only white space
+}
+
+// LoadSnapshot is Load, and the Snapshot of exactly the bytes it parsed.
+func LoadSnapshot(path string) (*Config, Snapshot, error) {
+	l := &loader{sum: newSummer()}
+	c, err := l.load(path)
+	return c, l.snapshot(), err
+}
+
+// ReadSnapshot reads what Load reads when the config file at path names
+// usersDir, without parsing anything, and returns its Snapshot: a cheap
+// way to tell whether the files changed since a LoadSnapshot.
+func ReadSnapshot(path, usersDir string) Snapshot {
+	l := &loader{sum: newSummer()}
+	if _, err := l.readFile(path); err == nil && usersDir != "" {
+		files, _ := l.userFiles(usersDir)
+		for _, f := range files {
+			_, _ = l.readFile(f)
+		}
+	}
+	return l.snapshot()
+}
+
+func (l *loader) load(path string) (*Config, error) {
 	data, err := l.readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -38,7 +75,7 @@ func LoadOverlay(path string, overlay map[string][]byte) (*Config, error) {
 		if dir, line := usersDirOf(data); dir != "" {
 			errs = append(errs, l.loadUsersDir(nil, path, dir, line)...)
 		}
-		return nil, errors.Join(errs...)
+		return nil, joinErrors(errs)
 	}
 	c.File = path
 	for i := range c.Users {
@@ -48,12 +85,12 @@ func LoadOverlay(path string, overlay map[string][]byte) (*Config, error) {
 		return c, nil
 	}
 	if errs := l.loadUsersDir(c, path, c.UsersDir, c.lines["users_dir"]); len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, joinErrors(errs)
 	}
 	// Each part was checked on its own; checking the whole keeps any rule
 	// that spans users true for users_dir users as well.
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, joinErrors(unwrap(err))
 	}
 	return c, nil
 }
@@ -67,4 +104,37 @@ func cleanKeys(overlay map[string][]byte) map[string][]byte {
 		out[filepath.Clean(p)] = data
 	}
 	return out
+}
+
+// summer digests what a loader read. A nil summer records nothing.
+type summer struct{ h hash.Hash }
+
+func newSummer() *summer { return &summer{sha256.New()} }
+
+// add records one read: its kind, its path, and its bytes or its error.
+// Every part is length-prefixed, so that no two different sequences of
+// reads digest alike.
+func (s *summer) add(kind, path string, data []byte, err error) {
+	if s == nil {
+		return
+	}
+	if err != nil {
+		kind += "-error"
+		data = []byte(err.Error())
+	}
+	for _, part := range [][]byte{[]byte(kind), []byte(path), data} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		s.h.Write(n[:])
+		s.h.Write(part)
+	}
+}
+
+func (l *loader) snapshot() Snapshot {
+	var snap Snapshot
+	if l.sum != nil {
+		copy(snap.Sum[:], l.sum.h.Sum(nil))
+	}
+	snap.UsersDir, snap.Blank = l.usersDir, l.blank
+	return snap
 }

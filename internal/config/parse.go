@@ -31,12 +31,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, errors.Join(err)
 	}
 	c := Default()
-	p := parser{
-		lines:  map[string]int{},
-		given:  map[string]bool{},
-		bad:    map[string]bool{},
-		budget: 4*len(data) + 10000,
-	}
+	p := newParser()
 	if root != nil {
 		p.value(root, reflect.ValueOf(c).Elem(), "")
 	}
@@ -46,22 +41,18 @@ func Parse(data []byte) (*Config, error) {
 	}
 	p.fillSources(c.Users)
 
-	errs := p.errs
-	if err := c.Validate(); err != nil {
-		for _, e := range unwrap(err) {
-			// A value that failed to decode was left as it was; saying
-			// so again ("home: required") would only repeat the first error.
-			if fe, ok := e.(*FieldError); ok && p.isBad(fe.Field) {
-				continue
-			}
-			errs = append(errs, e)
+	errs := p.errors()
+	for _, e := range c.validate() {
+		// A value that failed to decode was left as it was; saying
+		// so again ("home: required") would only repeat the first error.
+		if fe, ok := e.(*FieldError); ok && p.isBad(fe.Field) {
+			continue
 		}
+		errs = append(errs, e)
 	}
 	if len(errs) > 0 {
-		slices.SortStableFunc(errs, func(a, b error) int {
-			return cmp.Compare(lineOf(a), lineOf(b))
-		})
-		return nil, errors.Join(errs...)
+		sortByLine(errs)
+		return nil, joinErrors(errs)
 	}
 	return c, nil
 }
@@ -95,21 +86,103 @@ func document(data []byte) (*yaml.Node, error) {
 	case root.Kind != yaml.MappingNode:
 		return nil, &FieldError{Line: root.Line, Msg: "the top level must be a mapping of keys, got " + kindName(root)}
 	}
+	if err := checkAliases(root); err != nil {
+		return nil, err
+	}
 	return root, nil
 }
 
+// checkAliases refuses a document whose aliases name more values than the
+// document writes out, before anything is decoded: aliases let a few
+// kilobytes name one list millions of times ("billion laughs"), and each
+// copy would be walked, decoded and, when wrong, reported. Sharing a
+// permissions list or a set of keys between users stays well inside the
+// bound, which lets aliases at most double the document, plus a margin.
+func checkAliases(root *yaml.Node) *FieldError {
+	written := countNodes(root)
+	limit := 2*written + 10000
+	if n := expandedNodes(root, limit, map[*yaml.Node]int{}); n > limit {
+		return &FieldError{Line: root.Line, Msg: fmt.Sprintf(
+			"too many values: the document repeats aliases too often (more than %d values once aliases are expanded, for %d written; write the values out)",
+			limit, written)}
+	}
+	return nil
+}
+
+// countNodes counts the nodes written in the document, an alias as one.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, k := range n.Content {
+		c += countNodes(k)
+	}
+	return c
+}
+
+// expandedNodes counts the nodes of n with every alias replaced by the node
+// it names, stopping above limit (limit+1 then). memo holds the count of
+// every node already counted, -1 for one being counted: an alias back to
+// it is a cycle, which expands without end.
+func expandedNodes(n *yaml.Node, limit int, memo map[*yaml.Node]int) int {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return expandedNodes(n.Alias, limit, memo)
+	}
+	if c, ok := memo[n]; ok {
+		if c < 0 {
+			return limit + 1
+		}
+		return c
+	}
+	memo[n] = -1
+	c := 1
+	for _, k := range n.Content {
+		if c += expandedNodes(k, limit, memo); c > limit {
+			c = limit + 1
+			break
+		}
+	}
+	memo[n] = c
+	return c
+}
+
 // syntaxError turns the parser's "yaml: line 3: did not find expected key"
-// into a FieldError carrying the line.
+// into a FieldError carrying the line. The parser's messages are fixed
+// text, except that a few quote a name from the document ("unknown anchor
+// 'x' referenced"): whatever sits between quotes is left out, since the
+// document may be any file (a shadow file has no business in a log).
 func syntaxError(err error) *FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, text, ok := strings.Cut(rest, ": "); ok {
-			if line, err := strconv.Atoi(num); err == nil {
-				return &FieldError{Line: line, Msg: "invalid YAML: " + text}
+			if n, err := strconv.Atoi(num); err == nil {
+				line, msg = n, text
 			}
 		}
 	}
-	return &FieldError{Msg: "invalid YAML: " + msg}
+	return &FieldError{Line: line, Msg: "invalid YAML: " + unquoted(msg)}
+}
+
+// unquoted drops every '...', "..." and `...` span from msg, and bounds it.
+func unquoted(msg string) string {
+	var b strings.Builder
+	var in rune
+	for _, r := range msg {
+		switch {
+		case in != 0:
+			if r == in {
+				in = 0
+			}
+		case r == '\'' || r == '"' || r == '`':
+			in = r
+		default:
+			b.WriteRune(r)
+		}
+	}
+	out := strings.Join(strings.Fields(b.String()), " ")
+	if len(out) > 200 {
+		out = out[:200] + "..."
+	}
+	return out
 }
 
 // parser walks the node tree against the schema's yaml tags, decoding as it
@@ -119,14 +192,30 @@ type parser struct {
 	given map[string]bool // field paths written with a non-null value
 	bad   map[string]bool // field paths whose value could not be decoded
 	errs  []error
+	more  int // errors found beyond MaxErrors, counted, not kept
+}
 
-	// budget bounds the nodes visited: aliases let a small document name
-	// the same large list many times over ("billion laughs").
-	budget int
+func newParser() *parser {
+	return &parser{lines: map[string]int{}, given: map[string]bool{}, bad: map[string]bool{}}
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
+	// Errors come in document order, so the first MaxErrors are the ones
+	// that will be shown; the rest are only counted, so that a file of a
+	// million bad lines costs no more memory than one of fifty.
+	if len(p.errs) >= MaxErrors {
+		p.more++
+		return
+	}
 	p.errs = append(p.errs, &FieldError{Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// errors returns the errors found, with a *MoreErrors for those not kept.
+func (p *parser) errors() []error {
+	if p.more == 0 {
+		return slices.Clone(p.errs)
+	}
+	return append(slices.Clone(p.errs), &MoreErrors{N: p.more})
 }
 
 // fail reports a value that could not be decoded into field.
@@ -177,12 +266,6 @@ var durationType = reflect.TypeFor[time.Duration]()
 // value decodes n into v, the field at path field.
 func (p *parser) value(n *yaml.Node, v reflect.Value, field string) {
 	n = resolve(n)
-	if p.budget--; p.budget < 0 {
-		if p.budget == -1 {
-			p.fail(n, field, "too many values: the document repeats aliases too often")
-		}
-		return
-	}
 	switch {
 	case v.Kind() == reflect.Pointer:
 		// An optional section (hooks[].webhook): present means allocated.
@@ -214,19 +297,25 @@ func (p *parser) mapping(n *yaml.Node, v reflect.Value, field string) {
 			p.errorf(k.Line, field, "keys must be plain names, got %s", kindName(k))
 			continue
 		}
-		path := joinPath(field, k.Value)
 		if k.ShortTag() == "!!merge" {
-			p.errorf(k.Line, path, "merge keys are not supported; write the keys out")
+			p.errorf(k.Line, field, "merge keys (<<) are not supported; write the keys out")
 			continue
 		}
+		// A key that is not a plain name is never repeated in an error:
+		// the file may be anything (a shadow file's lines are such keys).
+		// The line number says where it is.
+		path, hidden := field, " (not a plain name, so not repeated here)"
+		if plainKey(k.Value) {
+			path, hidden = joinPath(field, k.Value), ""
+		}
 		if first, dup := seen[k.Value]; dup {
-			p.errorf(k.Line, path, "duplicate key (first written at line %d)", first)
+			p.errorf(k.Line, path, "duplicate key%s (first written at line %d)", hidden, first)
 			continue
 		}
 		seen[k.Value] = k.Line
 		idx, ok := known[k.Value]
 		if !ok {
-			p.errorf(k.Line, path, "unknown key%s", suggest(k.Value, known))
+			p.errorf(k.Line, path, "unknown key%s%s", hidden, suggest(k.Value, known))
 			continue
 		}
 		p.lines[path] = k.Line
@@ -290,6 +379,7 @@ func (p *parser) duration(n *yaml.Node, v reflect.Value, field string) {
 	}
 	d, err := time.ParseDuration(n.Value)
 	if err != nil {
+		// quote shows the value only when it is a plain word.
 		p.fail(n, field, "invalid duration %s (want e.g. \"30s\" or \"1m30s\")", quote(n.Value))
 		return
 	}
@@ -345,35 +435,43 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
+// joinPath appends key, a plainKey, to the field path parent.
 func joinPath(parent, key string) string {
-	if !plainKey(key) || len(key) > 64 {
-		key = quote(key)
-	}
 	if parent == "" {
 		return key
 	}
 	return parent + "." + key
 }
 
-// plainKey reports whether key can appear unquoted in a field path.
+// plainKey reports whether an error may name key: a plain identifier of
+// letters, digits, '_', '-' and '.', at most 64 bytes. Any other key is
+// pointed at by its line only.
 func plainKey(key string) bool {
-	if key == "" {
+	return plainText(key, "_-.")
+}
+
+// plainText reports whether s is 1 to 64 ASCII letters, digits and bytes
+// of extra.
+func plainText(s, extra string) bool {
+	if s == "" || len(s) > 64 {
 		return false
 	}
-	for _, r := range key {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r)) {
 			return false
 		}
 	}
 	return true
 }
 
-// quote renders text for an error message, shortened so that a stray
-// megabyte of YAML does not become a megabyte of error.
+// quote renders a value written in the file for an error message, when it
+// is plain text: at most 64 letters, digits and "_-./:@*[]" (names, paths,
+// globs, addresses, durations). Anything else, a hash or a password pasted
+// into the wrong field among them, is not repeated: the error's line
+// points at it.
 func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + "..."
+	if s != "" && !plainText(s, "_-./:@*[]") {
+		return "(value not shown)"
 	}
 	return strconv.Quote(s)
 }
@@ -381,7 +479,7 @@ func quote(s string) string {
 // suggest returns ` (did you mean "x"?)` for the known key closest to key,
 // or "" when none is close enough to be a likely typo.
 func suggest(key string, known map[string]int) string {
-	if len(key) > 64 {
+	if !plainKey(key) {
 		return ""
 	}
 	best, bestDist := "", 0
@@ -432,4 +530,39 @@ func unwrap(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// joinErrors keeps the first MaxErrors of errs and joins them, with one
+// *MoreErrors counting the rest (those already counted in errs included).
+// It is how every error list of this package is returned.
+func joinErrors(errs []error) error {
+	var kept []error
+	more := 0
+	for _, e := range errs {
+		for _, e := range unwrap(e) {
+			if m, ok := e.(*MoreErrors); ok {
+				more += m.N
+				continue
+			}
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 && more == 0 {
+		return nil
+	}
+	if len(kept) > MaxErrors {
+		more += len(kept) - MaxErrors
+		kept = kept[:MaxErrors]
+	}
+	if more > 0 {
+		kept = append(kept, &MoreErrors{N: more})
+	}
+	return errors.Join(kept...)
+}
+
+// sortByLine orders errs by line, keeping the order of errors on one line.
+func sortByLine(errs []error) {
+	slices.SortStableFunc(errs, func(a, b error) int {
+		return cmp.Compare(lineOf(a), lineOf(b))
+	})
 }

@@ -1,7 +1,7 @@
 package config
 
 import (
-	"cmp"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,19 +31,14 @@ func ParseUser(data []byte) (*User, error) {
 		return nil, errors.Join(&FieldError{Line: 1, Msg: "empty: a users_dir file holds one user (name, home, ...)"})
 	}
 	var u User
-	p := parser{
-		lines:  map[string]int{},
-		given:  map[string]bool{},
-		bad:    map[string]bool{},
-		budget: 4*len(data) + 10000,
-	}
+	p := newParser()
 	p.value(root, reflect.ValueOf(&u).Elem(), "")
 	u.Src = Source{Lines: map[string]int{"": root.Line}}
 	for f, line := range p.lines {
 		u.Src.Lines[f] = line
 	}
 
-	errs := p.errs
+	errs := p.errors()
 	for _, e := range validateUser(&u, u.Src) {
 		if fe, ok := e.(*FieldError); ok && p.isBad(fe.Field) {
 			continue // already reported as undecodable
@@ -51,10 +46,8 @@ func ParseUser(data []byte) (*User, error) {
 		errs = append(errs, e)
 	}
 	if len(errs) > 0 {
-		slices.SortStableFunc(errs, func(a, b error) int {
-			return cmp.Compare(lineOf(a), lineOf(b))
-		})
-		return nil, errors.Join(errs...)
+		sortByLine(errs)
+		return nil, joinErrors(errs)
 	}
 	return &u, nil
 }
@@ -70,26 +63,51 @@ func IsUserFile(name string) bool {
 // reads them (sorted by name). Symbolic links are followed, so that a
 // Kubernetes ConfigMap mounted as a folder works; folders are skipped.
 func UserFiles(dir string) ([]string, error) {
-	return loader{}.userFiles(dir)
+	return (&loader{}).userFiles(dir)
 }
 
 // loader reads files from disk, or from an overlay of contents that are not
 // written yet, so that an edit is checked exactly as Load would check it.
+// Every file is read through ReadFile, so the same limits hold everywhere.
 type loader struct {
 	overlay map[string][]byte // cleaned path -> contents; nil contents: removed
+
+	// sum, when set, records every read (path, then bytes or error) and
+	// every folder listing, for a Snapshot.
+	sum      *summer
+	blank    bool   // the first file read (the config file) is only white space
+	read     int    // files read so far
+	usersDir string // the folder listed, if any
 }
 
-func (l loader) readFile(path string) ([]byte, error) {
+func (l *loader) readFile(path string) ([]byte, error) {
+	data, err := l.readFile1(path)
+	if l.read == 0 {
+		l.blank = err == nil && len(bytes.TrimSpace(data)) == 0
+	}
+	l.read++
+	l.sum.add("file", path, data, err)
+	return data, err
+}
+
+func (l *loader) readFile1(path string) ([]byte, error) {
 	if data, ok := l.overlay[filepath.Clean(path)]; ok {
 		if data == nil {
 			return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
 		}
 		return data, nil
 	}
-	return os.ReadFile(path)
+	return ReadFile(path)
 }
 
-func (l loader) userFiles(dir string) ([]string, error) {
+func (l *loader) userFiles(dir string) ([]string, error) {
+	files, err := l.userFiles1(dir)
+	l.usersDir = dir
+	l.sum.add("dir", dir, []byte(strings.Join(files, "\x00")), err)
+	return files, err
+}
+
+func (l *loader) userFiles1(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -131,7 +149,7 @@ func (l loader) userFiles(dir string) ([]string, error) {
 // main file failed to parse and c is nil) and appends the users to c. It
 // returns every problem: unreadable folder or files, invalid users, and
 // names defined twice, each error naming both places.
-func (l loader) loadUsersDir(c *Config, mainFile, dir string, dirLine int) []error {
+func (l *loader) loadUsersDir(c *Config, mainFile, dir string, dirLine int) []error {
 	files, err := l.userFiles(dir)
 	if err != nil {
 		msg := err.Error()

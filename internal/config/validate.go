@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -12,10 +11,15 @@ import (
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
-// Validate checks c and returns every problem at once: the errors.Join of
-// *FieldError, each pointing at the line the field was written on when c came
-// from Parse, and at line 0 for a Config built in Go code.
+// Validate checks c and returns every problem at once (up to MaxErrors):
+// the errors.Join of *FieldError, each pointing at the line the field was
+// written on when c came from Parse, and at line 0 for a Config built in Go
+// code.
 func (c *Config) Validate() error {
+	return joinErrors(c.validate())
+}
+
+func (c *Config) validate() []error {
 	src := Source{File: c.File, Lines: c.lines}
 	var errs []error
 	add := func(field, format string, args ...any) {
@@ -87,7 +91,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, src.Errorf("name", "duplicate user %s (also defined as users[%d])", quote(u.Name), j))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func validateUser(u *User, src Source) []error {

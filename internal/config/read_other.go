@@ -1,0 +1,11 @@
+//go:build !unix
+
+package config
+
+import "os"
+
+// openNonblock opens path read-only; outside Unix there are no FIFOs to
+// block on in the file system.
+func openNonblock(path string) (*os.File, error) {
+	return os.Open(path)
+}
