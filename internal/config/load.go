@@ -67,12 +67,12 @@ func (l *loader) load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, err := Parse(data)
+	c, root, err := parse(data)
 	if err != nil {
 		errs := setFile(err, path)
 		// The main file is broken, but its users_dir may still be readable:
 		// reporting those files' problems now saves the operator a round.
-		if dir, line := usersDirOf(data); dir != "" {
+		if dir, line := usersDirOf(root); dir != "" {
 			errs = append(errs, l.loadUsersDir(nil, path, dir, line)...)
 		}
 		return nil, joinErrors(errs)

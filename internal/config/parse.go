@@ -26,9 +26,16 @@ import (
 // On failure Parse returns a nil Config and the errors.Join of every problem
 // found, each a *FieldError, sorted by line.
 func Parse(data []byte) (*Config, error) {
+	c, _, err := parse(data)
+	return c, err
+}
+
+// parse is Parse, also returning the document's top-level mapping (nil
+// when there is none) for Load to find users_dir in a broken file.
+func parse(data []byte) (*Config, *yaml.Node, error) {
 	root, err := document(data)
 	if err != nil {
-		return nil, errors.Join(err)
+		return nil, nil, errors.Join(err)
 	}
 	c := Default()
 	p := newParser()
@@ -52,9 +59,9 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if len(errs) > 0 {
 		sortByLine(errs)
-		return nil, joinErrors(errs)
+		return nil, root, joinErrors(errs)
 	}
-	return c, nil
+	return c, root, nil
 }
 
 // document returns the top-level mapping of the single document in data, or
@@ -315,6 +322,10 @@ func (p *parser) mapping(n *yaml.Node, v reflect.Value, field string) {
 		seen[k.Value] = k.Line
 		idx, ok := known[k.Value]
 		if !ok {
+			if len(p.errs) >= MaxErrors {
+				p.more++ // not shown: spare the suggestion's cost
+				continue
+			}
 			p.errorf(k.Line, path, "unknown key%s%s", hidden, suggest(k.Value, known))
 			continue
 		}

@@ -203,9 +203,8 @@ func (l *loader) loadUsersDir(c *Config, mainFile, dir string, dirLine int) []er
 
 // usersDirOf finds users_dir in a main file that failed to parse, so that
 // the users_dir files are checked too and every problem is reported at once.
-func usersDirOf(data []byte) (dir string, line int) {
-	root, err := document(data)
-	if err != nil || root == nil {
+func usersDirOf(root *yaml.Node) (dir string, line int) {
+	if root == nil {
 		return "", 0
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
