@@ -156,7 +156,7 @@ func (e *Editor) AddUser(nu NewUser) (Result, error) {
 		s := cfg.Users[i].Src
 		return Result{}, fmt.Errorf("%w: %q (%s:%d)", ErrUserExists, nu.Name, s.File, s.Errorf("name", "").Line)
 	}
-	mainData, err := os.ReadFile(cfg.File)
+	mainData, err := config.ReadFile(cfg.File)
 	if err != nil {
 		return Result{}, fmt.Errorf("read config: %w", err)
 	}
@@ -367,7 +367,7 @@ func find(cfg *config.Config, name string) (*target, error) {
 	}
 	t.file = cfg.Users[t.i].Src.File
 	var err error
-	if t.data, err = os.ReadFile(t.file); err != nil {
+	if t.data, err = config.ReadFile(t.file); err != nil {
 		return nil, fmt.Errorf("read %s: %w", t.file, err)
 	}
 	if t.doc, err = decode(t.data, t.file); err != nil {

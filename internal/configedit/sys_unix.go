@@ -9,6 +9,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/config"
 )
 
 // owner returns a file's uid and gid; -1, -1 when unknown.
@@ -30,7 +32,9 @@ const lockTimeout = 30 * time.Second
 func lock(path string) (unlock func(), err error) {
 	deadline := time.Now().Add(lockTimeout)
 	for {
-		f, err := os.Open(path)
+		// Through config's gate: a FIFO in place of the config must not
+		// block the open, nor a device be opened at all.
+		f, err := config.OpenFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("lock config: %w", err)
 		}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/wharf-sftp/wharf/internal/config"
 )
 
 // A config file is never half-written: the new contents go to a temporary
@@ -83,7 +85,7 @@ func removeFile(path string, expect []byte) error {
 // unchanged guards against an editor or another tool that does not take
 // the lock writing the file between the read and the rename.
 func unchanged(path string, expect []byte) error {
-	cur, err := os.ReadFile(path)
+	cur, err := config.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("re-read %s: %w", path, err)
 	}
