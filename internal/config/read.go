@@ -55,8 +55,19 @@ func OpenFile(path string) (*os.File, error) {
 }
 
 func checkInfo(path string, fi fs.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	if m := fi.Mode(); !m.IsRegular() {
+		kind := "a special file"
+		switch {
+		case m.IsDir():
+			kind = "a folder"
+		case m&fs.ModeNamedPipe != 0:
+			kind = "a FIFO"
+		case m&fs.ModeSocket != 0:
+			kind = "a socket"
+		case m&fs.ModeDevice != 0:
+			kind = "a device"
+		}
+		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, kind)}
 	}
 	if fi.Size() > MaxFileSize {
 		return &fs.PathError{Op: "open", Path: path, Err: ErrTooLarge}

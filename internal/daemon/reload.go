@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +32,15 @@ const (
 	// reloadPoll is the safety net for file systems that lose events (NFS,
 	// some container overlays): the files are hashed this often.
 	reloadPoll = 5 * time.Second
+	// reloadStable is how far apart two reads of the files must be, and
+	// see the same bytes, before a reload applies them: a writer that
+	// rewrites a file in place and pauses mid-file (for up to this long)
+	// is never applied half written. Quiet after the last event is not
+	// enough: a paused writer makes none.
+	reloadStable = time.Second
+	// reloadCallTries bounds how often Reload re-reads files that keep
+	// changing before it gives up.
+	reloadCallTries = 10
 )
 
 // Reload triggers, as logged.
@@ -55,11 +62,18 @@ type reloader struct {
 	badSum digest         // of the last bytes that failed, so a failure is logged once
 	badErr error
 
+	// The bytes last read that are neither in force nor known bad: they
+	// are applied once a read at least reloadStable later sees them again.
+	pendSum digest
+	pendAt  time.Time // when they were first read; zero: nothing pending
+	pendDir string    // the users_dir they were read with
+
 	grace atomic.Int64 // shutdown_grace in force, read by Run without the lock
 }
 
-// digest is the SHA-256 of the config file and the users_dir files.
-type digest [sha256.Size]byte
+// digest is config.Snapshot's Sum: of the config file and the users_dir
+// files, as read.
+type digest = [sha256.Size]byte
 
 // initReload records the config the daemon starts with; New calls it.
 func (d *Daemon) initReload(cfg *config.Config) {
@@ -71,7 +85,7 @@ func (d *Daemon) initReload(cfg *config.Config) {
 		// A file that changed since the CLI loaded it differs from this sum
 		// only if it changed before this read: the first re-check then
 		// reloads, which is right either way.
-		r.sum, _, _ = hashFiles(r.path, cfg.UsersDir)
+		r.sum = config.ReadSnapshot(r.path, cfg.UsersDir).Sum
 	}
 }
 
@@ -83,7 +97,9 @@ func (d *Daemon) shutdownGrace() time.Duration { return time.Duration(d.rl.grace
 func (d *Daemon) Directory() *auth.Directory { return d.users.Load() }
 
 // Reload re-reads the config file and its users_dir. Identical bytes are a
-// no-op. Otherwise the whole new config is loaded and checked first; only
+// no-op. New bytes are applied only once two reads at least reloadStable
+// apart have seen them, so Reload may wait that long (and gives up on files
+// that keep changing). Then the whole new config is loaded and checked; only
 // when all of it is valid is the new user directory swapped in (a login
 // sees the old one or the new one, never a mix), what changed logged, and
 // the live sessions reconciled: those whose user, key or password the new
@@ -93,8 +109,14 @@ func (d *Daemon) Directory() *auth.Directory { return d.users.Load() }
 // keep their old values. An invalid config changes nothing; Reload returns
 // its errors (errors.Join of *config.FieldError, each with file and line).
 func (d *Daemon) Reload() error {
-	_, err := d.reload(triggerCall)
-	return err
+	for range reloadCallTries {
+		res, due, err := d.reload(triggerCall)
+		if res != reloadPending {
+			return err
+		}
+		time.Sleep(time.Until(due))
+	}
+	return fmt.Errorf("reload: the config files changed on each of %d reads %s apart; nothing applied", reloadCallTries, reloadStable)
 }
 
 type reloadResult int
@@ -104,40 +126,63 @@ const (
 	reloadApplied                         // a new config is in force
 	reloadFailed                          // the files are invalid (or unreadable)
 	reloadStillFailed                     // the same bytes as the last failure
+	reloadPending                         // new bytes, not yet seen the same reloadStable apart
 )
 
-func (d *Daemon) reload(trigger string) (reloadResult, error) {
+// reload is one look at the files. It returns reloadPending, and when to
+// look again, for bytes not yet seen the same reloadStable apart.
+func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 	r := &d.rl
 	if r.path == "" {
-		return reloadFailed, errors.New("reload: the config was not loaded from a file")
+		return reloadFailed, time.Time{}, errors.New("reload: the config was not loaded from a file")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	// Hashed before loading: if the files change in between, the loaded
-	// config is newer than the sum, and the next re-check loads again
-	// rather than missing the change.
-	sum, blank, err := hashFiles(r.path, r.cur.UsersDir)
+	// A cheap read first (no parsing): most looks find nothing new.
+	usersDir := r.cur.UsersDir
+	if !r.pendAt.IsZero() {
+		usersDir = r.pendDir // a pending config may name another users_dir
+	}
+	snap := config.ReadSnapshot(r.path, usersDir)
 	switch {
-	case err == nil && sum == r.sum:
-		return reloadUnchanged, nil
-	case sum == r.badSum:
-		return reloadStillFailed, r.badErr
+	case snap.Sum == r.sum:
+		// Back to the config in force: a failure seen before is over, and
+		// is logged again if it comes back.
+		r.pendAt, r.badSum, r.badErr = time.Time{}, digest{}, nil
+		return reloadUnchanged, time.Time{}, nil
+	case snap.Sum == r.badSum:
+		return reloadStillFailed, time.Time{}, r.badErr
 	}
-	fail := func(err error) (reloadResult, error) {
+	now := time.Now()
+	if r.pendAt.IsZero() || snap.Sum != r.pendSum {
+		r.pendSum, r.pendAt, r.pendDir = snap.Sum, now, snap.UsersDir
+		return reloadPending, now.Add(reloadStable), nil
+	}
+	if due := r.pendAt.Add(reloadStable); now.Before(due) {
+		return reloadPending, due, nil
+	}
+
+	// The same bytes a second apart: load them. LoadSnapshot says what it
+	// parsed; if that is not what was pending (a write since, or the new
+	// config names another users_dir), it is the new first read.
+	cfg, snap, err := config.LoadSnapshot(r.path)
+	if snap.Sum != r.pendSum {
+		r.pendSum, r.pendAt, r.pendDir = snap.Sum, now, snap.UsersDir
+		return reloadPending, now.Add(reloadStable), nil
+	}
+	r.pendAt = time.Time{}
+	sum := snap.Sum
+	fail := func(err error) (reloadResult, time.Time, error) {
 		r.badSum, r.badErr = sum, err
-		return reloadFailed, err
+		return reloadFailed, time.Time{}, err
 	}
-	if err != nil {
-		return fail(err)
-	}
-	if blank {
-		// Usually a file caught while being rewritten in place. An empty
-		// file is a valid config with no users, so applying it would cut
-		// every partner.
+	if snap.Blank && err == nil {
+		// An empty file is a valid config with no users, so applying it
+		// would cut every partner: more likely a file caught being
+		// rewritten by a writer that paused longer than reloadStable.
 		return fail(&config.FieldError{File: r.path, Msg: "the file is empty; keeping the previous config (write `users: []` to remove every user)"})
 	}
-	cfg, err := config.Load(r.path)
 	if err != nil {
 		return fail(err)
 	}
@@ -153,11 +198,7 @@ func (d *Daemon) reload(trigger string) (reloadResult, error) {
 	}
 	changes := auth.Diff(d.users.Load(), dir)
 	d.users.Store(dir)
-	if next.UsersDir != r.cur.UsersDir {
-		// sum covered the old folder; an unknown sum makes the next
-		// re-check hash the new one (and find nothing new to apply).
-		sum = digest{}
-	}
+	// sum covers the users_dir of the new config, now in force.
 	r.cur, r.sum, r.badSum, r.badErr = next, sum, digest{}, nil
 	r.grace.Store(int64(next.ShutdownGrace))
 
@@ -167,7 +208,7 @@ func (d *Daemon) reload(trigger string) (reloadResult, error) {
 	closed, updated := d.sessions.Reconcile(dir.Recheck)
 	log.Info("config reloaded", "trigger", trigger, "users", dir.Len(), "changed_users", len(changes),
 		"sessions_closed", closed, "sessions_updated", updated)
-	return reloadApplied, nil
+	return reloadApplied, time.Time{}, nil
 }
 
 // liveConfig returns the config to put in force after next was loaded
@@ -274,50 +315,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// hashFiles digests the config file and every file config.Load would read
-// from usersDir. blank reports a config file of only white space. Only a
-// failure to read the config file is an error, and the digest then stands
-// for that error, so that the same failure is recognised (and logged once)
-// while it lasts. A users_dir that cannot be read goes into the digest as
-// its error: usersDir is the folder in force, which the new config may no
-// longer use, so config.Load is the one to say whether it is a problem.
-func hashFiles(path, usersDir string) (sum digest, blank bool, err error) {
-	h := sha256.New()
-	add := func(name string, data []byte) {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(name)))
-		h.Write(n[:])
-		h.Write([]byte(name))
-		binary.BigEndian.PutUint64(n[:], uint64(len(data)))
-		h.Write(n[:])
-		h.Write(data)
-	}
-	failed := func(err error) (digest, bool, error) {
-		return sha256.Sum256([]byte("error\x00" + err.Error())), false, err
-	}
-	main, err := os.ReadFile(path)
-	if err != nil {
-		return failed(fmt.Errorf("read config: %w", err))
-	}
-	add("", main)
-	if usersDir != "" {
-		files, err := config.UserFiles(usersDir)
-		if err != nil {
-			add("\x00error", []byte(err.Error()))
-		}
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				add(filepath.Base(f)+"\x00error", []byte(err.Error()))
-				continue
-			}
-			add(filepath.Base(f), data)
-		}
-	}
-	copy(sum[:], h.Sum(nil))
-	return sum, len(bytes.TrimSpace(main)) == 0, nil
-}
-
 // startWatcher starts the goroutine that reloads the config when its files
 // change, on SIGHUP, and on the periodic re-check, and returns the function
 // that stops it and waits for it. Run defers that function: the watcher
@@ -367,6 +364,25 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
+	// settle fires when bytes read before must be read again (reloadStable
+	// later) to be applied; settleTrigger is what asked for that read.
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	settleTrigger := ""
+	look := func(trigger string) {
+		if settleTrigger == triggerSignal {
+			trigger = triggerSignal // the operator's SIGHUP, still being answered
+		}
+		if res, due := d.reloadAndLog(log, trigger); res == reloadPending {
+			settleTrigger = trigger
+			settle.Reset(max(0, time.Until(due)))
+		} else {
+			settleTrigger = ""
+			settle.Stop()
+		}
+		w.sync()
+	}
 	var pendingSince time.Time
 	arm := func() {
 		now := time.Now()
@@ -381,8 +397,7 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 			return
 		case <-hup:
 			log.Info("reload requested", "signal", "SIGHUP")
-			d.reloadAndLog(log, triggerSignal)
-			w.sync()
+			look(triggerSignal)
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
@@ -408,8 +423,9 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 			}
 		case <-debounce.C:
 			pendingSince = time.Time{}
-			d.reloadAndLog(log, triggerWatch)
-			w.sync()
+			look(triggerWatch)
+		case <-settle.C:
+			look(settleTrigger)
 		}
 	}
 }
@@ -417,8 +433,8 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 // reloadAndLog reloads and logs a failure: every error (each FieldError
 // with its file and line) at error level, once per distinct content unless
 // the operator asked again with SIGHUP.
-func (d *Daemon) reloadAndLog(log *slog.Logger, trigger string) {
-	res, err := d.reload(trigger)
+func (d *Daemon) reloadAndLog(log *slog.Logger, trigger string) (reloadResult, time.Time) {
+	res, due, err := d.reload(trigger)
 	switch res {
 	case reloadApplied:
 		d.metrics.Reload(true)
@@ -431,12 +447,22 @@ func (d *Daemon) reloadAndLog(log *slog.Logger, trigger string) {
 	case res == reloadUnchanged:
 		log.Debug("config unchanged", "trigger", trigger)
 	case res == reloadFailed, res == reloadStillFailed && trigger == triggerSignal:
-		errs := flatten(err)
-		for _, e := range errs {
+		// config caps the list (config.MaxErrors, then "and N more
+		// problems"): a file of garbage is a page of log, not a flood.
+		n := 0
+		for _, e := range flatten(err) {
 			log.Error("invalid config", "err", e.Error())
+			if more, ok := e.(*config.MoreErrors); ok {
+				n += more.N
+			} else {
+				n++
+			}
 		}
-		log.Error("reload failed, keeping the previous config", "trigger", trigger, "errors", len(errs))
+		log.Error("reload failed, keeping the previous config", "trigger", trigger, "errors", n)
+	case res == reloadPending:
+		log.Debug("config changed; applying it once a read after "+reloadStable.String()+" sees the same bytes", "trigger", trigger)
 	}
+	return res, due
 }
 
 // changed reports whether the files differ from both the config in force
@@ -445,7 +471,7 @@ func (d *Daemon) changed() bool {
 	r := &d.rl
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sum, _, _ := hashFiles(r.path, r.cur.UsersDir)
+	sum := config.ReadSnapshot(r.path, r.cur.UsersDir).Sum
 	return sum != r.sum && sum != r.badSum
 }
 
