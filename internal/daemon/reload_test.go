@@ -1026,19 +1026,43 @@ func (e *env) writePaused(data []byte, pause time.Duration) {
 	}
 }
 
+// writeLines rewrites the config in place one line at a time, every
+// interval.
+func (e *env) writeLines(data []byte, interval time.Duration) {
+	e.t.Helper()
+	f, err := os.OpenFile(e.path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	for line := range bytes.Lines(data) {
+		time.Sleep(interval)
+		if _, err := f.Write(line); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 // TestReloadPausedWriter: a config rewritten in place by a writer that
-// pauses mid-file (up to 0.9s) is never applied half written: the half
-// has no users, and applying it would remove every user and cut their
-// sessions. Only the whole file is applied.
+// pauses mid-file (up to 0.9s), or writes it line by line, is never applied
+// half written: the half has no users, and applying it would remove every
+// user and cut their sessions. Only the whole file is applied.
 func TestReloadPausedWriter(t *testing.T) {
-	for _, pause := range []time.Duration{500 * time.Millisecond, 900 * time.Millisecond} {
-		t.Run(pause.String(), func(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		write func(e *env, data []byte)
+	}{
+		{"pause 500ms", func(e *env, data []byte) { e.writePaused(data, 500*time.Millisecond) }},
+		{"pause 900ms", func(e *env, data []byte) { e.writePaused(data, 900*time.Millisecond) }},
+		{"line by line", func(e *env, data []byte) { e.writeLines(data, 120*time.Millisecond) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			ka, kb := newKey(t), newKey(t)
 			e := newEnv(t, keyUser("alice", ka))
 			c := e.login("alice", ssh.PublicKeys(ka.signer))
 			mark := e.mark()
 			e.cfg.Users = append(e.cfg.Users, keyUser("bob", kb))
-			e.writePaused(e.marshal(e.cfg), pause)
+			tt.write(e, e.marshal(e.cfg))
 			e.waitReload(mark, 5*time.Second)
 			if l := e.linesSince(mark, daemontest.Msg("user removed")); len(l) != 0 {
 				t.Errorf("a half-written config was applied: %v", l)
