@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,8 @@ func FuzzParse(f *testing.F) {
 		"log:\n  level: info\n  level: debug\n",
 		"base: &b {level: info}\nlog:\n  <<: *b\n",
 		"? [a]\n: 1\n",
+		"root:$6$salt$hash:19700:0:99999:7:::\n\"a b\": 1\n",
+		"users: &u [{name: a, home: /a, permissions: *u}]\n",
 	} {
 		f.Add([]byte(doc))
 	}
@@ -38,6 +41,14 @@ func FuzzParse(f *testing.F) {
 				if fe.Msg == "" || fe.Line < 0 || fe.File != "" {
 					t.Errorf("malformed FieldError %#v", fe)
 				}
+				// A field path is made of plain names and indexes only:
+				// any other key is pointed at by its line.
+				if strings.Trim(fe.Field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.[]") != "" {
+					t.Errorf("field path %q is not plain", fe.Field)
+				}
+			}
+			if len(fes) > MaxErrors {
+				t.Errorf("%d errors listed; want at most %d", len(fes), MaxErrors)
 			}
 			return
 		}

@@ -20,7 +20,11 @@ func fieldErrors(t *testing.T, err error) []*FieldError {
 		t.Fatalf("error %T is not a joined error: %v", err, err)
 	}
 	var out []*FieldError
-	for _, e := range j.Unwrap() {
+	errs := j.Unwrap()
+	for i, e := range errs {
+		if _, ok := e.(*MoreErrors); ok && i == len(errs)-1 && i == MaxErrors {
+			continue // the count of the errors not listed
+		}
 		fe, ok := e.(*FieldError)
 		if !ok {
 			t.Fatalf("joined error %T is not a *FieldError: %v", e, e)
