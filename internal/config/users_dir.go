@@ -80,8 +80,10 @@ type loader struct {
 	usersDir string // the folder listed, if any
 }
 
+// readFile returns a file's contents, from the overlay or through ReadFile,
+// and records the read.
 func (l *loader) readFile(path string) ([]byte, error) {
-	data, err := l.readFile1(path)
+	data, err := l.readContents(path)
 	if l.read == 0 {
 		l.blank = err == nil && len(bytes.TrimSpace(data)) == 0
 	}
@@ -90,7 +92,7 @@ func (l *loader) readFile(path string) ([]byte, error) {
 	return data, err
 }
 
-func (l *loader) readFile1(path string) ([]byte, error) {
+func (l *loader) readContents(path string) ([]byte, error) {
 	if data, ok := l.overlay[filepath.Clean(path)]; ok {
 		if data == nil {
 			return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
@@ -100,14 +102,15 @@ func (l *loader) readFile1(path string) ([]byte, error) {
 	return ReadFile(path)
 }
 
+// userFiles lists the user files of dir and records the listing.
 func (l *loader) userFiles(dir string) ([]string, error) {
-	files, err := l.userFiles1(dir)
+	files, err := l.listUserFiles(dir)
 	l.usersDir = dir
 	l.sum.add("dir", dir, []byte(strings.Join(files, "\x00")), err)
 	return files, err
 }
 
-func (l *loader) userFiles1(dir string) ([]string, error) {
+func (l *loader) listUserFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
