@@ -212,3 +212,67 @@ func TestAliasExpansionBounded(t *testing.T) {
 		t.Fatalf("2000 users sharing one permissions list: %v", err)
 	}
 }
+
+// TestSnapshot: ReadSnapshot, which reads without parsing, digests exactly
+// what LoadSnapshot parsed, so that a reload can compare a cheap read with
+// a load; any change to the config file or a users_dir file (added,
+// changed, removed, or unreadable) changes the digest.
+func TestSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.Mkdir(users, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "wharf.yaml")
+	write := func(path, doc string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(main, "storage: {backend: memory}\nusers_dir: "+users+"\n")
+	write(filepath.Join(users, "a.yaml"), "name: a\nhome: /a\n")
+	_, snap, err := LoadSnapshot(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.UsersDir != users || snap.Blank {
+		t.Errorf("snapshot = %+v", snap)
+	}
+	if got := ReadSnapshot(main, users); got != snap {
+		t.Fatalf("ReadSnapshot = %+v, LoadSnapshot = %+v; want equal", got, snap)
+	}
+	if got := ReadSnapshot(main, ""); got.Sum == snap.Sum {
+		t.Error("a read without the users_dir digests like one with it")
+	}
+	seen := map[[32]byte]string{snap.Sum: "start"}
+	for _, step := range []struct {
+		name string
+		do   func()
+	}{
+		{"user file added", func() { write(filepath.Join(users, "b.yaml"), "name: b\nhome: /b\n") }},
+		{"user file changed", func() { write(filepath.Join(users, "b.yaml"), "name: b\nhome: /bb\n") }},
+		{"user file unreadable", func() {
+			os.Remove(filepath.Join(users, "b.yaml"))
+			if err := syscall.Mkfifo(filepath.Join(users, "b.yaml"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"user file removed", func() { os.Remove(filepath.Join(users, "b.yaml")) }},
+		{"config changed", func() { write(main, "storage: {backend: memory}\nusers_dir: "+users+"\nlog: {level: debug}\n") }},
+		{"config blank", func() { write(main, "\n\n") }},
+	} {
+		step.do()
+		got := ReadSnapshot(main, users)
+		if prev, dup := seen[got.Sum]; dup && step.name != "user file removed" {
+			t.Errorf("%s: digest as after %q", step.name, prev)
+		}
+		seen[got.Sum] = step.name
+		if step.name == "user file removed" && got.Sum != snap.Sum {
+			t.Errorf("back to the first files, the digest differs")
+		}
+	}
+	if _, snap, err := LoadSnapshot(main); err != nil || !snap.Blank {
+		t.Errorf("blank config: LoadSnapshot = %+v, %v; want Blank", snap, err)
+	}
+}
