@@ -75,7 +75,7 @@ func (l *loader) load(path string) (*Config, error) {
 		if dir, line := usersDirOf(root); dir != "" {
 			errs = append(errs, l.loadUsersDir(nil, path, dir, line)...)
 		}
-		return nil, joinErrors(errs)
+		return nil, JoinErrors(errs)
 	}
 	c.File = path
 	for i := range c.Users {
@@ -85,12 +85,12 @@ func (l *loader) load(path string) (*Config, error) {
 		return c, nil
 	}
 	if errs := l.loadUsersDir(c, path, c.UsersDir, c.lines["users_dir"]); len(errs) > 0 {
-		return nil, joinErrors(errs)
+		return nil, JoinErrors(errs)
 	}
 	// Each part was checked on its own; checking the whole keeps any rule
 	// that spans users true for users_dir users as well.
 	if err := c.Validate(); err != nil {
-		return nil, joinErrors(unwrap(err))
+		return nil, JoinErrors(unwrap(err))
 	}
 	return c, nil
 }

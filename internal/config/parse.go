@@ -59,7 +59,7 @@ func parse(data []byte) (*Config, *yaml.Node, error) {
 	}
 	if len(errs) > 0 {
 		sortByLine(errs)
-		return nil, root, joinErrors(errs)
+		return nil, root, JoinErrors(errs)
 	}
 	return c, root, nil
 }
@@ -543,10 +543,10 @@ func unwrap(err error) []error {
 	return []error{err}
 }
 
-// joinErrors keeps the first MaxErrors of errs and joins them, with one
+// JoinErrors keeps the first MaxErrors of errs and joins them, with one
 // *MoreErrors counting the rest (those already counted in errs included).
 // It is how every error list of this package is returned.
-func joinErrors(errs []error) error {
+func JoinErrors(errs []error) error {
 	var kept []error
 	more := 0
 	for _, e := range errs {

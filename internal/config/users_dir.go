@@ -47,7 +47,7 @@ func ParseUser(data []byte) (*User, error) {
 	}
 	if len(errs) > 0 {
 		sortByLine(errs)
-		return nil, joinErrors(errs)
+		return nil, JoinErrors(errs)
 	}
 	return &u, nil
 }

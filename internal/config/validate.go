@@ -16,7 +16,7 @@ import (
 // written on when c came from Parse, and at line 0 for a Config built in Go
 // code.
 func (c *Config) Validate() error {
-	return joinErrors(c.validate())
+	return JoinErrors(c.validate())
 }
 
 func (c *Config) validate() []error {

@@ -41,7 +41,7 @@ func Check(cfg *config.Config) (*auth.Directory, error) {
 	if l := cfg.SFTP.Legacy; l.Listen != "" {
 		errs = append(errs, checkAlgorithms(cfg, "sftp.legacy", legacyAlgorithms(l))...)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := config.JoinErrors(errs); err != nil {
 		return nil, err
 	}
 	return dir, nil
