@@ -22,6 +22,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/events"
 	"github.com/wharf-sftp/wharf/internal/ftpd"
 	"github.com/wharf-sftp/wharf/internal/guard"
+	"github.com/wharf-sftp/wharf/internal/regfile"
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/sftpd"
 	"github.com/wharf-sftp/wharf/internal/vfs"
@@ -424,7 +425,7 @@ func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 func (d *Daemon) setupAdmin() error {
 	var token string
 	if f := d.cfg.Admin.TokenFile; f != "" {
-		b, err := os.ReadFile(f)
+		b, err := regfile.Read(f, maxTokenFile)
 		if err != nil {
 			return fmt.Errorf("admin token: %w", err)
 		}
@@ -487,3 +488,6 @@ func (d *Daemon) hookStats() map[string]admin.HookStats {
 	}
 	return out
 }
+
+// maxTokenFile bounds admin.token_file: a token is a line.
+const maxTokenFile = 64 << 10

@@ -12,11 +12,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/regfile"
 )
 
 // Headers of a webhook request.
@@ -61,7 +61,7 @@ func newWebhook(c *config.Webhook) (*webhook, error) {
 		w.timeout = DefaultWebhookTimeout
 	}
 	if c.SecretFile != "" {
-		data, err := os.ReadFile(c.SecretFile)
+		data, err := regfile.Read(c.SecretFile, maxSecretFile)
 		if err != nil {
 			// The path is the operator's, not a secret; the content never
 			// appears anywhere.
@@ -129,3 +129,7 @@ func scrubURL(err error) error {
 	}
 	return err
 }
+
+// maxSecretFile bounds webhook.secret_file: a secret is a line, not a file
+// to read whole whatever it is.
+const maxSecretFile = 64 << 10

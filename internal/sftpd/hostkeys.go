@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/atomicfile"
+	"github.com/wharf-sftp/wharf/internal/regfile"
 )
 
 // generated lists the host keys made when none are configured, with the
@@ -45,7 +46,7 @@ func LoadHostKeys(paths []string, stateDir string) ([]ssh.Signer, error) {
 	}
 	signers := make([]ssh.Signer, 0, len(paths))
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := regfile.Read(p, maxHostKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("read host key: %w", err)
 		}
@@ -91,3 +92,7 @@ func ensureKey(path string, gen func() (crypto.Signer, error)) error {
 	}
 	return nil
 }
+
+// maxHostKeyFile bounds a host key file: an RSA-16384 private key in
+// OpenSSH's format is about 12 KiB.
+const maxHostKeyFile = 1 << 20

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -45,5 +47,18 @@ func TestHostKeysGeneratedOnceAndReused(t *testing.T) {
 	}
 	if _, err := LoadHostKeys([]string{filepath.Join(dir, "missing")}, dir); err == nil {
 		t.Error("a configured key that does not exist was accepted")
+	}
+}
+
+// TestHostKeyNotARegularFile: a host key path pointed at a FIFO fails
+// start-up with a clear error instead of blocking it for ever.
+func TestHostKeyNotARegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "host_key")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadHostKeys([]string{fifo}, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("host key on a FIFO: %v, want a refusal", err)
 	}
 }
