@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/atomicfile"
+	"github.com/wharf-sftp/wharf/internal/regfile"
 )
 
 // Files of the certificate generated when none is configured.
@@ -108,7 +109,15 @@ func (c *Certificate) reload() error {
 	if unchanged {
 		return nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	certPEM, err := regfile.Read(c.certFile, maxPEMFile)
+	if err != nil {
+		return fmt.Errorf("tls certificate: %w", err)
+	}
+	keyPEM, err := regfile.Read(c.keyFile, maxPEMFile)
+	if err != nil {
+		return fmt.Errorf("tls certificate: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("tls certificate: %w", err)
 	}
@@ -260,3 +269,7 @@ func (c *dataConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// maxPEMFile bounds ftps.cert_file and ftps.key_file: a certificate chain
+// is a few KiB.
+const maxPEMFile = 1 << 20
