@@ -62,20 +62,35 @@ type audited struct {
 var eventType = map[string]string{"mkdir": "mkdir", "rmdir": "rmdir", "remove": "delete", "rename": "rename"}
 
 func (a *audited) change(op, name string, err error, attrs ...any) error {
+	err = ShowError(err)
 	if t, ok := eventType[op]; ok {
 		o := Op{Type: t, Path: clientPath(name), Err: err}
 		if op == "rename" && len(attrs) == 2 {
 			o.Target, _ = attrs[1].(string)
 		}
-		a.record(o)
+		a.record(o.shown())
 	}
-	attrs = append([]any{"op", op, "path", clientPath(name)}, attrs...)
+	if op == "rename" && len(attrs) == 2 {
+		attrs = []any{"target", ShowPath(attrs[1].(string))}
+	}
+	attrs = append([]any{"op", op, "path", ShowPath(clientPath(name))}, attrs...)
 	if err != nil {
 		a.log.Info("change", append(attrs, "outcome", "failed", "err", err)...)
 		return err
 	}
 	a.log.Info("change", append(attrs, "outcome", "ok")...)
 	return nil
+}
+
+// shown is the Op as the events receive it. A failed operation's paths are
+// what the client sent, of any length: they are shown (ShowPath) like in
+// the log. A successful one names something that exists, whose path the
+// store bounded: hooks act on it, so it stays exact.
+func (o Op) shown() Op {
+	if o.Err != nil {
+		o.Path, o.Target, o.Err = ShowPath(o.Path), ShowPath(o.Target), ShowError(o.Err)
+	}
+	return o
 }
 
 func (a *audited) Open(name string) (afero.File, error) {
@@ -89,11 +104,12 @@ func (a *audited) Create(name string) (afero.File, error) {
 func (a *audited) OpenFile(name string, flag int, perm fs.FileMode) (afero.File, error) {
 	f, err := a.FS.OpenFile(name, flag, perm)
 	if err != nil {
+		err = ShowError(err)
 		if flag&writeFlags != 0 {
 			// The store refused the upload outright (full, read-only...):
 			// still a failed transfer the operator must see.
-			a.log.Info("transfer", "op", "upload", "path", clientPath(name), "bytes", 0, "outcome", "failed", "err", err)
-			a.record(Op{Type: "upload", Path: clientPath(name), Err: err})
+			a.log.Info("transfer", "op", "upload", "path", ShowPath(clientPath(name)), "bytes", 0, "outcome", "failed", "err", err)
+			a.record(Op{Type: "upload", Path: clientPath(name), Err: err}.shown())
 		}
 		return nil, err
 	}
@@ -260,6 +276,7 @@ func (t *transfer) Close() error {
 	if failed == nil {
 		failed = err
 	}
+	failed = ShowError(failed)
 	d := time.Since(t.start)
 	op := Op{Type: t.op, Path: t.Name(), Size: bytes, Bytes: bytes, Duration: d, Err: failed}
 	if t.hash != nil {
@@ -268,8 +285,8 @@ func (t *transfer) Close() error {
 			op.Size = size // the file's size: a resumed upload moved fewer bytes
 		}
 	}
-	t.record(op)
-	attrs := []any{"op", t.op, "path", t.Name(), "bytes", bytes, "duration", d.String()}
+	t.record(op.shown())
+	attrs := []any{"op", t.op, "path", ShowPath(t.Name()), "bytes", bytes, "duration", d.String()}
 	if failed != nil {
 		t.log.Info("transfer", append(attrs, "outcome", "failed", "err", failed)...)
 	} else {

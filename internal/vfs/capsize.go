@@ -38,7 +38,7 @@ func (c *capped) Create(name string) (afero.File, error) {
 
 func (c *capped) Truncate(name string, size int64) error {
 	if m := c.max(); m > 0 && size > m {
-		return &fs.PathError{Op: "truncate", Path: clientPath(name), Err: syscall.EFBIG}
+		return &fs.PathError{Op: "truncate", Path: ShowPath(clientPath(name)), Err: syscall.EFBIG}
 	}
 	return c.FS.Truncate(name, size)
 }

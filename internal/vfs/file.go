@@ -23,7 +23,7 @@ func (f *file) err(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
-	return &fs.PathError{Op: op, Path: f.name, Err: cause(err)}
+	return &fs.PathError{Op: op, Path: ShowPath(f.name), Err: cause(err)}
 }
 
 func (f *file) Name() string { return f.name }

@@ -10,9 +10,10 @@ import (
 	"github.com/spf13/afero"
 )
 
-// Restrict enforces a user's permissions on every operation. perms is
-// called per operation, so a permission change applies to the next request
-// of a running session. Each refusal is logged once, here.
+// Restrict enforces a user's permissions on every operation, and the name
+// rule (badName) on every name created. perms is called per operation, so
+// a permission change applies to the next request of a running session.
+// Each refusal is logged once, here.
 func Restrict(inner FS, perms func() Perms, log *slog.Logger) FS {
 	return &restricted{FS: inner, perms: perms, log: log}
 }
@@ -26,8 +27,18 @@ type restricted struct {
 // deny logs a refusal and returns the error the front ends map to
 // "permission denied".
 func (r *restricted) deny(op, name string) error {
-	r.log.Warn("denied", "op", op, "path", clientPath(name))
+	r.log.Warn("denied", "op", op, "path", ShowPath(clientPath(name)))
 	return denied(op, name)
+}
+
+// checkNew applies the name rule to a name about to be created (all: every
+// element of the path, for MkdirAll) and logs a refusal.
+func (r *restricted) checkNew(op, name string, all bool) error {
+	err := checkNew(op, name, all)
+	if err != nil {
+		r.log.Warn("refused", "op", op, "path", ShowPath(clientPath(name)), "err", ErrBadName)
+	}
+	return err
 }
 
 const writeFlags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREATE | os.O_TRUNC
@@ -54,6 +65,13 @@ func (r *restricted) OpenFile(name string, flag int, perm fs.FileMode) (afero.Fi
 	}
 	if flag&os.O_RDWR != 0 && !p.Has(PermDownload) {
 		return nil, r.deny("download", name)
+	}
+	if flag&os.O_CREATE != 0 {
+		// Judged by the name alone, without a racy Stat: overwriting an
+		// existing bad name through O_CREATE is refused too (rename it).
+		if err := r.checkNew("open", name, false); err != nil {
+			return nil, err
+		}
 	}
 	canCreate, canOverwrite := p.Has(PermUpload), p.Has(PermOverwrite)
 	switch {
@@ -83,12 +101,18 @@ func (r *restricted) Mkdir(name string, perm fs.FileMode) error {
 	if !r.perms().Has(PermMkdir) {
 		return r.deny("mkdir", name)
 	}
+	if err := r.checkNew("mkdir", name, false); err != nil {
+		return err
+	}
 	return r.FS.Mkdir(name, perm)
 }
 
 func (r *restricted) MkdirAll(name string, perm fs.FileMode) error {
 	if !r.perms().Has(PermMkdir) {
 		return r.deny("mkdir", name)
+	}
+	if err := r.checkNew("mkdir", name, true); err != nil {
+		return err
 	}
 	return r.FS.MkdirAll(name, perm)
 }
@@ -112,6 +136,9 @@ func (r *restricted) Rename(oldname, newname string) error {
 	p := r.perms()
 	if !p.Has(PermRename) {
 		return r.deny("rename", oldname)
+	}
+	if err := r.checkNew("rename", newname, false); err != nil {
+		return err
 	}
 	if _, err := r.FS.Stat(newname); err == nil && !p.Has(PermOverwrite) {
 		return r.deny("overwrite", newname)

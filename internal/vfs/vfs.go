@@ -62,7 +62,8 @@ func rel(name string) string {
 	return p[1:]
 }
 
-// clientPath is the canonical form of a client path used in errors and logs.
+// clientPath is the canonical form of a client path; errors and logs show
+// it through ShowPath.
 func clientPath(name string) string { return path.Clean("/" + name) }
 
 // pathErr rebuilds err so that it carries only the client's path. The
@@ -74,7 +75,7 @@ func pathErr(op, name string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &fs.PathError{Op: op, Path: clientPath(name), Err: cause(err)}
+	return &fs.PathError{Op: op, Path: ShowPath(clientPath(name)), Err: cause(err)}
 }
 
 func cause(err error) error {
@@ -101,7 +102,7 @@ var errFailed = errors.New("operation failed")
 
 // denied is the error for an operation the user may not perform.
 func denied(op, name string) error {
-	return &fs.PathError{Op: op, Path: clientPath(name), Err: fs.ErrPermission}
+	return &fs.PathError{Op: op, Path: ShowPath(clientPath(name)), Err: fs.ErrPermission}
 }
 
 // New opens the backend named in the config ("local" or "memory").
