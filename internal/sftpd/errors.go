@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/pkg/sftp"
+
+	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // statusError carries an SFTP status code for pkg/sftp (which finds it with
@@ -20,7 +22,9 @@ func (e *statusError) Error() string { return e.msg }
 func (e *statusError) Unwrap() error { return e.code }
 
 // toStatus maps a vfs error to the SFTP status a client should see. vfs
-// errors already carry only client paths; this only chooses the code.
+// errors already carry only client paths, in their shown form; ShowError
+// keeps an error from any other layer to that form too, since pkg/sftp
+// sends the message as it is.
 func toStatus(err error) error {
 	if err == nil || err == io.EOF {
 		return err
@@ -33,11 +37,17 @@ func toStatus(err error) error {
 		code = sftp.ErrSSHFxPermissionDenied
 	case errors.Is(err, errors.ErrUnsupported):
 		code = sftp.ErrSSHFxOpUnsupported
+	case errors.Is(err, vfs.ErrBadName):
+		// SSH_FX_INVALID_FILENAME exists from protocol version 4 on; pkg/sftp
+		// and OpenSSH speak version 3, where a failure with the message
+		// ("invalid file name: control characters are not allowed") is what
+		// the client can show.
+		code = sftp.ErrSSHFxFailure
 	}
-	return &statusError{msg: err.Error(), code: code}
+	return &statusError{msg: vfs.ShowError(err).Error(), code: code}
 }
 
 // errStatus builds a status error for a condition found by the front end.
 func errStatus(op, name string, cause, code error) error {
-	return &statusError{msg: (&fs.PathError{Op: op, Path: name, Err: cause}).Error(), code: code}
+	return &statusError{msg: (&fs.PathError{Op: op, Path: vfs.ShowPath(name), Err: cause}).Error(), code: code}
 }

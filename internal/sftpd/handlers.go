@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/afero"
 
 	"github.com/wharf-sftp/wharf/internal/session"
+	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // handlers adapts pkg/sftp's request server to a session's filesystem. All
@@ -145,7 +146,7 @@ func (h handlers) Filecmd(r *sftp.Request) error {
 		return toStatus(fsys.Mkdir(r.Filepath, 0o750))
 	case "Symlink", "Link":
 		// A link could point anywhere; wharf never creates one.
-		h.s.Log.Warn("denied", "op", "symlink", "path", path.Clean("/"+r.Target))
+		h.s.Log.Warn("denied", "op", "symlink", "path", vfs.ShowPath(path.Clean("/"+r.Target)))
 		return errStatus("symlink", r.Filepath, fs.ErrPermission, sftp.ErrSSHFxPermissionDenied)
 	}
 	return errStatus(r.Method, r.Filepath, errors.ErrUnsupported, sftp.ErrSSHFxOpUnsupported)
