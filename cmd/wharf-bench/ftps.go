@@ -33,6 +33,11 @@ const (
 	// their uid, and a dedicated account is the one thing it can do that to
 	// without touching anybody's files.
 	ftpsUser = "wharfbench"
+	// ftpsUserComment marks the account as the benchmark's own.
+	ftpsUserComment = "wharf-bench vsftpd user"
+	// ftpsHome is its home: empty, root's, and never written; vsftpd
+	// only changes into it before it chroots to local_root.
+	ftpsHome = "/var/lib/wharf-bench"
 	// vsftpdPAMService is a PAM service of the benchmark's own. Debian's
 	// "vsftpd" service also requires a shell listed in /etc/shells
 	// (pam_shells) and consults /etc/ftpusers: passing it would mean giving
@@ -93,15 +98,33 @@ func newFTPSAccount() (*ftpsAccount, error) {
 	return &ftpsAccount{user: ftpsUser, password: password, hash: string(hash)}, nil
 }
 
-// ensureSystemUser creates a system account without home or shell unless
-// one of that name exists.
+// ensureSystemUser makes sure an account for vsftpd's sessions exists,
+// with no shell and with a home that exists: vsftpd changes into the
+// user's home at login, before local_root, and a missing home ends every
+// session right after the password with "500 OOPS: cannot change
+// directory" (which curl, mid-TLS, reports as "wrong version number").
+// An account this benchmark created before with the home /nonexistent is
+// moved to ftpsHome; anybody else's account is left alone.
 func ensureSystemUser(ctx context.Context, name string) error {
-	if _, err := user.Lookup(name); err == nil {
+	if err := os.MkdirAll(ftpsHome, 0o755); err != nil {
+		return fmt.Errorf("home of the ftps rows' system user: %w", err)
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		if _, err := commandOutput(ctx, "useradd", "--system", "--no-create-home", "--home-dir", ftpsHome,
+			"--shell", "/usr/sbin/nologin", "--comment", ftpsUserComment, name); err != nil {
+			return fmt.Errorf("create the ftps rows' system user: %w", err)
+		}
 		return nil
 	}
-	if _, err := commandOutput(ctx, "useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-		"--shell", "/usr/sbin/nologin", "--comment", "wharf-bench vsftpd user", name); err != nil {
-		return fmt.Errorf("create the ftps rows' system user: %w", err)
+	if fi, err := os.Stat(u.HomeDir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if u.Name != ftpsUserComment {
+		return fmt.Errorf("user %s exists, not made by wharf-bench, and its home %q is no directory: vsftpd would refuse its sessions (500 OOPS: cannot change directory); give it a home or remove it", name, u.HomeDir)
+	}
+	if _, err := commandOutput(ctx, "usermod", "--home", ftpsHome, name); err != nil {
+		return fmt.Errorf("give the ftps rows' system user a home: %w", err)
 	}
 	return nil
 }
