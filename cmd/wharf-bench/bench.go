@@ -23,6 +23,7 @@ type bench struct {
 	client   client
 	proc     procfs
 	progress io.Writer
+	wharfBin string // the binary under test, for rows that start a wharf of their own
 
 	big   string // local file of o.size bytes: the upload source, and what downloads must equal
 	small string // local dir of o.files files of o.fileSize bytes
@@ -90,7 +91,7 @@ func newBench(ctx context.Context, o options, ws *workspace, proc procfs, progre
 	if b.transfers() {
 		total += float64(o.size)
 	}
-	if o.has("files") {
+	if b.smallFiles() {
 		total += float64(o.files) * float64(o.fileSize)
 	}
 	fmt.Fprintf(progress, "writing %.1f MiB of test data under %s ...\n", total/(1<<20), ws.dir)
@@ -102,7 +103,7 @@ func newBench(ctx context.Context, o options, ws *workspace, proc procfs, progre
 	if b.small, err = ws.mkdir("small"); err != nil {
 		return nil, err
 	}
-	if o.has("files") {
+	if b.smallFiles() {
 		for i := range o.files {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -116,7 +117,12 @@ func newBench(ctx context.Context, o options, ws *workspace, proc procfs, progre
 }
 
 // transfers reports whether a big upload or download is among the rows.
-func (b *bench) transfers() bool { return b.o.has("upload") || b.o.has("download") || b.o.has("ftps") }
+func (b *bench) transfers() bool {
+	return b.o.has("upload") || b.o.has("download") || b.o.has("ftps") || b.o.has("fsync")
+}
+
+// smallFiles reports whether a row uploads the many small files.
+func (b *bench) smallFiles() bool { return b.o.has("files") || b.o.has("fsync") }
 
 func smallName(i int) string { return fmt.Sprintf("f%06d", i) }
 
@@ -228,6 +234,7 @@ func (b *bench) tests() []test {
 		ts = append(ts, test{name: fmt.Sprintf("list a %s-entry directory", thousands(b.o.entries)),
 			unit: "entries/s", cpuUnit: "µs/entry", cpuWork: float64(b.o.entries) / 1e6, run: b.list})
 	}
+	ts = append(ts, b.fsyncTests()...)
 	ts = append(ts, b.ftpsTests()...)
 	ts = append(ts, b.loadTests()...)
 	return ts

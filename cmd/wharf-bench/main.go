@@ -25,7 +25,7 @@ import (
 
 // allRows are the -rows names, in table order.
 func allRows() []string {
-	return []string{"upload", "download", "files", "logins", "list", "ftps", "loginrate", "idle"}
+	return []string{"upload", "download", "files", "logins", "list", "fsync", "ftps", "loginrate", "idle"}
 }
 
 // options are the benchmark's knobs; see newFlagSet for their meaning.
@@ -99,7 +99,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.loginRate, "login-rate", 200, "logins per second the loginrate row starts")
 	fs.DurationVar(&o.loginDuration, "login-duration", 10*time.Second, "how long the loginrate row keeps starting logins")
 	fs.StringVar(&rows, "rows", strings.Join(allRows(), ","), "comma-separated tests to run: "+strings.Join(allRows(), ", ")+
-		" (ftps: FTPS upload and download with curl, against a vsftpd it starts; needs root and vsftpd)")
+		" (ftps: FTPS upload and download with curl, against a vsftpd it starts; needs root and vsftpd;"+
+		" fsync: upload and files against a second wharf with uploads.fsync off, on -dir's filesystem)")
 	fs.StringVar(&ciphers, "ciphers", "default,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
 		`comma-separated ciphers for the upload/download tests; "default" passes none, so the client's preference decides`)
 	fs.StringVar(&sftpArgs, "sftp-args", "", `extra sftp client arguments for every run against both servers, split at spaces (e.g. "-B 261120 -R 128")`)
@@ -224,6 +225,7 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 	if err != nil {
 		return err
 	}
+	b.wharfBin = wharfBin
 
 	servers, err := startServers(ctx, o, ws, wharfBin, b.client)
 	if err != nil {

@@ -115,20 +115,28 @@ func startServers(ctx context.Context, o options, ws *workspace, wharfBin string
 // startWharf starts wharf with an SFTP listener and, when acct is not nil,
 // an explicit FTPS listener on which acct logs in (the result's ftps).
 func startWharf(ctx context.Context, ws *workspace, bin string, c client, acct *ftpsAccount) (*server, error) {
-	data, err := ws.mkdir("wharf", "data")
+	return startWharfVariant(ctx, ws, bin, c, acct, "wharf", "")
+}
+
+// startWharfVariant starts a wharf named name (the table's column, and its
+// directory in the work dir) whose config is wharfConfig's plus extra,
+// top-level YAML keys that wharfConfig does not write.
+func startWharfVariant(ctx context.Context, ws *workspace, bin string, c client, acct *ftpsAccount, name, extra string) (*server, error) {
+	dir := strings.ReplaceAll(name, " ", "-")
+	data, err := ws.mkdir(dir, "data")
 	if err != nil {
 		return nil, err
 	}
-	state, err := ws.mkdir("wharf", "state")
+	state, err := ws.mkdir(dir, "state")
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := ws.path("wharf", "wharf.yaml")
-	if err := os.WriteFile(cfgPath, []byte(wharfConfig(state, data, c, acct)), 0o600); err != nil {
-		return nil, fmt.Errorf("write wharf config: %w", err)
+	cfgPath := ws.path(dir, "wharf.yaml")
+	if err := os.WriteFile(cfgPath, []byte(wharfConfig(state, data, c, acct)+extra), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s config: %w", name, err)
 	}
 
-	p, err := startProcess("wharf", ws.path("wharf", "wharf.log"), bin, "serve", "--config", cfgPath)
+	p, err := startProcess(name, ws.path(dir, "wharf.log"), bin, "serve", "--config", cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +145,7 @@ func startWharf(ctx context.Context, ws *workspace, bin string, c client, acct *
 		p.stop()
 		return nil, err
 	}
-	w := &server{name: "wharf", port: port, dataDir: data, proc: p, sessionsInProcess: true}
+	w := &server{name: name, port: port, dataDir: data, proc: p, sessionsInProcess: true}
 	line, err := p.waitForLog(ctx, func(line string) bool {
 		return strings.Contains(line, `"msg":"listening"`) && strings.Contains(line, `"listener":"legacy"`)
 	})
