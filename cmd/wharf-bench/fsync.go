@@ -1,69 +1,104 @@
 package main
 
-// The fsync rows: what uploads.fsync (on by default) costs. The wharf of the
-// other rows, with its defaults, is measured against a second wharf that
-// differs only by "uploads: {fsync: false}", on the same storage (-dir).
-// On tmpfs (the default -dir, /dev/shm) fsync does nothing and the rows
-// show no cost; pass a -dir on the disk that will hold the data.
+// The fsync rows: what uploads.fsync (on by default) costs. A wharf with its
+// defaults is measured against one that differs only by "uploads: {fsync:
+// false}", both started for the row with their storage under -fsync-dir:
+// a disk by default, since on tmpfs (the other rows' -dir) fsync returns at
+// once and the rows would show nothing.
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"syscall"
 )
 
-// fsyncOff is the reference wharf's name (the table's reference column)
-// and the one key its config adds.
+// The reference wharf's name (the table's reference column) and the one
+// key its config adds.
 const (
 	fsyncOffName   = "wharf fsync off"
 	fsyncOffConfig = "uploads:\n  fsync: false\n"
 )
 
 // fsyncTests are the fsync rows: one big upload (one file and one
-// directory flushed per GB) and many small files (two flushes per file),
-// where the cost shows most.
+// directory flushed) and many small files (two flushes per file), where
+// the cost shows most.
 func (b *bench) fsyncTests() []test {
 	if !b.o.has("fsync") {
 		return nil
 	}
+	prefix := fmt.Sprintf("uploads.fsync on vs off (%s, %s): ", fsType(b.o.fsyncDir), b.o.fsyncDir)
 	size := formatBytes(int64(b.o.size))
 	rows := []test{
-		{name: "uploads.fsync on vs off: upload " + size + ", client's default cipher", unit: "MB/s", cpuUnit: "s/GB",
+		{name: prefix + "upload " + size + ", client's default cipher", unit: "MB/s", cpuUnit: "s/GB",
 			cpuWork: float64(b.o.size) / 1e9, run: b.upload("default")},
-		{name: fmt.Sprintf("uploads.fsync on vs off: %d × %s files, one session", b.o.files, formatBytes(int64(b.o.fileSize))),
+		{name: prefix + fmt.Sprintf("%d × %s files, one session", b.o.files, formatBytes(int64(b.o.fileSize))),
 			unit: "files/s", cpuUnit: "ms/file", cpuWork: float64(b.o.files) / 1e3, run: b.manyFiles},
 	}
 	for i := range rows {
 		t := rows[i]
-		rows[i].measure = func(ctx context.Context, servers []*server) (result, error) {
-			return b.measureFsync(ctx, servers, t)
+		rows[i].measure = func(ctx context.Context, _ []*server) (result, error) {
+			return b.measureFsync(ctx, t)
 		}
 	}
 	return rows
 }
 
-// measureFsync runs t on the main wharf and on a wharf with uploads.fsync
-// off, which it starts for the row and stops after it.
-func (b *bench) measureFsync(ctx context.Context, servers []*server, t test) (result, error) {
+// measureFsync starts the two wharfs under -fsync-dir, runs t on both, and
+// stops and removes them.
+func (b *bench) measureFsync(ctx context.Context, t test) (result, error) {
 	r := newResult(t)
-	var w *server
-	for _, s := range servers {
-		if s.name == "wharf" {
-			w = s
+	ws, err := newWorkspace(b.o.fsyncDir)
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		if b.o.keep {
+			fmt.Fprintf(b.progress, "fsync rows' work dir kept: %s\n", ws.dir)
+		} else if err := ws.remove(); err != nil {
+			fmt.Fprintf(b.progress, "wharf-bench: %v\n", err)
+		}
+	}()
+	var pair []*server
+	defer func() {
+		for _, s := range pair {
+			s.stop()
+		}
+	}()
+	for _, v := range []struct{ name, extra string }{{"wharf", ""}, {fsyncOffName, fsyncOffConfig}} {
+		s, err := startWharfVariant(ctx, ws, b.wharfBin, b.client, nil, v.name, v.extra)
+		if err != nil {
+			return r, fmt.Errorf("start %s: %w", v.name, err)
+		}
+		pair = append(pair, s)
+		// The first login records its host key, as stage does for the
+		// table's servers.
+		if _, err := b.client.run(ctx, s, b.loginBatch, loginTimeout); err != nil {
+			return r, fmt.Errorf("first login to %s: %w", s.name, err)
 		}
 	}
-	if w == nil {
-		return r, errors.New("no wharf among the servers")
+	return r, b.measureRuns(ctx, t, pair, &r)
+}
+
+// fsType names the filesystem dir is on, as df -T would, for the row's
+// name: the figure depends on it more than on anything else.
+func fsType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "unknown filesystem"
 	}
-	off, err := startWharfVariant(ctx, b.ws, b.wharfBin, b.client, nil, fsyncOffName, fsyncOffConfig)
-	if err != nil {
-		return r, fmt.Errorf("start a wharf with %q: %w", fsyncOffConfig, err)
+	switch st.Type {
+	case 0x01021994:
+		return "tmpfs"
+	case 0xef53:
+		return "ext2/3/4"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683e:
+		return "btrfs"
+	case 0x794c7630:
+		return "overlay"
+	case 0x2fc12fc1:
+		return "zfs"
 	}
-	defer off.stop()
-	// The first login records its host key, as stage does for the others.
-	if _, err := b.client.run(ctx, off, b.loginBatch, loginTimeout); err != nil {
-		return r, fmt.Errorf("first login to %s: %w", off.name, err)
-	}
-	err = b.measureRuns(ctx, t, []*server{w, off}, &r)
-	return r, err
+	return fmt.Sprintf("filesystem 0x%x", st.Type)
 }

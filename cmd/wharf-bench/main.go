@@ -34,6 +34,7 @@ type options struct {
 	sshd     string
 	sftp     string
 	dir      string
+	fsyncDir string
 	size     byteSize
 	files    int
 	fileSize byteSize
@@ -89,6 +90,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.StringVar(&o.sshd, "sshd", "/usr/sbin/sshd", "reference OpenSSH sshd (absolute path: sshd re-executes itself)")
 	fs.StringVar(&o.sftp, "sftp", "sftp", "OpenSSH sftp client used against both servers")
 	fs.StringVar(&o.dir, "dir", defaultDir(), "parent of the temporary work dir holding both servers' storage")
+	fs.StringVar(&o.fsyncDir, "fsync-dir", "/var/tmp", "parent of the fsync rows' storage: a directory on the disk that will hold the data (on tmpfs fsync costs nothing)")
 	fs.Var(&o.size, "size", "bytes per upload/download test (suffixes KiB, MiB, GiB)")
 	fs.IntVar(&o.files, "files", 1000, "number of small files uploaded in one session")
 	fs.Var(&o.fileSize, "file-size", "size of each small file")
@@ -169,6 +171,8 @@ func (o options) validate() error {
 		return errors.New("-ciphers is empty but the upload/download rows are selected")
 	case o.timeout <= 0:
 		return errors.New("-timeout must be positive")
+	case o.has("fsync") && o.fsyncDir == "":
+		return errors.New("-fsync-dir is empty but the fsync rows are selected")
 	}
 	for _, r := range o.rows {
 		if !slices.Contains(allRows(), r) {
