@@ -82,13 +82,14 @@ func (a *audited) change(op, name string, err error, attrs ...any) error {
 	return nil
 }
 
-// shown is the Op as the events receive it. A failed operation's paths are
-// what the client sent, of any length: they are shown (ShowPath) like in
-// the log. A successful one names something that exists, whose path the
-// store bounded: hooks act on it, so it stays exact.
+// shown is the Op as the events receive it (its Err already shown, as in
+// the log). A failed operation's paths are what the client sent, of any
+// length: they are shown (ShowPath) like in the log. A successful one
+// names something that exists, whose path the store accepted: hooks act on
+// it, so it stays exact.
 func (o Op) shown() Op {
 	if o.Err != nil {
-		o.Path, o.Target, o.Err = ShowPath(o.Path), ShowPath(o.Target), ShowError(o.Err)
+		o.Path, o.Target = ShowPath(o.Path), ShowPath(o.Target)
 	}
 	return o
 }
