@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -47,5 +48,17 @@ func TestFsyncRows(t *testing.T) {
 	o.rows = []string{"upload"}
 	if b := (&bench{o: o}); b.fsyncTests() != nil || b.smallFiles() {
 		t.Error("fsync rows without -rows fsync")
+	}
+}
+
+func TestFsType(t *testing.T) {
+	if fi, err := os.Stat("/dev/shm"); err != nil || !fi.IsDir() {
+		t.Skip("no /dev/shm")
+	}
+	if got := fsType("/dev/shm"); got != "tmpfs" {
+		t.Errorf("fsType(/dev/shm) = %q, want tmpfs", got)
+	}
+	if got := fsType("/no/such/dir"); got != "unknown filesystem" {
+		t.Errorf("fsType of a missing dir = %q", got)
 	}
 }
