@@ -15,6 +15,8 @@ import (
 	"os"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
+
+	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // errHashRange refuses a checksum range that ends before it starts.
@@ -42,7 +44,7 @@ func (c clientFS) ComputeHash(name string, algo ftpserver.HASHAlgo, start, end i
 		return "", fmt.Errorf("unknown hash algorithm %d", algo)
 	}
 	if start < 0 || end < start {
-		return "", &fs.PathError{Op: "hash", Path: showName(name), Err: errHashRange}
+		return "", &fs.PathError{Op: "hash", Path: vfs.ShowPath(name), Err: errHashRange}
 	}
 	f, err := c.FS.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {

@@ -1,11 +1,11 @@
 package ftpd
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
-	"strings"
+
+	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // A name with a control character cannot be shown over FTP: replies and
@@ -15,35 +15,7 @@ import (
 // the disk directly, or before that rule) is left out of LIST, NLST, MLSD
 // and STAT listings, and shown escaped where it is named alone (MLST, STAT
 // or LIST of that one file), so that it can still be renamed or deleted.
-
-// hasControl reports whether name contains \x00-\x1f or \x7f.
-func hasControl(name string) bool {
-	return strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
-}
-
-// showName escapes the control characters of name as Go does (\r, \n,
-// \x01): a display form, never a name to open.
-func showName(name string) string {
-	if !hasControl(name) {
-		return name
-	}
-	var b strings.Builder
-	for _, r := range name {
-		switch {
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+// The rule (vfs.BadName) and the escaped form (vfs.ShowPath) are vfs's.
 
 // shownInfo is a FileInfo whose name is safe to put in a reply.
 type shownInfo struct {
@@ -54,8 +26,8 @@ type shownInfo struct {
 func (i shownInfo) Name() string { return i.name }
 
 func shown(fi fs.FileInfo) fs.FileInfo {
-	if n := fi.Name(); hasControl(n) {
-		return shownInfo{FileInfo: fi, name: showName(n)}
+	if n := fi.Name(); vfs.BadName(n) {
+		return shownInfo{FileInfo: fi, name: vfs.ShowPath(n)}
 	}
 	return fi
 }
@@ -93,7 +65,7 @@ func (c clientFS) ReadDir(name string) ([]os.FileInfo, error) {
 	out := all[:0]
 	hidden := 0
 	for _, fi := range all {
-		if hasControl(fi.Name()) {
+		if vfs.BadName(fi.Name()) {
 			hidden++
 			continue
 		}
@@ -101,7 +73,7 @@ func (c clientFS) ReadDir(name string) ([]os.FileInfo, error) {
 	}
 	if hidden > 0 {
 		if cn := connOf(c.cc); cn != nil {
-			cn.log.Warn("names with control characters left out of a listing", "path", showName(name), "count", hidden)
+			cn.log.Warn("names with control characters left out of a listing", "path", vfs.ShowPath(name), "count", hidden)
 		}
 	}
 	return out, nil

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"sync"
+
+	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // errRNFRFirst refuses an RNTO that does not follow a successful RNFR.
@@ -44,7 +46,7 @@ func (r *renameState) take(name string) bool {
 // Rename is RNTO: it renames only the source of the RNFR just accepted.
 func (c clientFS) Rename(oldname, newname string) error {
 	if !c.st.ren.take(oldname) {
-		return &fs.PathError{Op: "rename", Path: showName(oldname), Err: errRNFRFirst}
+		return &fs.PathError{Op: "rename", Path: vfs.ShowPath(oldname), Err: errRNFRFirst}
 	}
 	return toReply(c.FS.Rename(oldname, newname))
 }

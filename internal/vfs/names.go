@@ -11,15 +11,16 @@ import (
 )
 
 // ErrBadName is the cause of a refusal to create a name that contains a
-// control character (see badName). The front ends map it to their
+// control character (see BadName). The front ends map it to their
 // "invalid file name" reply.
 var ErrBadName = errors.New("invalid file name: control characters are not allowed")
 
-// badName reports whether a name may not be created: one with a control
+// BadName reports whether a name may not be created: one with a control
 // character (\x00-\x1f, \x7f). A CR or LF in a name forges lines in FTP
 // listings and replies, an ESC drives the terminal of whoever lists the
-// directory, and no partner's tool needs either.
-func badName(name string) bool {
+// directory, and no partner's tool needs either. ftpd also leaves such a
+// name, if one exists, out of its listings.
+func BadName(name string) bool {
 	return strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
 }
 
@@ -33,7 +34,7 @@ func checkNew(op, name string, all bool) error {
 	if all {
 		check = p
 	}
-	if !badName(check) {
+	if !BadName(check) {
 		return nil
 	}
 	return &fs.PathError{Op: op, Path: ShowPath(p), Err: ErrBadName}
@@ -52,7 +53,7 @@ const maxShownPath = 1024
 // sequence. The marker and escapes make it a display form only: never
 // open what it returns.
 func ShowPath(p string) string {
-	if len(p) <= maxShownPath && !badName(p) {
+	if len(p) <= maxShownPath && !BadName(p) {
 		return p // the common case allocates nothing
 	}
 	var b strings.Builder

@@ -11,7 +11,7 @@ import (
 )
 
 // Restrict enforces a user's permissions on every operation, and the name
-// rule (badName) on every name created. perms is called per operation, so
+// rule (BadName) on every name created. perms is called per operation, so
 // a permission change applies to the next request of a running session.
 // Each refusal is logged once, here.
 func Restrict(inner FS, perms func() Perms, log *slog.Logger) FS {
