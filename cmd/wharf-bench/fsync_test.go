@@ -3,26 +3,35 @@ package main
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/wharf-sftp/wharf/internal/config"
 )
 
 // The reference wharf's config is the main one's plus uploads.fsync off,
-// with no key written twice (which YAML refuses).
+// as the daemon's own strict loader reads it: a key the schema lacks, or
+// one written twice, fails the load.
 func TestFsyncOffConfig(t *testing.T) {
-	c := client{user: "root", publicKey: "ssh-ed25519 AAAA test"}
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(wharfConfig("/s", "/d", c, nil)+fsyncOffConfig), &m); err != nil {
-		t.Fatalf("config does not parse: %v", err)
-	}
-	up, _ := m["uploads"].(map[string]any)
-	if fsync, ok := up["fsync"].(bool); !ok || fsync {
-		t.Errorf("uploads = %v, want fsync: false", m["uploads"])
-	}
-	if m["storage"] == nil || m["users"] == nil || m["sftp"] == nil {
-		t.Errorf("the main config's keys are missing: %v", m)
+	dir := t.TempDir()
+	c := client{user: "root", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench"}
+	for _, tc := range []struct {
+		extra string
+		fsync bool
+	}{{"", true}, {fsyncOffConfig, false}} {
+		path := filepath.Join(dir, "wharf.yaml")
+		cfg := wharfConfig(filepath.Join(dir, "state"), filepath.Join(dir, "data"), c, nil) + tc.extra
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("config with %q: %v", tc.extra, err)
+		}
+		if got.Uploads.Fsync != tc.fsync || !got.Uploads.Atomic {
+			t.Errorf("config with %q: uploads %+v, want fsync %v and atomic", tc.extra, got.Uploads, tc.fsync)
+		}
 	}
 }
 
