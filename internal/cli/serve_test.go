@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,34 +12,21 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-sftp/wharf/internal/daemon/daemontest"
 )
 
-// syncBuffer is a log sink written by the daemon and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// listening returns the addresses of the "listening" lines so far, by proto
-// (and mode for FTPS).
-func (s *syncBuffer) listening() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// listening returns the addresses of the "listening" lines in logs, by
+// proto (and mode for FTPS).
+func listening(logs string) map[string]string {
 	out := map[string]string{}
-	for line := range strings.SplitSeq(s.b.String(), "\n") {
+	for line := range strings.SplitSeq(logs, "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != "listening" {
 			continue
@@ -96,7 +82,7 @@ users:
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &daemontest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		cmd := New("test")
@@ -108,16 +94,16 @@ users:
 	var addrs map[string]string
 	for deadline := time.Now().Add(20 * time.Second); len(addrs) < 4; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("listeners not up after 20s: %v\n%s", addrs, logs.b.String())
+			t.Fatalf("listeners not up after 20s: %v\n%s", addrs, logs.String())
 		}
-		addrs = logs.listening()
+		addrs = listening(logs.String())
 	}
 
 	// An SFTP session held open, a file being listed.
 	conn, err := ssh.Dial("tcp", addrs["sftp"], &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
 	if err != nil {
-		t.Fatalf("ssh login: %v\n%s", err, logs.b.String())
+		t.Fatalf("ssh login: %v\n%s", err, logs.String())
 	}
 	defer conn.Close()
 	client, err := sftp.NewClient(conn)
@@ -142,7 +128,7 @@ users:
 			t.Logf("serve returned %v", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not return 30s after its context ended\n%s", logs.b.String())
+		t.Fatalf("serve did not return 30s after its context ended\n%s", logs.String())
 	}
 	// serve has returned: whatever it started has ended, apart from
 	// goroutines that are still unwinding their last deferred calls.

@@ -4,9 +4,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/wharf-sftp/wharf/internal/procstat"
 )
 
 // TestSameModesOnBothProtocols uploads a file and makes a directory over
@@ -29,7 +29,10 @@ func TestSameModesOnBothProtocols(t *testing.T) {
 	curlFTPSOK(t, f, alice, "-T", src, ftpsURL(f, "/via-ftps"))
 	curlFTPSOK(t, f, alice, "-Q", "MKD dir-ftps", "--list-only", ftpsURL(f, "/"))
 
-	umask := daemonUmask(t)
+	umask, err := procstat.Umask() // the daemon inherits it
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, want := range map[string]fs.FileMode{
 		"via-sftp": 0o640, "via-ftps": 0o640, "dir-sftp": 0o750, "dir-ftps": 0o750,
 	} {
@@ -41,26 +44,4 @@ func TestSameModesOnBothProtocols(t *testing.T) {
 			t.Errorf("%s has mode %#o, want %#o (%#o less the umask %#o)", name, got, want&^umask, want, umask)
 		}
 	}
-}
-
-// daemonUmask is the umask the daemon inherits from this process, read
-// from /proc rather than set to find out (which would race with other
-// tests creating files).
-func daemonUmask(t *testing.T) fs.FileMode {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fs.FileMode(m)
-		}
-	}
-	t.Skip("no Umask in /proc/self/status")
-	return 0
 }

@@ -4,6 +4,7 @@ package procstat
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -50,4 +51,23 @@ func ParseMem(data []byte) (rss, hwm int64, err error) {
 		return 0, 0, fmt.Errorf("VmRSS or VmHWM missing (a kernel thread?)")
 	}
 	return rss, hwm, nil
+}
+
+// Umask returns the calling process's umask, read from /proc/self/status:
+// setting it to find out would race with other goroutines creating files.
+func Umask() (fs.FileMode, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read umask: %w", err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				return 0, fmt.Errorf("parse umask %q: %w", strings.TrimSpace(v), err)
+			}
+			return fs.FileMode(m), nil
+		}
+	}
+	return 0, fmt.Errorf("no Umask in /proc/self/status")
 }

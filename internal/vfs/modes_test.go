@@ -3,9 +3,9 @@ package vfs
 import (
 	"io/fs"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/wharf-sftp/wharf/internal/procstat"
 )
 
 // The backend chooses the mode of what a client creates, whatever the
@@ -13,7 +13,10 @@ import (
 // directories, pkg/sftp passes the client's. The umask still applies on
 // disk, as for any process.
 func TestCreatedModes(t *testing.T) {
-	umask := processUmask(t)
+	umask, err := procstat.Umask()
+	if err != nil {
+		t.Fatal(err)
+	}
 	masked := func(m fs.FileMode) fs.FileMode { return m &^ umask }
 	backends := map[string]struct {
 		b    func(t *testing.T) Backend
@@ -60,25 +63,4 @@ func TestCreatedModes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// processUmask reads the umask from /proc rather than setting it to find
-// out, which would race with other tests creating files.
-func processUmask(t *testing.T) fs.FileMode {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fs.FileMode(m)
-		}
-	}
-	t.Skip("no Umask in /proc/self/status")
-	return 0
 }
