@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/daemon/daemontest"
 )
 
 // TestUploadsFsync watches the real daemon's system calls (strace) while
@@ -56,7 +57,7 @@ func traceDaemon(t *testing.T, strace string, pid int) func(home string) []strin
 	out := filepath.Join(t.TempDir(), "trace")
 	cmd := exec.Command(strace, "-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
 		"-e", "signal=none", "-o", out, "-p", strconv.Itoa(pid))
-	stderr := &lockedBuffer{}
+	stderr := &daemontest.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start strace: %v", err)
@@ -135,22 +136,4 @@ func simplifyCall(line, home string) string {
 		parts = append(parts, a)
 	}
 	return name + "(" + strings.Join(parts, " ") + ")"
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -23,8 +23,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 const (
@@ -136,40 +134,12 @@ func (f *ftpsDaemon) inPassiveRange(port int) bool {
 	return port >= f.PassiveLo && port <= f.PassiveHi
 }
 
-// setProtocols rewrites the config file with users[].protocols. A generic
-// YAML round trip keeps every key the harness and Extra wrote.
+// setProtocols rewrites the config file with users[].protocols, keeping
+// every key the harness and Extra wrote.
 func setProtocols(t *testing.T, configPath string, protocols map[string][]string) {
 	t.Helper()
-	data, err := os.ReadFile(configPath)
-	if err != nil {
-		t.Fatalf("read config: %v", err)
-	}
-	var c map[string]any
-	if err := yaml.Unmarshal(data, &c); err != nil {
-		t.Fatalf("parse config: %v", err)
-	}
-	users, _ := c["users"].([]any)
-	found := 0
-	for _, u := range users {
-		m, ok := u.(map[string]any)
-		if !ok {
-			t.Fatalf("config users entry is %T, want a mapping", u)
-		}
-		name, _ := m["name"].(string)
-		if p, ok := protocols[name]; ok {
-			m["protocols"] = p
-			found++
-		}
-	}
-	if found != len(protocols) {
-		t.Fatalf("protocols name %d users, the config has %d of them", len(protocols), found)
-	}
-	out, err := yaml.Marshal(c)
-	if err != nil {
-		t.Fatalf("marshal config: %v", err)
-	}
-	if err := os.WriteFile(configPath, out, 0o600); err != nil {
-		t.Fatalf("write config: %v", err)
+	for name, p := range protocols {
+		setUserKeys(t, configPath, name, map[string]any{"protocols": p})
 	}
 }
 
