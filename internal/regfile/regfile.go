@@ -75,8 +75,14 @@ func check(path string, fi fs.FileInfo, max int64) error {
 }
 
 func tooLarge(op, path string, max int64) error {
-	return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: larger than %s", ErrTooLarge, size(max))}
+	return &fs.PathError{Op: op, Path: path, Err: &tooLargeError{max}}
 }
+
+// tooLargeError says what the limit was, and is ErrTooLarge.
+type tooLargeError struct{ max int64 }
+
+func (e *tooLargeError) Error() string        { return "larger than " + size(e.max) }
+func (e *tooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
 func size(n int64) string {
 	if n >= 1<<20 && n%(1<<20) == 0 {
