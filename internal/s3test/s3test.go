@@ -12,6 +12,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"debug/buildinfo"
 	"encoding/hex"
 	"fmt"
@@ -30,6 +32,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -49,24 +52,41 @@ const (
 
 // Server is a running versitygw and what a client needs to reach it.
 type Server struct {
-	Endpoint  string // http://127.0.0.1:PORT
+	Endpoint  string // http://127.0.0.1:PORT, or https:// from StartTLS
 	AccessKey string
 	SecretKey string
 	Region    string
 	// DataDir is the posix backend's root: bucket B's object K is the file
 	// DataDir/B/K. A test may look there to see what reached the disk.
 	DataDir string
+	// CAFile is the PEM certificate a client must trust to reach a server
+	// from StartTLS (self-signed, for 127.0.0.1); empty for plain HTTP.
+	CAFile string
 
-	cmd  *exec.Cmd
-	logs *tailBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done is closed
+	roots *x509.CertPool // CAFile's certificate, nil for plain HTTP
+	cmd   *exec.Cmd
+	logs  *tailBuffer
+	done  chan struct{} // closed when the process has exited
+	err   error         // its exit status, once done is closed
 }
 
 // Start launches versitygw and waits until it answers HTTP. It is stopped,
 // and the test failed if it crashed or exited with an error, by t.Cleanup;
 // its output's last 32 KiB are logged when the test failed.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, false)
+}
+
+// StartTLS is Start with HTTPS, on a fresh self-signed certificate for
+// 127.0.0.1 (in CAFile): what an operator's store behind a private CA looks
+// like.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, true)
+}
+
+func startServer(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
@@ -76,9 +96,16 @@ func Start(t testing.TB) *Server {
 			t.Fatalf("s3test: %v", err)
 		}
 	}
+	var cert *tlsFiles
+	if useTLS {
+		var err error
+		if cert, err = writeCert(dir); err != nil {
+			t.Fatalf("s3test: %v", err)
+		}
+	}
 	var lastErr error
 	for range startTries {
-		s, err := start(bin, iam, data)
+		s, err := start(bin, iam, data, cert)
 		if err == nil {
 			t.Cleanup(func() { s.stop(t) })
 			return s
@@ -89,13 +116,17 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func start(bin, iam, data string) (*Server, error) {
+func start(bin, iam, data string, cert *tlsFiles) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http"
+	if cert != nil {
+		scheme = "https"
+	}
 	s := &Server{
-		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(port),
+		Endpoint:  scheme + "://127.0.0.1:" + strconv.Itoa(port),
 		AccessKey: "wharf-test-" + randomHex(4),
 		SecretKey: randomHex(20),
 		Region:    "us-east-1",
@@ -103,11 +134,12 @@ func start(bin, iam, data string) (*Server, error) {
 		logs:      &tailBuffer{max: logTail},
 		done:      make(chan struct{}),
 	}
-	s.cmd = exec.Command(bin,
-		"--port", "127.0.0.1:"+strconv.Itoa(port),
-		"--region", s.Region,
-		"--iam-dir", iam,
-		"posix", data)
+	args := []string{"--port", "127.0.0.1:" + strconv.Itoa(port), "--region", s.Region, "--iam-dir", iam}
+	if cert != nil {
+		args = append(args, "--cert", cert.certFile, "--key", cert.keyFile)
+		s.CAFile, s.roots = cert.certFile, cert.roots
+	}
+	s.cmd = exec.Command(bin, append(args, "posix", data)...)
 	// versitygw reads dozens of VGW_* variables (and LOGFILE, WEBHOOK, …):
 	// the server sees only what this package chose, never the developer's
 	// environment.
@@ -133,7 +165,10 @@ func start(bin, iam, data string) (*Server, error) {
 // GET / is refused with 403, which is an answer), it exits, or the start
 // timeout passes.
 func (s *Server) waitReady() error {
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		Proxy:           nil,
+		TLSClientConfig: &tls.Config{RootCAs: s.roots},
+	}}
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
@@ -184,9 +219,15 @@ func (s *Server) kill() {
 // Client returns an S3 client of the server's root user, independent of
 // the code under test, for a test to set up and check the bucket with. It
 // is built without the SDK's config loader, so no AWS_* variable of the
-// environment reaches it.
+// environment reaches it; it trusts CAFile, and nothing else, over HTTPS.
 func (s *Server) Client() *s3.Client {
+	roots := s.roots
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.Proxy = nil
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	})
 	return s3.New(s3.Options{
+		HTTPClient:                 httpClient,
 		BaseEndpoint:               aws.String(s.Endpoint),
 		Region:                     s.Region,
 		UsePathStyle:               true,

@@ -66,3 +66,17 @@ func TestTailBuffer(t *testing.T) {
 		t.Fatalf("got %q; want the last 8 bytes after a mark", got)
 	}
 }
+
+// StartTLS serves HTTPS on a certificate that only CAFile vouches for.
+func TestStartTLS(t *testing.T) {
+	s := StartTLS(t)
+	if !strings.HasPrefix(s.Endpoint, "https://127.0.0.1:") || s.CAFile == "" {
+		t.Fatalf("endpoint %q, CA file %q; want https on loopback and a CA file", s.Endpoint, s.CAFile)
+	}
+	b := s.NewBucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Client().HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b)}); err != nil {
+		t.Fatalf("HeadBucket over TLS: %v", err)
+	}
+}
