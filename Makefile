@@ -5,7 +5,7 @@ BIN        ?= bin/wharf
 FUZZTIME   ?= 20s
 # Bounds the shrinking of each new input, so a run ends near FUZZTIME.
 FUZZMINTIME ?= 5s
-FUZZPKGS   ?= ./internal/config ./internal/auth ./internal/vfs
+FUZZPKGS   ?= ./internal/config ./internal/auth ./internal/vfs ./internal/s3store
 BENCHFLAGS ?=
 # Stamped into `wharf version`.
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
