@@ -212,6 +212,12 @@ func TestChecksumsWhenRequired(t *testing.T) {
 	if found := checksummed(ours); len(found) > 0 {
 		t.Errorf("checksum headers sent with \"when required\": %v", found)
 	}
+	// versitygw 1.8.0 answers a PUT with a CRC64NVME of the whole object
+	// even when none was sent; the client does not check it.
+	if put := ours.exchanges()[0]; put.resp.Get("X-Amz-Checksum-Crc64nvme") == "" || put.resp.Get("X-Amz-Checksum-Type") != "FULL_OBJECT" {
+		t.Errorf("PutObject answer: checksum headers %q, %q; want versitygw's CRC64NVME of the FULL_OBJECT",
+			put.resp.Get("X-Amz-Checksum-Crc64nvme"), put.resp.Get("X-Amz-Checksum-Type"))
+	}
 
 	sdk := &wire{}
 	calls(newTestClient(t, srv, bucket, recordWire(sdk), func(o *s3.Options) {
@@ -220,6 +226,11 @@ func TestChecksumsWhenRequired(t *testing.T) {
 	}), "sdk")
 	if found := checksummed(sdk); len(found) < 3 {
 		t.Errorf("the SDK's default sent checksum headers on %v; want PutObject, GetObject and UploadPart", found)
+	}
+	// versitygw accepts the SDK's CRC32 (all calls above succeeded) and
+	// answers with it.
+	if put := sdk.exchanges()[0]; put.resp.Get("X-Amz-Checksum-Crc32") != put.req.Get("X-Amz-Checksum-Crc32") {
+		t.Errorf("PutObject with CRC32 %q answered with %q", put.req.Get("X-Amz-Checksum-Crc32"), put.resp.Get("X-Amz-Checksum-Crc32"))
 	}
 }
 
