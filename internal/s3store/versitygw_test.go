@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -177,6 +178,10 @@ func TestMultipartUpload(t *testing.T) {
 	if err != nil || len(ups.Uploads) != 1 || aws.ToString(ups.Uploads[0].Key) != key {
 		t.Fatalf("ListMultipartUploads: %+v, %v; want this upload", ups, err)
 	}
+	// The start-up sweep ages uploads by this time.
+	if at := aws.ToTime(ups.Uploads[0].Initiated); time.Since(at) > time.Hour || time.Until(at) > time.Minute {
+		t.Errorf("upload initiated at %v; want about now", at)
+	}
 
 	done, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: aws.String(bucket), Key: aws.String(key), UploadId: mu.UploadId, MultipartUpload: completed(p1, p2, p3)})
@@ -305,6 +310,12 @@ func TestListPagination(t *testing.T) {
 		}
 	}
 	t.Logf("%d names in %d pages of at most %d", len(names), pages, pageSize)
+
+	// A page holds at most 1,000 keys, whatever MaxKeys asks for.
+	big, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("home/"), MaxKeys: aws.Int32(5000)})
+	if err != nil || len(big.Contents) != 1000 || !aws.ToBool(big.IsTruncated) {
+		t.Errorf("MaxKeys 5000: %d keys, truncated %v, %v; want 1000, truncated", len(big.Contents), aws.ToBool(big.IsTruncated), err)
+	}
 }
 
 // If-None-Match: * makes a PUT and a CompleteMultipartUpload fail with
@@ -313,7 +324,8 @@ func TestListPagination(t *testing.T) {
 func TestIfNoneMatch(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.NewBucket(t)
-	c := newTestClient(t, srv, bucket)
+	w := &wire{}
+	c := newTestClient(t, srv, bucket, recordWire(w))
 	ctx := testContext(t)
 	const key = "home/carol/report.csv"
 
@@ -361,6 +373,22 @@ func TestIfNoneMatch(t *testing.T) {
 	if got := get(ctx, t, c, bucket, key, ""); string(got) != "multipart" {
 		t.Fatalf("object holds %q; want \"multipart\"", got)
 	}
+
+	// CopyObject is different: versitygw 1.8.0 ignores If-None-Match there
+	// and overwrites, so a rename must not count on it.
+	put(ctx, t, c, bucket, "home/carol/other", []byte("other"))
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		CopySource: aws.String(bucket + "/home/carol/other"), IfNoneMatch: aws.String("*")}); err != nil {
+		t.Fatalf("CopyObject with If-None-Match: * onto an existing key: %v", err)
+	}
+	if sent := w.exchanges(); sent[len(sent)-1].req.Get("If-None-Match") != "*" {
+		t.Fatal("the CopyObject request carried no If-None-Match: *")
+	}
+	got := string(get(ctx, t, c, bucket, key, ""))
+	if got != "other" {
+		t.Fatalf("after CopyObject with If-None-Match: * the object holds %q", got)
+	}
+	t.Logf("versitygw 1.8.0 ignores If-None-Match: * on CopyObject: the existing object was overwritten")
 }
 
 // UploadPartCopy copies an existing object, whole or a range of it, into
@@ -530,5 +558,77 @@ func TestPayloadSigning(t *testing.T) {
 				t.Errorf("an unseekable body over http: %v; want \"not seekable\"", err)
 			}
 		})
+	}
+}
+
+// Folders on versitygw's posix backend behave as on S3 where the s3
+// backend can see them: a folder without a marker is only a common prefix
+// (HEAD of "x" and "x/" is 404), deleting a marker leaves the folder
+// implicit while it has objects, and a folder vanishes with its last
+// object. Unlike S3, a file and a folder of one name cannot coexist: the
+// store refuses the second with 409.
+func TestFolders(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.NewBucket(t)
+	c := newTestClient(t, srv, bucket)
+	ctx := testContext(t)
+
+	status := func(key string) int {
+		_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err == nil {
+			return 200
+		}
+		_, st := apiError(err)
+		return st
+	}
+	root := func() []string {
+		l, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Delimiter: aws.String("/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, o := range l.Contents {
+			names = append(names, aws.ToString(o.Key))
+		}
+		for _, p := range l.CommonPrefixes {
+			names = append(names, aws.ToString(p.Prefix))
+		}
+		return names
+	}
+	del := func(key string) {
+		t.Helper()
+		if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+			t.Fatalf("DeleteObject %s: %v", key, err)
+		}
+	}
+
+	put(ctx, t, c, bucket, "x/y", []byte("data"))
+	put(ctx, t, c, bucket, "m/", nil)
+	put(ctx, t, c, bucket, "m/child", []byte("c"))
+	for key, want := range map[string]int{"x": 404, "x/": 404, "m": 404, "m/": 200, "x/y": 200} {
+		if got := status(key); got != want {
+			t.Errorf("HEAD %q: %d; want %d", key, got, want)
+		}
+	}
+	del("m/")
+	if got := root(); !slices.Equal(got, []string{"m/", "x/"}) || status("m/") != 404 {
+		t.Errorf("after deleting the marker m/: root lists %q, HEAD m/ %d; want m/ implicit", got, status("m/"))
+	}
+	del("x/y")
+	del("m/child")
+	del("never-existed") // deleting a missing key succeeds, as on S3
+	if got := root(); len(got) != 0 {
+		t.Errorf("after deleting every object: root lists %q; want nothing", got)
+	}
+
+	put(ctx, t, c, bucket, "f/g", []byte("1"))
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("f"), Body: strings.NewReader("")})
+	if code, st := apiError(err); code != "ExistingObjectIsDirectory" || st != 409 {
+		t.Errorf("PUT f beside folder f/: %v (%s, %d); want ExistingObjectIsDirectory, 409", err, code, st)
+	}
+	put(ctx, t, c, bucket, "h", []byte("1"))
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("h/i"), Body: strings.NewReader("")})
+	if code, st := apiError(err); code != "ObjectParentIsFile" || st != 409 {
+		t.Errorf("PUT h/i under file h: %v (%s, %d); want ObjectParentIsFile, 409", err, code, st)
 	}
 }
