@@ -240,6 +240,7 @@ func TestListPagination(t *testing.T) {
 	}
 	keys = append(keys, "other/not-listed") // beside the listed prefix
 	// Eight PUTs at a time: bounded, and fast enough on two shared cores.
+	putStart := time.Now()
 	work := make(chan string)
 	errs := make(chan error, len(keys))
 	var wg sync.WaitGroup
@@ -262,7 +263,9 @@ func TestListPagination(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("PutObject: %v", err)
 	}
+	putTime := time.Since(putStart)
 
+	listStart := time.Now()
 	var names []string
 	pages := 0
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{
@@ -309,7 +312,8 @@ func TestListPagination(t *testing.T) {
 			t.Errorf("listed key %q does not map to a path", n)
 		}
 	}
-	t.Logf("%d names in %d pages of at most %d", len(names), pages, pageSize)
+	t.Logf("%d PUTs (8 at a time) in %v; %d names in %d pages of at most %d in %v",
+		len(keys), putTime.Round(time.Millisecond), len(names), pages, pageSize, time.Since(listStart).Round(time.Millisecond))
 
 	// A page holds at most 1,000 keys, whatever MaxKeys asks for.
 	big, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("home/"), MaxKeys: aws.Int32(5000)})
