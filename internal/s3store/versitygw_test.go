@@ -614,6 +614,10 @@ func TestFolders(t *testing.T) {
 			t.Errorf("HEAD %q: %d; want %d", key, got, want)
 		}
 	}
+	if h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("m/")}); err != nil ||
+		aws.ToString(h.ContentType) != "application/x-directory" || aws.ToInt64(h.ContentLength) != 0 {
+		t.Errorf("HEAD of the marker m/: %+v, %v; want an empty application/x-directory", h, err)
+	}
 	del("m/")
 	if got := root(); !slices.Equal(got, []string{"m/", "x/"}) || status("m/") != 404 {
 		t.Errorf("after deleting the marker m/: root lists %q, HEAD m/ %d; want m/ implicit", got, status("m/"))
