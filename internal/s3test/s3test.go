@@ -150,6 +150,9 @@ func start(bin, iam, data string, cert *tlsFiles) (*Server, error) {
 		"ROOT_SECRET_KEY=" + s.SecretKey,
 	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	// A test binary killed by -timeout runs no cleanup: the kernel then
+	// kills the server with it, rather than leave it listening.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -163,7 +166,8 @@ func start(bin, iam, data string, cert *tlsFiles) (*Server, error) {
 
 // waitReady polls until the server answers any HTTP request (an anonymous
 // GET / is refused with 403, which is an answer), it exits, or the start
-// timeout passes.
+// timeout passes. The answer must name versitygw: if another process took
+// the port first, that one answers while ours is still failing to bind.
 func (s *Server) waitReady() error {
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
 		Proxy:           nil,
@@ -180,6 +184,9 @@ func (s *Server) waitReady() error {
 		resp, err := client.Get(s.Endpoint + "/")
 		if err == nil {
 			resp.Body.Close()
+			if server := resp.Header.Get("Server"); server != "VERSITYGW" {
+				return fmt.Errorf("%s is answered by %q, not versitygw", s.Endpoint, server)
+			}
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
