@@ -5,19 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/wharf-sftp/wharf/internal/regfile"
 )
 
-// maxSecretFile bounds the read of secret_access_key_file: a secret access
-// key is 40 characters at AWS and rarely above 128 elsewhere.
-const maxSecretFile = 4 << 10
+// maxSecretFile bounds the read of secret_access_key_file, as for every
+// other secret file wharf reads (a secret access key is 40 characters at
+// AWS and rarely above 128 elsewhere).
+const maxSecretFile = 64 << 10
 
 // NewClient builds the S3 client for cfg. It validates cfg first, then:
 //
@@ -77,20 +77,14 @@ func NewClient(ctx context.Context, cfg Config, opts ...func(*s3.Options)) (*s3.
 }
 
 // readSecret returns the secret access key in file name: its content with
-// surrounding white space trimmed (an editor's final newline), at most
-// maxSecretFile bytes. Errors name the file, never its content.
+// surrounding white space trimmed (an editor's final newline). The file is
+// read through regfile, as every operator-named file: a regular file of at
+// most maxSecretFile bytes, never a FIFO or a device. Errors name the
+// file, never its content.
 func readSecret(name string) (string, error) {
-	f, err := os.Open(name)
+	b, err := regfile.Read(name, maxSecretFile)
 	if err != nil {
 		return "", fmt.Errorf("s3: secret_access_key_file: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return "", fmt.Errorf("s3: secret_access_key_file %s: %w", name, err)
-	}
-	if len(b) > maxSecretFile {
-		return "", fmt.Errorf("s3: secret_access_key_file %s: larger than %d bytes, not a secret key", name, maxSecretFile)
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
