@@ -132,6 +132,9 @@ func TestMetricsFollowTransfers(t *testing.T) {
 		{"wharf_transfer_bytes_total", map[string]string{"protocol": "sftp", "direction": "up"}, 123456},
 		{"wharf_transfer_bytes_total", map[string]string{"protocol": "sftp", "direction": "down"}, 123456},
 		{"wharf_transfer_duration_seconds", map[string]string{"direction": "up"}, 1},
+		// The login gate's queue, idle once the logins are done.
+		{"wharf_password_checks", map[string]string{"state": "running"}, 0},
+		{"wharf_password_checks", map[string]string{"state": "waiting"}, 0},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

@@ -20,6 +20,9 @@ type Sources struct {
 	// Hooks returns, per hook name, its queue depth and its delivered,
 	// failed and dropped counts.
 	Hooks func() map[string]HookStats
+	// PasswordChecks returns the password checks hashing now and those
+	// waiting for room (limits.max_concurrent_password_checks).
+	PasswordChecks func() (running, waiting int)
 }
 
 // HookStats is one hook's delivery state.
@@ -135,6 +138,7 @@ var (
 	bannedDesc   = prometheus.NewDesc("wharf_defender_banned", "Addresses banned now.", nil, nil)
 	queueDesc    = prometheus.NewDesc("wharf_hook_queue_depth", "Events waiting for delivery, by hook.", []string{"hook"}, nil)
 	hookDesc     = prometheus.NewDesc("wharf_hook_deliveries_total", "Hook deliveries by hook and outcome (delivered, failed attempt, dropped).", []string{"hook", "outcome"}, nil)
+	checksDesc   = prometheus.NewDesc("wharf_password_checks", "Password hash verifications by state: running, or waiting for room.", []string{"state"}, nil)
 )
 
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
@@ -142,6 +146,7 @@ func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- bannedDesc
 	ch <- queueDesc
 	ch <- hookDesc
+	ch <- checksDesc
 }
 
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
@@ -153,6 +158,11 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	}
 	if g.src.Bans != nil {
 		ch <- prometheus.MustNewConstMetric(bannedDesc, prometheus.GaugeValue, float64(g.src.Bans()))
+	}
+	if g.src.PasswordChecks != nil {
+		running, waiting := g.src.PasswordChecks()
+		ch <- prometheus.MustNewConstMetric(checksDesc, prometheus.GaugeValue, float64(running), "running")
+		ch <- prometheus.MustNewConstMetric(checksDesc, prometheus.GaugeValue, float64(waiting), "waiting")
 	}
 	if g.src.Hooks != nil {
 		for name, h := range g.src.Hooks() {

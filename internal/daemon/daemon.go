@@ -130,6 +130,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Sessions: d.sessionsByProtocol,
 		Bans:     func() int { return len(d.guard.Bans()) },
 		Hooks:    d.hookStats,
+		// The gate is built below; nothing scrapes before New returns.
+		PasswordChecks: func() (int, int) { return d.gate.PasswordChecks() },
 	})
 	d.sessions.SetEvents(d.metrics.Sink(d.events))
 	if cfg.Uploads.Atomic { // no session is open yet: every temporary upload file is a dead daemon's

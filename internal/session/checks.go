@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -68,6 +70,8 @@ type checkSlots struct {
 	// the defender scores its next ones up front: half the slots, so that
 	// one address never holds them all.
 	share int
+
+	running, waiting atomic.Int64 // for the operator's metrics
 }
 
 func newCheckSlots(c CheckLimits) *checkSlots {
@@ -100,6 +104,8 @@ func (c *checkSlots) acquire(cost int64) (release func(), err error) {
 	cost = min(max(cost, 1), c.max) // a hash heavier than the budget runs alone
 	ctx, cancel := context.WithTimeout(context.Background(), c.wait)
 	defer cancel()
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
 	if err := c.slots.Acquire(ctx, 1); err != nil {
 		return nil, errChecksBusy
 	}
@@ -107,8 +113,13 @@ func (c *checkSlots) acquire(cost int64) (release func(), err error) {
 		c.slots.Release(1)
 		return nil, errChecksBusy
 	}
+	c.running.Add(1)
+	var once sync.Once
 	return func() {
-		c.memory.Release(cost)
-		c.slots.Release(1)
+		once.Do(func() {
+			c.running.Add(-1)
+			c.memory.Release(cost)
+			c.slots.Release(1)
+		})
 	}, nil
 }

@@ -53,6 +53,12 @@ func NewGate(c GateConfig) *Gate {
 	return &Gate{users: c.Users, guard: g, sessions: c.Sessions, checks: newCheckSlots(c.Checks)}
 }
 
+// PasswordChecks reports the password checks hashing now and those waiting
+// for room (the operator's metrics).
+func (g *Gate) PasswordChecks() (running, waiting int) {
+	return int(g.checks.running.Load()), int(g.checks.waiting.Load())
+}
+
 // Sessions is the registry the gate opens sessions in.
 func (g *Gate) Sessions() *Manager { return g.sessions }
 

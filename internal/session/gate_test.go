@@ -32,7 +32,16 @@ func TestCheckSlots(t *testing.T) {
 		}
 		// Both slots taken: the third waits the whole wait, then fails.
 		start := time.Now()
-		if _, err := c.acquire(10); !errors.Is(err, errChecksBusy) {
+		third := make(chan error)
+		go func() {
+			_, err := c.acquire(10)
+			third <- err
+		}()
+		synctest.Wait()
+		if running, waiting := c.running.Load(), c.waiting.Load(); running != 2 || waiting != 1 {
+			t.Errorf("%d running, %d waiting; want 2 and 1", running, waiting)
+		}
+		if err := <-third; !errors.Is(err, errChecksBusy) {
 			t.Fatalf("third check with two slots: %v, want errChecksBusy", err)
 		}
 		if waited := time.Since(start); waited != time.Second {
@@ -40,6 +49,10 @@ func TestCheckSlots(t *testing.T) {
 		}
 		r1()
 		r2()
+		r2() // a second release is a no-op
+		if running, waiting := c.running.Load(), c.waiting.Load(); running != 0 || waiting != 0 {
+			t.Errorf("%d running, %d waiting after every release; want none", running, waiting)
+		}
 
 		// Memory bounds too: two hashes of 60 do not fit in 100.
 		r1, err = c.acquire(60)
