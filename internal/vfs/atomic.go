@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,17 @@ import (
 //     TransferError (a dropped connection, an aborted FTP transfer). Two
 //     concurrent uploads of one name each write their own file; the last to
 //     complete wins, and neither sees the other's bytes.
+//   - A name that changes under an open upload detaches it, as a POSIX
+//     server's open file loses its name: a remove of the name, a rename
+//     onto it and another upload of it completing, all in the same
+//     session, take the upload out of the session's view and unlink its
+//     temporary file; its handle still takes writes, and its Close commits
+//     nothing and keeps no partial. A client that removes a name whose
+//     upload failed, uploads it again and closes the old handle last (as
+//     one does that cleans up before it closes) thus finds what OpenSSH's
+//     sftp-server, or this server with the layer off, would leave: the new
+//     file, not the abandoned one. Another session's uploads are its own,
+//     as before: the last to complete wins.
 //   - A failed upload is kept as the name's partial, ".wharf-partial.<name>",
 //     for a later resume; the name itself is untouched: no new file appears,
 //     and an overwrite that breaks keeps the old content. The partial's name
@@ -60,7 +72,12 @@ import (
 //   - Both kinds of names are hidden from listings; an operation naming one
 //     is answered as if nothing were there (creating one: permission denied).
 //     Removing a name removes its partial too, and a directory that holds
-//     nothing but partials can be removed.
+//     nothing but partials can be removed. A temporary file keeps its
+//     directory, as the growing file would on a plain server: at run time
+//     one exists only while an upload holds it (a detach and a Close
+//     remove theirs, and RecoverUploads turns a dead daemon's into
+//     partials before the first session), and it may be another
+//     session's, which this one cannot see.
 //
 // Every layer above must pass TransferError down to the file it wraps, or
 // a dropped connection looks like a completed upload. Close of this
@@ -102,8 +119,14 @@ type atomicFS struct {
 	copyMax int64
 	fsync   bool // flush uploads and their directory before Close returns
 
+	// names serialises this session's changes of names (a commit, a kept
+	// partial, a remove, a rename), so that an upload detached by one is
+	// never committed by a Close running beside it.
+	names sync.Mutex
+
 	mu      sync.Mutex
-	open    map[string][]*atomicFile // by client path: this session's uploads not yet closed
+	open    map[string][]*atomicFile // by client path: this session's live uploads (neither closed nor detached)
+	held    int                      // uploads not yet closed, detached ones included
 	closing bool                     // Close was called; the last upload closes the backend
 
 	closeOnce sync.Once
@@ -117,7 +140,7 @@ type atomicFS struct {
 func (a *atomicFS) Close() error {
 	a.mu.Lock()
 	a.closing = true
-	busy := len(a.open) > 0
+	busy := a.held > 0
 	a.mu.Unlock()
 	if busy {
 		return nil
@@ -208,30 +231,62 @@ func (n namedInfo) Name() string { return n.name }
 func (a *atomicFS) track(f *atomicFile) {
 	a.mu.Lock()
 	a.open[f.name] = append(a.open[f.name], f)
+	a.held++
 	a.mu.Unlock()
 }
 
-// untrack forgets a closed upload, and closes the backend if it was the
-// last one a Close waited for.
-func (a *atomicFS) untrack(f *atomicFile) {
+// release takes f out of the session's live uploads and reports whether it
+// was one: false means a remove, a rename or another upload detached it.
+// The caller holds a.names.
+func (a *atomicFS) release(f *atomicFile) bool {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	list := a.open[f.name]
-	for i, g := range list {
-		if g == f {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
+	i := slices.Index(list, f)
+	if i < 0 {
+		return false
 	}
-	if len(list) == 0 {
+	if list = slices.Delete(list, i, i+1); len(list) == 0 {
 		delete(a.open, f.name)
 	} else {
 		a.open[f.name] = list
 	}
-	last := a.closing && len(a.open) == 0
+	return true
+}
+
+// done forgets a closed upload, and closes the backend if it was the last
+// one a Close waited for.
+func (a *atomicFS) done() {
+	a.mu.Lock()
+	a.held--
+	last := a.closing && a.held == 0
 	a.mu.Unlock()
 	if last {
 		_ = a.closeInner() // nobody is left to report it to
 	}
+}
+
+// detach takes this session's live uploads of name, and of any name
+// beneath it, out of its view and unlinks their temporary files: the name
+// they would have landed on was removed, renamed over or completed by
+// another upload. Their handles still take writes, into a file no name
+// leads to (as a POSIX file's do once unlinked), and their Close commits
+// nothing. It reports how many it detached. The caller holds a.names.
+func (a *atomicFS) detach(name string) int {
+	p := clientPath(name)
+	a.mu.Lock()
+	var gone []*atomicFile
+	for n, list := range a.open {
+		if n == p || strings.HasPrefix(n, p+"/") || p == "/" {
+			gone = append(gone, list...)
+			delete(a.open, n)
+		}
+	}
+	a.mu.Unlock()
+	for _, u := range gone {
+		_ = a.FS.Remove(u.tmp) // gone already with a removed directory
+	}
+	return len(gone)
 }
 
 // uploads returns this session's open uploads of name, newest last.
@@ -273,6 +328,11 @@ func (a *atomicFS) stat(op, name string) (fs.FileInfo, bool, error) {
 		return nil, false, notFound(op, name)
 	}
 	base := path.Base(clientPath(name))
+	// The session's own live upload of name is what a plain server would
+	// show under it, since there the upload is the file: pkg/sftp answers
+	// FSTAT of the open handle by path, and OpenSSH's put compares the
+	// size it reports. A detached upload is no longer in this list, so
+	// its name shows the store again.
 	if ups := a.uploads(name); len(ups) > 0 {
 		if fi, err := ups[len(ups)-1].file.f.Stat(); err == nil {
 			return namedInfo{fi, base}, true, nil
@@ -423,12 +483,16 @@ func (a *atomicFS) MkdirAll(name string, perm fs.FileMode) error {
 	return a.FS.MkdirAll(name, perm)
 }
 
-// Remove removes the file and its partial (the client saw one name); a
+// Remove removes everything the client may see under name: the file, the
+// session's live uploads of it (detached, as unlink leaves an open file
+// without a name) and its partial. It succeeds if any of them existed. A
 // directory that seems empty but holds partials loses them first.
 func (a *atomicFS) Remove(name string) error {
 	if reserved(name) {
 		return notFound("remove", name)
 	}
+	a.names.Lock()
+	defer a.names.Unlock()
 	err := a.FS.Remove(name)
 	if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 		if a.dropPartials(name) {
@@ -438,8 +502,15 @@ func (a *atomicFS) Remove(name string) error {
 	if clientPath(name) == "/" || (err != nil && !errors.Is(err, fs.ErrNotExist)) {
 		return err
 	}
-	if perr := a.FS.Remove(partialOf(name)); perr == nil {
-		return nil // the partial was what the client saw
+	found := err == nil
+	if a.detach(name) > 0 {
+		found = true
+	}
+	if a.FS.Remove(partialOf(name)) == nil {
+		found = true
+	}
+	if found {
+		return nil
 	}
 	return err
 }
@@ -474,9 +545,12 @@ func (a *atomicFS) RemoveAll(name string) error {
 	if reserved(name) {
 		return notFound("remove", name)
 	}
+	a.names.Lock()
+	defer a.names.Unlock()
 	if err := a.FS.RemoveAll(name); err != nil {
 		return err
 	}
+	a.detach(name)
 	if clientPath(name) != "/" {
 		_ = a.FS.Remove(partialOf(name))
 	}
@@ -490,10 +564,17 @@ func (a *atomicFS) Rename(oldname, newname string) error {
 	if reserved(newname) {
 		return denied("rename", newname)
 	}
+	a.names.Lock()
+	defer a.names.Unlock()
 	if err := a.FS.Rename(oldname, newname); err != nil {
 		return err
 	}
-	// newname is complete now; a partial of it would describe another file.
+	if clientPath(oldname) == clientPath(newname) {
+		return nil
+	}
+	// newname is complete now: an upload of it still open would replace
+	// the file just renamed there, and a partial would describe another.
+	a.detach(newname)
 	if clientPath(newname) != "/" {
 		_ = a.FS.Remove(partialOf(newname))
 	}
@@ -659,12 +740,13 @@ func (f *atomicFile) TransferError(err error) {
 }
 
 // Close renames the upload over its name if it is complete, and keeps it
-// as the name's partial otherwise.
+// as the name's partial otherwise; a detached upload leaves nothing.
 func (f *atomicFile) Close() error {
 	if f.closed.Swap(true) {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
 	}
-	defer f.fs.untrack(f)
+	a := f.fs
+	defer a.done()
 	var err error
 	if f.fs.fsync && (f.dirty.Load() || f.start == startedClaim) {
 		// Whether it becomes the file or the partial, its bytes must be
@@ -677,11 +759,36 @@ func (f *atomicFile) Close() error {
 	f.mu.Lock()
 	failed := f.failed
 	f.mu.Unlock()
-	if failed != nil || err != nil {
-		f.keep()
+	a.names.Lock()
+	if !a.release(f) {
+		a.names.Unlock()
+		// Its name went while it was open, and its bytes with it, as an
+		// unlinked file's do; the detach unlinked the temporary file
+		// already, unless that failed.
+		_ = a.FS.Remove(f.tmp)
+		if f.excl && err == nil {
+			// An exclusive upload must not be told it landed when another
+			// completed the name first: O_EXCL refuses at close too.
+			if _, _, serr := a.FS.LstatIfPossible(f.name); serr == nil {
+				err = &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrExist}
+			}
+		}
 		return err
 	}
-	return f.commit()
+	if failed != nil || err != nil {
+		kept := f.keep()
+		a.names.Unlock()
+		if kept {
+			_ = a.syncDir(f.name) // the upload failed already; this is best effort
+		}
+		return err
+	}
+	landed, err := f.commit()
+	a.names.Unlock()
+	if landed {
+		err = pathErr("close", f.name, a.syncDir(f.name))
+	}
+	return err
 }
 
 // syncDir flushes the directory holding name, so that a rename into it
@@ -693,45 +800,50 @@ func (a *atomicFS) syncDir(name string) error {
 	return syncDir(a.FS, name)
 }
 
-func (f *atomicFile) commit() error {
+// commit renames the upload over its name and reports whether it did
+// (its directory then needs a sync). The caller holds a.names.
+func (f *atomicFile) commit() (bool, error) {
 	a := f.fs
 	if f.start == startedCopied && !f.dirty.Load() {
 		// Opened for writing, nothing written: the file is already what
 		// the client sees, and keeps its times.
 		_ = a.FS.Remove(f.tmp)
-		return nil
+		return false, nil
 	}
 	if f.excl {
 		// Another session may have completed the name since the open.
 		if _, _, err := a.FS.LstatIfPossible(f.name); err == nil {
 			_ = a.FS.Remove(f.tmp)
-			return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrExist}
+			return false, &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrExist}
 		}
 	}
 	if err := a.FS.Rename(f.tmp, f.name); err != nil {
 		f.keep()
-		return pathErr("close", f.name, err)
+		return false, pathErr("close", f.name, err)
 	}
-	// Any partial left now is older than the complete file.
+	// The session's other uploads of the name are older than the file now
+	// under it, and so is any partial.
+	a.detach(f.name)
 	_ = a.FS.Remove(partialOf(f.name))
-	return pathErr("close", f.name, a.syncDir(f.name))
+	return true, nil
 }
 
 // keep makes the temporary file the name's partial, unless it holds
-// nothing the client sent.
-func (f *atomicFile) keep() {
+// nothing the client sent, and reports whether it did. The caller holds
+// a.names.
+func (f *atomicFile) keep() bool {
 	a := f.fs
 	fi, err := a.FS.Stat(f.tmp)
 	if err != nil {
-		return // gone with its directory
+		return false // gone with its directory
 	}
 	if fi.Size() == 0 || (f.start != startedClaim && !f.dirty.Load()) {
 		_ = a.FS.Remove(f.tmp)
-		return
+		return false
 	}
 	if err := a.FS.Rename(f.tmp, partialOf(f.name)); err != nil {
 		_ = a.FS.Remove(f.tmp)
-		return
+		return false
 	}
-	_ = a.syncDir(f.name) // the upload failed already; this is best effort
+	return true
 }
