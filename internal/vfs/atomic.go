@@ -329,10 +329,10 @@ func (a *atomicFS) stat(op, name string) (fs.FileInfo, bool, error) {
 	}
 	base := path.Base(clientPath(name))
 	// The session's own live upload of name is what a plain server would
-	// show under it, since there the upload is the file: pkg/sftp answers
-	// FSTAT of the open handle by path, and OpenSSH's put compares the
-	// size it reports. A detached upload is no longer in this list, so
-	// its name shows the store again.
+	// show under it, since there the upload is the file; and pkg/sftp
+	// answers FSTAT of an open handle by path, so a client sees its own
+	// upload there. A detached upload is out of this list: its name shows
+	// the store again.
 	if ups := a.uploads(name); len(ups) > 0 {
 		if fi, err := ups[len(ups)-1].file.f.Stat(); err == nil {
 			return namedInfo{fi, base}, true, nil
@@ -783,10 +783,13 @@ func (f *atomicFile) Close() error {
 		}
 		return err
 	}
-	landed, err := f.commit()
+	moved, err := f.commit()
 	a.names.Unlock()
-	if landed {
-		err = pathErr("close", f.name, a.syncDir(f.name))
+	if moved {
+		serr := a.syncDir(f.name)
+		if err == nil {
+			err = pathErr("close", f.name, serr)
+		}
 	}
 	return err
 }
@@ -800,9 +803,10 @@ func (a *atomicFS) syncDir(name string) error {
 	return syncDir(a.FS, name)
 }
 
-// commit renames the upload over its name and reports whether it did
-// (its directory then needs a sync). The caller holds a.names.
-func (f *atomicFile) commit() (bool, error) {
+// commit renames the upload over its name, or keeps it as the partial if
+// that fails, and reports whether it renamed anything (the directory then
+// needs a sync). The caller holds a.names.
+func (f *atomicFile) commit() (moved bool, err error) {
 	a := f.fs
 	if f.start == startedCopied && !f.dirty.Load() {
 		// Opened for writing, nothing written: the file is already what
@@ -818,8 +822,7 @@ func (f *atomicFile) commit() (bool, error) {
 		}
 	}
 	if err := a.FS.Rename(f.tmp, f.name); err != nil {
-		f.keep()
-		return false, pathErr("close", f.name, err)
+		return f.keep(), pathErr("close", f.name, err)
 	}
 	// The session's other uploads of the name are older than the file now
 	// under it, and so is any partial.
