@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path"
@@ -62,8 +63,14 @@ func (f *durableFile) Close() error {
 }
 
 // syncDir flushes the directory that holds name (a client path of fsys).
+// A directory removed meanwhile (the client unlinked the file under its
+// open handle, then removed the folder) has no entry left to make
+// durable: that is no error, as close(2) on a POSIX server is none.
 func syncDir(fsys afero.Fs, name string) error {
 	d, err := fsys.Open(path.Dir(clientPath(name)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
