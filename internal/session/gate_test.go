@@ -201,18 +201,23 @@ func TestGatePassword(t *testing.T) {
 func TestGateFloodScoredBeforeHashing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newGateFixture(t, CheckLimits{Concurrent: 2, Memory: 64 << 20, Wait: time.Second})
-		hold, err := f.gate.checks.acquire(1) // the other slot stays free...
+		hold, err := f.gate.checks.acquire(1) // both slots taken
 		if err != nil {
 			t.Fatal(err)
 		}
-		hold2, err := f.gate.checks.acquire(1) // ...no: both are taken
+		hold2, err := f.gate.checks.acquire(1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		addr := netip.MustParseAddr("198.51.100.7")
-		errs := make(chan error, 5)
+		// Five connections admitted first: once the attempts start, the
+		// address is banned and would be refused admission.
+		var logins []*Login
 		for range 5 {
-			l := f.admit(t, "ftps", addr.String())
+			logins = append(logins, f.admit(t, "ftps", addr.String()))
+		}
+		errs := make(chan error, 5)
+		for _, l := range logins {
 			go func() {
 				_, err := l.Password("alice", "wrong")
 				errs <- err
