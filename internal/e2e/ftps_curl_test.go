@@ -101,6 +101,18 @@ func TestFTPSCurl(t *testing.T) {
 		if r, _ := l["remote"].(string); !strings.HasPrefix(r, "127.0.0.1:") {
 			t.Errorf("ftps login line remote = %q, want 127.0.0.1:PORT", r)
 		}
+		// One line per login: the gate writes it, the front end does not.
+		logins := map[any]int{}
+		for _, l := range f.Logs() {
+			if logMatch("msg", "login", "proto", "ftps", "outcome", "ok")(l) {
+				logins[l["conn_id"]]++
+			}
+		}
+		for id, n := range logins {
+			if n != 1 {
+				t.Errorf("connection %v logged %d \"login\" lines, want 1", id, n)
+			}
+		}
 	})
 
 	t.Run("Implicit", func(t *testing.T) {

@@ -136,7 +136,6 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()
-	c.log.Info("login", "method", p.Method, "outcome", "ok")
 	return d.srv.newClientFS(s.FS, cc), nil
 }
 
