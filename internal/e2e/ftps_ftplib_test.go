@@ -207,6 +207,23 @@ func wantString(want string) func(t *testing.T, o ftpOutcome) {
 	}
 }
 
+// wantControlAlive checks a PWD sent after refused data connections: it
+// answers "/". Now and then Python's ssl raises the data connection's TLS
+// alert ("bad certificate", sent by the server on the data connection only)
+// from the next call on another socket, here the control connection's PWD;
+// the client script then reads the reply that follows, and a 257 there
+// proves the control connection alive just the same.
+func wantControlAlive(t *testing.T, o ftpOutcome) {
+	t.Helper()
+	if o.OK {
+		wantString("/")(t, o)
+		return
+	}
+	if o.Type != "SSLError" || !strings.Contains(o.text(), `257 "/"`) {
+		t.Errorf("%s after the refusals: %s: %s; want \"/\"", o.Name, o.Type, o.text())
+	}
+}
+
 // wantResumptionRefusal checks that a failed data connection was refused
 // with a 4xx reply that says why.
 func wantResumptionRefusal(t *testing.T, o ftpOutcome) {
@@ -254,7 +271,7 @@ func TestFTPSFtplib(t *testing.T) {
 			}},
 			{Name: "stor", Op: "stor", Args: []any{src, "plain-up"}, fail: 5, check: wantResumptionRefusal},
 			// The control connection survives the refusals.
-			{Name: "pwd", Op: "pwd", check: wantString("/")},
+			{Name: "pwd", Op: "pwd", fail: -1, check: wantControlAlive},
 		})
 		if st, err := os.Stat(filepath.Join(home, "plain-up")); err == nil && st.Size() > 0 {
 			t.Errorf("an upload over a data connection that did not resume the session stored %d bytes", st.Size())
