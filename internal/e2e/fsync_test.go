@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,7 +83,7 @@ func traceDaemon(t *testing.T, strace string, pid int) func(home string) []strin
 		select {
 		case err := <-done:
 			once.Do(func() {}) // it has ended: nothing left to stop
-			t.Skipf("strace cannot attach here: %v\n%s", err, stderr.String())
+			missingClient(t, fmt.Sprintf("strace cannot attach here: %v\n%s", err, stderr.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
