@@ -83,20 +83,28 @@ func checkOnly(t *testing.T, home string, names ...string) {
 	}
 }
 
+// startCrashSFTP starts a daemon for alice with the admin endpoint (for the
+// recovery metric), creates her home, and writes a random source file of
+// size bytes; it returns the file's path and SHA-256.
+func startCrashSFTP(t *testing.T, size int64) (d *daemon, alice *testUser, home, src, sum string) {
+	t.Helper()
+	alice = newUser(t, "alice")
+	d = startDaemon(t, daemonOpts{Users: []*testUser{alice}, Extra: adminExtra})
+	home = d.HomeDir(alice)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src = filepath.Join(t.TempDir(), "big")
+	return d, alice, home, src, writeRandomFile(t, src, size)
+}
+
 // TestCrashSFTPUploadRecovered kills the daemon while OpenSSH's sftp uploads
 // 64 MiB: after the restart the upload is a partial again, logged and
 // counted, and reput completes it byte for byte.
 func TestCrashSFTPUploadRecovered(t *testing.T) {
 	sftp := requireClient(t, "sftp")
-	alice := newUser(t, "alice")
-	d := startDaemon(t, daemonOpts{Users: []*testUser{alice}, Extra: adminExtra})
-	home := d.HomeDir(alice)
-	if err := os.MkdirAll(home, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	const size = 64 << 20
-	src := filepath.Join(t.TempDir(), "big")
-	sum := writeRandomFile(t, src, size)
+	d, alice, home, src, sum := startCrashSFTP(t, size)
 
 	// -l is in Kbit/s: 64,000 is 8 MB/s, about 8 s for the whole file.
 	c := startBackground(t, nil, sftp, append(sftpArgs(d, alice), "-l", "64000", "-b",
@@ -121,15 +129,8 @@ func TestCrashSFTPUploadRecovered(t *testing.T) {
 // reput completes the file byte for byte.
 func TestCrashSFTPResumeRecovered(t *testing.T) {
 	sftp := requireClient(t, "sftp")
-	alice := newUser(t, "alice")
-	d := startDaemon(t, daemonOpts{Users: []*testUser{alice}, Extra: adminExtra})
-	home := d.HomeDir(alice)
-	if err := os.MkdirAll(home, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	const size, prefix = 64 << 20, 8 << 20
-	src := filepath.Join(t.TempDir(), "big")
-	sum := writeRandomFile(t, src, size)
+	d, alice, home, src, sum := startCrashSFTP(t, size)
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
