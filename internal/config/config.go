@@ -49,9 +49,9 @@ func Default() *Config {
 		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required", PassiveTimeout: 30 * time.Second},
 		Limits:        DefaultLimits(),
 		Defender:      DefaultDefender(),
-		Uploads:       Uploads{Atomic: true, Fsync: true},
+		Uploads:       Uploads{Atomic: true, Fsync: true, PartialTTL: partialTTLDefault},
 		AuditLog:      AuditLog{MaxSize: 100 << 20, MaxBackups: 10},
-		Storage:       Storage{Backend: "local", Root: "./var/data"},
+		Storage:       Storage{Backend: "local", Root: "./var/data", S3: DefaultS3()},
 	}
 }
 
@@ -91,12 +91,6 @@ type FTPS struct {
 	// over all their sessions; 0: a quarter of passive_ports, at least 1
 	// (no bound when the kernel picks the ports). See PassivePerUser.
 	MaxPassivePerUser int `yaml:"max_passive_per_user"`
-}
-
-// Storage selects the backend every home lives on.
-type Storage struct {
-	Backend string `yaml:"backend"` // local | memory
-	Root    string `yaml:"root"`    // local: every home lies beneath it
 }
 
 // User is one account. Secrets are stored as hashes only.

@@ -19,6 +19,16 @@ type Uploads struct {
 	// Fsync flushes each upload and its directory to disk before the
 	// client's reply and the upload event. Off trades that for speed.
 	Fsync bool `yaml:"fsync"`
+	// PartialTTL is how long a broken upload's partial waits for a resume;
+	// on s3, a start-up sweep aborts older multipart uploads.
+	PartialTTL time.Duration `yaml:"partial_ttl"`
+}
+
+func (u *Uploads) validate(src Source) []error {
+	if u.PartialTTL <= 0 {
+		return []error{src.Errorf("uploads.partial_ttl", "must be positive")}
+	}
+	return nil
 }
 
 // AuditLog is the JSON-lines record of every event, apart from the

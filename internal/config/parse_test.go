@@ -84,7 +84,7 @@ func TestDefault(t *testing.T) {
 	d := Default()
 	if d.StateDir != "./var/state" || d.ShutdownGrace != 30*time.Second ||
 		d.Log != (Log{Level: "info", Format: "text"}) || d.SFTP.Listen != "127.0.0.1:2022" ||
-		d.Storage != (Storage{Backend: "local", Root: "./var/data"}) || d.Users != nil {
+		d.Storage != (Storage{Backend: "local", Root: "./var/data", S3: DefaultS3()}) || d.Users != nil {
 		t.Errorf("Default() = %+v", d)
 	}
 	if err := d.Validate(); err != nil {
@@ -126,7 +126,7 @@ func TestParseFull(t *testing.T) {
 	if c.StateDir != "/var/lib/wharf" || c.ShutdownGrace != 90*time.Second ||
 		c.Log != (Log{Level: "debug", Format: "json"}) || c.SFTP.Listen != "[::1]:0" ||
 		!reflect.DeepEqual(c.SFTP.HostKeys, []string{"/etc/wharf/ed25519", "/etc/wharf/rsa"}) ||
-		c.Storage != (Storage{Backend: "local", Root: "/srv/sftp"}) || c.File != "" {
+		c.Storage != (Storage{Backend: "local", Root: "/srv/sftp", S3: DefaultS3()}) || c.File != "" {
 		t.Errorf("top level = %+v", c)
 	}
 	if len(c.Users) != 3 {
@@ -186,11 +186,11 @@ func TestParseStorageRoot(t *testing.T) {
 		doc  string
 		want Storage
 	}{
-		{"", Storage{"local", "./var/data"}},
-		{"storage: {backend: local}\n", Storage{"local", "./var/data"}},
-		{"storage: {root: /srv}\n", Storage{"local", "/srv"}},
-		{"storage: {backend: memory}\n", Storage{"memory", ""}},
-		{"storage: {backend: memory, root: /ignored}\n", Storage{"memory", "/ignored"}},
+		{"", Storage{"local", "./var/data", DefaultS3()}},
+		{"storage: {backend: local}\n", Storage{"local", "./var/data", DefaultS3()}},
+		{"storage: {root: /srv}\n", Storage{"local", "/srv", DefaultS3()}},
+		{"storage: {backend: memory}\n", Storage{"memory", "", DefaultS3()}},
+		{"storage: {backend: memory, root: /ignored}\n", Storage{"memory", "/ignored", DefaultS3()}},
 	}
 	for _, tt := range tests {
 		if c := mustParse(t, tt.doc); c.Storage != tt.want {
@@ -371,5 +371,17 @@ func TestParseAliasBomb(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no error about the aliases in %d errors", len(fieldErrors(t, err)))
+	}
+}
+
+func TestParseStorageS3(t *testing.T) {
+	c := mustParse(t, "storage:\n  backend: s3\n  s3:\n    bucket: partner-files\n    endpoint: http://127.0.0.1:7070\n    path_style: true\n    part_size: 8MiB\nuploads:\n  partial_ttl: 48h\n")
+	want := DefaultS3()
+	want.Bucket, want.Endpoint, want.PathStyle, want.PartSize = "partner-files", "http://127.0.0.1:7070", true, 8<<20
+	if c.Storage.S3 != want || c.Storage.Root != "" {
+		t.Errorf("storage = %+v, want s3 %+v and no root", c.Storage, want)
+	}
+	if c.Uploads.PartialTTL != 48*time.Hour {
+		t.Errorf("partial_ttl = %v", c.Uploads.PartialTTL)
 	}
 }

@@ -55,16 +55,8 @@ func (c *Config) validate() []error {
 	errs = append(errs, c.AuditLog.validate(src)...)
 	errs = append(errs, c.Admin.validate(src)...)
 	errs = append(errs, validateHooks(c.Hooks, src)...)
-	switch c.Storage.Backend {
-	case "local":
-		if c.Storage.Root == "" {
-			add("storage.root", "required for the local backend")
-		}
-	case "memory":
-		// Nothing is stored on disk, so root means nothing.
-	default:
-		add("storage.backend", "unknown backend %s (want local or memory)", quote(c.Storage.Backend))
-	}
+	errs = append(errs, c.Storage.validate(src)...)
+	errs = append(errs, c.Uploads.validate(src)...)
 
 	first := map[string]int{} // user name -> index of its first definition
 	for i := range c.Users {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,13 +110,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log}
 	d.users.Store(dir)
 
-	d.backend, err = vfs.New(cfg.Storage.Backend, cfg.Storage.Root)
+	var recovered int
+	d.backend, recovered, err = openStorage(cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
-	d.sessions.SetAtomicUploads(cfg.Uploads.Atomic)
-	d.sessions.SetUploadFsync(cfg.Uploads.Fsync)
 	// Only hooks and the audit log read an upload's hash; without them
 	// nobody would see it.
 	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
@@ -134,13 +132,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		PasswordChecks: func() (int, int) { return d.gate.PasswordChecks() },
 	})
 	d.sessions.SetEvents(d.metrics.Sink(d.events))
-	if cfg.Uploads.Atomic { // no session is open yet: every temporary upload file is a dead daemon's
-		n, err := vfs.RecoverUploads(d.backend, log)
-		if err != nil {
-			log.Warn("recovering unfinished uploads", "err", err)
-		}
-		d.metrics.RecoveredUploads(n)
-	}
+	d.metrics.RecoveredUploads(recovered)
 	d.guard = newGuard(cfg, log, d.metrics.Banned)
 	checks := checkLimits(cfg.Limits)
 	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks})
@@ -457,11 +449,12 @@ func (d *Daemon) ready() error {
 	}
 	defer root.Close()
 	name := "/.wharf-readyz-" + session.NewID()
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	u, err := root.Create(name, vfs.CreateOptions{Exclusive: true})
 	if err == nil {
-		_, err = f.Write([]byte("ok"))
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		if _, err = u.WriteAt([]byte("ok"), 0); err == nil {
+			err = u.Commit()
+		} else {
+			_ = u.Abort(vfs.ErrDetached)
 		}
 		if rerr := root.Remove(name); err == nil {
 			err = rerr

@@ -9,7 +9,7 @@ import (
 // TestImportRules keeps the layering of ../shared/ARCHITECTURE.md true:
 // the core never imports a protocol library, even indirectly, and front
 // ends never import each other or the config schema directly (they reach
-// it only through auth).
+// it only through auth). afero, which ftpserverlib requires, stays in ftpd.
 func TestImportRules(t *testing.T) {
 	const mod = "github.com/wharf-sftp/wharf/internal/"
 	rules := []struct {
@@ -18,7 +18,10 @@ func TestImportRules(t *testing.T) {
 		forbidden []string
 	}{
 		{"config", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", "golang.org/x/crypto/ssh", mod + "auth", mod + "session"}},
-		{"vfs", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "auth", mod + "session"}},
+		// afero is the adapter ftpserverlib needs at the ftpd edge, never the core's interface.
+		{"vfs", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", "github.com/spf13/afero", mod + "config", mod + "auth", mod + "session"}},
+		{"sftpd", false, []string{"github.com/spf13/afero"}},
+		{"s3store", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", "github.com/spf13/afero", mod + "auth", mod + "session"}},
 		{"auth", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "session"}},
 		{"session", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd"}},
 		{"sftpd", true, []string{"github.com/fclairamb/ftpserverlib", mod + "config", mod + "ftpd", mod + "daemon"}},

@@ -43,6 +43,8 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/wharf-sftp/wharf/internal/s3test"
 )
 
 const (
@@ -166,7 +168,7 @@ func (u *testUser) Fingerprint() string { return ssh.FingerprintSHA256(u.pub) }
 // daemonOpts configures startDaemon.
 type daemonOpts struct {
 	Users   []*testUser
-	Backend string // "local" (default) | "memory"
+	Backend string // "local" (default) | "memory" | "s3" (a versitygw of the test's own)
 	// Extra is raw YAML appended at the top level. It must not repeat a key the
 	// harness writes (state_dir, shutdown_grace, log, sftp, storage, users).
 	// Unless Extra has a top-level defender section, the harness adds one
@@ -179,9 +181,12 @@ type daemonOpts struct {
 // daemon is one running `wharf serve`. Port, Addr, HostKeyFP and KnownHosts
 // change on Restart; Restart must not run concurrently with subtests that read them.
 type daemon struct {
-	Port       int
-	Addr       string // 127.0.0.1:PORT
-	Root       string // storage root on disk; "" for the memory backend
+	Port int
+	Addr string // 127.0.0.1:PORT
+	Root string // storage root on disk; "" for the memory and s3 backends
+	// S3 is the store and Bucket the bucket of the s3 backend; nil and "" otherwise.
+	S3         *s3test.Server
+	Bucket     string
 	StateDir   string
 	ConfigPath string
 	HostKeyFP  string // ed25519 host key "SHA256:..." from the log
@@ -235,6 +240,11 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 			t.Fatalf("create storage root: %v", err)
 		}
 	}
+	if backend == "s3" {
+		d.S3 = s3test.Start(t)
+		d.Bucket = d.S3.NewBucket(t)
+		d.secrets = append(d.secrets, d.S3.SecretKey)
+	}
 	for _, u := range o.Users {
 		if u.Password != "" {
 			d.secrets = append(d.secrets, u.Password)
@@ -273,10 +283,23 @@ type yamlConfig struct {
 		Ciphers []string `yaml:"ciphers,omitempty"`
 	} `yaml:"sftp"`
 	Storage struct {
-		Backend string `yaml:"backend"`
-		Root    string `yaml:"root,omitempty"`
+		Backend string  `yaml:"backend"`
+		Root    string  `yaml:"root,omitempty"`
+		S3      *yamlS3 `yaml:"s3,omitempty"`
 	} `yaml:"storage"`
 	Users []yamlUser `yaml:"users"`
+}
+
+type yamlS3 struct {
+	Bucket              string `yaml:"bucket"`
+	Region              string `yaml:"region"`
+	Endpoint            string `yaml:"endpoint"`
+	PathStyle           bool   `yaml:"path_style"`
+	AccessKeyID         string `yaml:"access_key_id"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	// The smallest part S3 allows, so that a few MiB already take the
+	// multipart path.
+	PartSize string `yaml:"part_size"`
 }
 
 // writeConfig marshals the config rather than templating it, so that no key,
@@ -292,6 +315,14 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 	c.SFTP.Ciphers = d.ciphers
 	c.Storage.Backend = backend
 	c.Storage.Root = d.Root
+	if d.S3 != nil {
+		secret := filepath.Join(d.dir, "s3.secret")
+		if err := os.WriteFile(secret, []byte(d.S3.SecretKey), 0o600); err != nil {
+			t.Fatalf("write s3 secret: %v", err)
+		}
+		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.S3.Endpoint, PathStyle: true,
+			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB"}
+	}
 	for _, u := range d.users {
 		yu := yamlUser{Name: u.Name, Home: u.Home}
 		if u.PubKey != "" {

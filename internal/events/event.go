@@ -37,15 +37,20 @@ type Event struct {
 	Method   string    `json:"method,omitempty"` // logins: publickey | password
 	// Path is what the user sees; StoragePath is where it lies beneath
 	// storage.root (home + path), for the operator's processing.
-	Path        string  `json:"path,omitempty"`
-	Target      string  `json:"target,omitempty"` // rename: the new path
-	StoragePath string  `json:"storage_path,omitempty"`
-	Size        int64   `json:"size,omitempty"`     // uploads: the file's size
-	Bytes       int64   `json:"bytes,omitempty"`    // transfers: bytes moved (less than size when resumed)
-	SHA256      string  `json:"sha256,omitempty"`   // uploads written in order
-	Duration    float64 `json:"duration,omitempty"` // seconds
-	Outcome     string  `json:"outcome"`            // ok | failed
-	Error       string  `json:"error,omitempty"`
+	Path        string `json:"path,omitempty"`
+	Target      string `json:"target,omitempty"` // rename: the new path
+	StoragePath string `json:"storage_path,omitempty"`
+	Size        int64  `json:"size,omitempty"`   // uploads: the file's size
+	Bytes       int64  `json:"bytes,omitempty"`  // transfers: bytes moved (less than size when resumed)
+	SHA256      string `json:"sha256,omitempty"` // uploads written in order
+	// StorageURL and ETag name the object an upload became on an object
+	// store (s3://bucket/prefix/key), so that a processor reads exactly
+	// that object from the bucket.
+	StorageURL string  `json:"storage_url,omitempty"`
+	ETag       string  `json:"etag,omitempty"`
+	Duration   float64 `json:"duration,omitempty"` // seconds
+	Outcome    string  `json:"outcome"`            // ok | failed
+	Error      string  `json:"error,omitempty"`
 }
 
 // NewID returns a unique event identifier (128 random bits, hex).

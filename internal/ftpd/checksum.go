@@ -12,7 +12,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"os"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
@@ -46,21 +45,14 @@ func (c clientFS) ComputeHash(name string, algo ftpserver.HASHAlgo, start, end i
 	if start < 0 || end < start {
 		return "", &fs.PathError{Op: "hash", Path: vfs.ShowPath(name), Err: errHashRange}
 	}
-	f, err := c.FS.OpenFile(name, os.O_RDONLY, 0)
+	f, err := c.fs.Open(name, start)
 	if err != nil {
 		return "", toReply(err)
 	}
 	defer f.Close()
-	if m, ok := f.(interface{ Checksum() }); ok {
-		m.Checksum()
-	}
-	if start > 0 {
-		if _, err := f.Seek(start, io.SeekStart); err != nil {
-			return "", err
-		}
-	}
+	f.Checksum()
 	if _, err := io.CopyN(h, f, end-start); err != nil && !errors.Is(err, io.EOF) {
-		return "", err
+		return "", toReply(err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -3,18 +3,15 @@ package ftpd
 import (
 	"crypto/tls"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
 	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/session"
-	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // errTLSFirst answers USER on a control connection that is not encrypted.
@@ -162,39 +159,4 @@ func (d *driver) movePassive(ln net.Listener) (net.Listener, error) {
 		return nil, err
 	}
 	return dataListener{moved}, nil
-}
-
-// clientFS is the session filesystem as ftpserverlib's ClientDriver, with
-// RMD and DELE kept to directories and files respectively. Its other
-// methods (clientfs.go, listing.go, rename.go, checksum.go) map errors to
-// replies, keep control characters out of replies and hold the rename
-// state.
-type clientFS struct {
-	vfs.FS
-	cc ftpserver.ClientContext
-	st *fsState
-}
-
-var _ ftpserver.ClientDriverExtensionRemoveDir = clientFS{}
-
-func (c clientFS) RemoveDir(name string) error {
-	fi, _, err := c.LstatIfPossible(name)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return &fs.PathError{Op: "rmdir", Path: name, Err: syscall.ENOTDIR}
-	}
-	return c.FS.Remove(name)
-}
-
-func (c clientFS) Remove(name string) error {
-	fi, _, err := c.LstatIfPossible(name)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return &fs.PathError{Op: "remove", Path: name, Err: syscall.EISDIR}
-	}
-	return c.FS.Remove(name)
 }

@@ -1,6 +1,7 @@
 package ftpd
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -40,7 +41,7 @@ func (c clientFS) Stat(name string) (fs.FileInfo, error) {
 	if !path.IsAbs(name) {
 		name = path.Join(c.cc.Path(), name)
 	}
-	fi, err := c.FS.Stat(name)
+	fi, err := c.fs.Stat(name)
 	if c.cc.GetLastCommand() == "RNFR" {
 		c.st.ren.from(name, err == nil)
 	}
@@ -50,26 +51,36 @@ func (c clientFS) Stat(name string) (fs.FileInfo, error) {
 	return shown(fi), nil
 }
 
+// listChunk is how many entries a listing asks the store for at once.
+const listChunk = 1000
+
 // ReadDir is every listing ftpserverlib sends (LIST, NLST, MLSD, STAT of
 // a directory), without the names that have a control character.
 func (c clientFS) ReadDir(name string) ([]os.FileInfo, error) {
-	d, err := c.FS.Open(name)
+	d, err := c.fs.List(name)
 	if err != nil {
 		return nil, toReply(err)
 	}
 	defer d.Close()
-	all, err := d.Readdir(-1)
-	if err != nil {
-		return nil, toReply(err)
-	}
-	out := all[:0]
+	// ftpserverlib takes the whole listing as one slice; it is read from
+	// the store in chunks all the same.
+	var out []os.FileInfo
 	hidden := 0
-	for _, fi := range all {
-		if vfs.BadName(fi.Name()) {
-			hidden++
-			continue
+	for {
+		fis, err := d.Next(listChunk)
+		for _, fi := range fis {
+			if vfs.BadName(fi.Name()) {
+				hidden++
+				continue
+			}
+			out = append(out, fi)
 		}
-		out = append(out, fi)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, toReply(err)
+		}
 	}
 	if hidden > 0 {
 		if cn := connOf(c.cc); cn != nil {

@@ -48,5 +48,5 @@ func (c clientFS) Rename(oldname, newname string) error {
 	if !c.st.ren.take(oldname) {
 		return &fs.PathError{Op: "rename", Path: vfs.ShowPath(oldname), Err: errRNFRFirst}
 	}
-	return toReply(c.FS.Rename(oldname, newname))
+	return toReply(c.fs.Rename(oldname, newname))
 }

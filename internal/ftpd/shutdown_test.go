@@ -34,7 +34,7 @@ func serveFTPD(t *testing.T) (*ftpd.Server, string, <-chan error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := vfs.New("local", t.TempDir())
+	backend, err := vfs.NewLocal(t.TempDir(), vfs.LocalOptions{Atomic: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func TestEvents(t *testing.T) {
 	}
 	want := sha256.Sum256(data)
 	upload := func(name string, order []int) {
-		f, err := s.FS.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		f, err := s.FS.Create(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,9 @@ func TestEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f.Close()
+		if err := f.Commit(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	upload("/in-order.bin", []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	upload("/shuffled.bin", []int{1, 0, 3, 2, 9, 4, 5, 8, 6, 7}) // as concurrent SFTP writes arrive
@@ -94,8 +96,8 @@ func TestEvents(t *testing.T) {
 	if r := got.of(events.Rename); len(r) != 1 || r[0].Path != "/in-order.bin" || r[0].Target != "/done.bin" {
 		t.Errorf("rename events: %+v", r)
 	}
-	s.FS.Mkdir("/d", 0o750)
-	s.FS.Remove("/d")
+	s.FS.Mkdir("/d")
+	s.FS.Rmdir("/d")
 	s.FS.Remove("/done.bin")
 	if len(got.of(events.Mkdir)) != 1 || len(got.of(events.Rmdir)) != 1 || len(got.of(events.Delete)) != 1 {
 		t.Errorf("change events: %+v", got.ev)
@@ -119,14 +121,16 @@ func TestEventsWithoutHashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	f, err := s.FS.OpenFile("/a.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := s.FS.Create("/a.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.WriteAt([]byte("order 42"), 0); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	if ups := got.of(events.Upload); len(ups) != 1 || ups[0].SHA256 != "" || ups[0].Size != 8 || ups[0].Outcome != "ok" {
 		t.Fatalf("upload events: %+v", ups)
 	}

@@ -31,14 +31,13 @@ type Session struct {
 	ID        string
 	Principal *auth.Principal
 	// FS is the user's home, with permissions enforced and changes audited.
-	FS  vfs.FS
+	FS  *vfs.FS
 	Log *slog.Logger
 
 	perms   atomic.Uint32
 	maxSize atomic.Int64 // max_upload_size; 0: no cap
 	active  atomic.Int64 // transfers in progress
-	home    vfs.FS
-	closeFn func() // closes the protocol connection
+	closeFn func()       // closes the protocol connection
 	mgr     *Manager
 	once    sync.Once
 
@@ -54,6 +53,7 @@ func (s *Session) Perms() vfs.Perms { return vfs.Perms(s.perms.Load()) }
 func (s *Session) record(op vfs.Op) {
 	e := s.event(op.Type)
 	e.Path, e.Target, e.Size, e.Bytes, e.SHA256 = op.Path, op.Target, op.Size, op.Bytes, op.SHA256
+	e.StorageURL, e.ETag = op.StorageURL, op.ETag
 	e.StoragePath = path.Join(s.Principal.Home, op.Path)
 	e.Duration = op.Duration.Seconds()
 	if op.Err != nil {
@@ -79,7 +79,7 @@ func (s *Session) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.mgr.forget(s)
-		err = s.home.Close()
+		err = s.FS.Close()
 	})
 	return err
 }
@@ -88,8 +88,6 @@ func (s *Session) Close() error {
 type Manager struct {
 	backend     vfs.Backend
 	events      events.Sink
-	atomic      bool // uploads go through vfs.Atomic
-	fsync       bool // uploads are flushed to disk before their reply
 	hashUploads bool // uploads are hashed for their events
 
 	mu   sync.Mutex
@@ -108,14 +106,6 @@ func NewManager(backend vfs.Backend) *Manager {
 // SetEvents sends the sessions' events (logins, transfers, changes) to
 // sink. Call it before the first Open.
 func (m *Manager) SetEvents(sink events.Sink) { m.events = sink }
-
-// SetAtomicUploads makes uploads appear under their name only once
-// complete (uploads.atomic; see vfs.Atomic). Call it before the first Open.
-func (m *Manager) SetAtomicUploads(on bool) { m.atomic = on }
-
-// SetUploadFsync flushes each upload (and its directory) to disk before
-// the reply and the upload event (uploads.fsync). Call it before the first Open.
-func (m *Manager) SetUploadFsync(on bool) { m.fsync = on }
 
 // SetUploadHashes computes the SHA-256 of uploads for their events
 // (vfs.AuditOptions.HashUploads). Call it before the first Open.
@@ -139,17 +129,11 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	if err != nil {
 		return nil, fmt.Errorf("open home of %s: %w", p.User, err)
 	}
-	if m.atomic {
-		home = vfs.Atomic(home, m.fsync) // beneath every other layer; Close waits for uploads to land
-	} else if m.fsync {
-		home = vfs.Durable(home)
-	}
-	s := &Session{ID: id, Principal: p, Log: log, home: home, closeFn: closeConn, mgr: m}
+	s := &Session{ID: id, Principal: p, Log: log, closeFn: closeConn, mgr: m}
 	s.SetPerms(p.Perms)
 	s.maxSize.Store(p.MaxUploadSize)
-	// Permissions are checked first; the size cap sits inside the audit
-	// layer so that a refused write marks the transfer as failed.
-	s.FS = vfs.Restrict(vfs.Audit(vfs.CapSize(home, s.maxSize.Load), log, vfs.AuditOptions{Active: &s.active, Record: s.record, HashUploads: m.hashUploads}), s.Perms, log)
+	s.FS = vfs.NewFS(home, vfs.Options{Perms: s.Perms, MaxSize: s.maxSize.Load, Log: log,
+		Active: &s.active, Record: s.record, HashUploads: m.hashUploads})
 	m.mu.Lock()
 	m.live[s] = struct{}{}
 	check, gen := m.check, m.gen

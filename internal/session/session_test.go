@@ -56,10 +56,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	b, err := vfs.New("memory", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := vfs.NewMemory()
 	t.Cleanup(func() { b.Close() })
 	logs := &lockedBuffer{}
 	return &fixture{mgr: NewManager(b), logs: logs, log: slog.New(slog.NewJSONHandler(logs, nil))}
@@ -125,10 +122,10 @@ func TestReconcile(t *testing.T) {
 	if keep.Perms() != vfs.PermAll || narrow.Perms() != vfs.PermList {
 		t.Errorf("perms = %v, %v; want all, list", keep.Perms(), narrow.Perms())
 	}
-	if err := narrow.FS.Mkdir("/d", 0o755); !errors.Is(err, fs.ErrPermission) {
+	if err := narrow.FS.Mkdir("/d"); !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("mkdir after losing the permission: %v, want fs.ErrPermission", err)
 	}
-	if err := keep.FS.Mkdir("/d", 0o755); err != nil {
+	if err := keep.FS.Mkdir("/d"); err != nil {
 		t.Errorf("mkdir of an unchanged session: %v", err)
 	}
 

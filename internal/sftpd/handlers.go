@@ -8,10 +8,8 @@ import (
 	"path"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/pkg/sftp"
-	"github.com/spf13/afero"
 
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/vfs"
@@ -63,12 +61,12 @@ func (h handlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.s.FS.OpenFile(r.Filepath, os.O_RDONLY, 0)
+	f, err := h.s.FS.Open(r.Filepath, 0)
 	if err != nil {
 		release()
 		return nil, toStatus(err)
 	}
-	return readerAt{f, release}, nil
+	return &readerAt{f: f, release: release}, nil
 }
 
 func (h handlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
@@ -104,12 +102,12 @@ func (h handlers) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.s.FS.OpenFile(r.Filepath, flag, 0o640)
+	w, err := h.s.FS.Create(r.Filepath, flag)
 	if err != nil {
 		release()
 		return nil, toStatus(err)
 	}
-	return readWriterAt{f, release}, nil
+	return &writerAt{w: w, release: release}, nil
 }
 
 func (h handlers) Filecmd(r *sftp.Request) error {
@@ -120,30 +118,16 @@ func (h handlers) Filecmd(r *sftp.Request) error {
 	case "Rename":
 		// SFTPv3 rename must not replace an existing target (OpenSSH's
 		// sftp-server behaves the same); posix-rename does.
-		if _, _, err := fsys.LstatIfPossible(r.Target); err == nil {
+		if _, err := fsys.Lstat(r.Target); err == nil {
 			return errStatus("rename", r.Target, fs.ErrExist, sftp.ErrSSHFxFailure)
 		}
 		return toStatus(fsys.Rename(r.Filepath, r.Target))
 	case "Rmdir":
-		fi, _, err := fsys.LstatIfPossible(r.Filepath)
-		if err != nil {
-			return toStatus(err)
-		}
-		if !fi.IsDir() {
-			return errStatus("rmdir", r.Filepath, syscall.ENOTDIR, sftp.ErrSSHFxFailure)
-		}
-		return toStatus(fsys.Remove(r.Filepath))
+		return toStatus(fsys.Rmdir(r.Filepath))
 	case "Remove":
-		fi, _, err := fsys.LstatIfPossible(r.Filepath)
-		if err != nil {
-			return toStatus(err)
-		}
-		if fi.IsDir() {
-			return errStatus("remove", r.Filepath, syscall.EISDIR, sftp.ErrSSHFxFailure)
-		}
 		return toStatus(fsys.Remove(r.Filepath))
 	case "Mkdir":
-		return toStatus(fsys.Mkdir(r.Filepath, 0o750))
+		return toStatus(fsys.Mkdir(r.Filepath))
 	case "Symlink", "Link":
 		// A link could point anywhere; wharf never creates one.
 		h.s.Log.Warn("denied", "op", "symlink", "path", vfs.ShowPath(path.Clean("/"+r.Target)))
@@ -199,21 +183,12 @@ func (h handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := h.s.FS.Open(r.Filepath)
+		d, err := h.s.FS.List(r.Filepath)
 		if err != nil {
 			release()
 			return nil, toStatus(err)
 		}
-		fi, err := f.Stat()
-		if err != nil || !fi.IsDir() {
-			f.Close()
-			release()
-			if err == nil {
-				err = errStatus("opendir", r.Filepath, syscall.ENOTDIR, sftp.ErrSSHFxFailure)
-			}
-			return nil, toStatus(err)
-		}
-		return &dirLister{f: f, release: release}, nil
+		return &dirLister{d: d, release: release}, nil
 	case "Stat":
 		fi, err := h.s.FS.Stat(r.Filepath)
 		if err != nil {
@@ -227,7 +202,7 @@ func (h handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 }
 
 func (h handlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
-	fi, _, err := h.s.FS.LstatIfPossible(r.Filepath)
+	fi, err := h.s.FS.Lstat(r.Filepath)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -247,16 +222,16 @@ func (h handlers) LookupGroupName(string) string { return h.s.Principal.User }
 // dirLister streams a directory: each READDIR reads the next chunk, so a
 // 100,000-entry directory never sits in memory whole.
 type dirLister struct {
-	f       afero.File
+	d       *vfs.Dir
 	next    int64
 	release func()
 }
 
 func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	if off != l.next {
-		return 0, errStatus("readdir", l.f.Name(), fs.ErrInvalid, sftp.ErrSSHFxFailure)
+		return 0, errStatus("readdir", l.d.Name(), fs.ErrInvalid, sftp.ErrSSHFxFailure)
 	}
-	fis, err := l.f.Readdir(len(buf))
+	fis, err := l.d.Next(len(buf))
 	n := copy(buf, fis)
 	l.next += int64(n)
 	if err != nil {
@@ -270,7 +245,7 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 
 func (l *dirLister) Close() error {
 	l.release()
-	return l.f.Close()
+	return toStatus(l.d.Close())
 }
 
 // listerOf answers a stat with one entry.
@@ -283,45 +258,61 @@ func (l listerOf) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	return copy(buf, l[off:]), nil
 }
 
-// readerAt and readWriterAt map the file's errors to statuses and pass on
-// Close and TransferError, which pkg/sftp looks for by type assertion.
+// readerAt is a download and writerAt an upload as pkg/sftp sees them:
+// they map errors to statuses, and take pkg/sftp's TransferError (a
+// connection that dropped with the handle open) before its Close. An
+// upload's Close is then its Abort, else its Commit: the front end says
+// which happened.
 type readerAt struct {
-	f       afero.File
+	f       *vfs.Reader
 	release func()
 }
 
-func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+func (r *readerAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := r.f.ReadAt(p, off)
 	return n, toStatus(err)
 }
-func (r readerAt) Close() error {
+
+func (r *readerAt) Close() error {
 	r.release()
 	return toStatus(r.f.Close())
 }
-func (r readerAt) TransferError(err error) { transferError(r.f, err) }
 
-type readWriterAt struct {
-	f       afero.File
+func (r *readerAt) TransferError(err error) { r.f.Fail(err) }
+
+type writerAt struct {
+	w       *vfs.Writer
 	release func()
+
+	mu     sync.Mutex
+	broken error // guarded by mu: pkg/sftp's TransferError
 }
 
-func (w readWriterAt) ReadAt(p []byte, off int64) (int, error) {
-	n, err := w.f.ReadAt(p, off)
+func (w *writerAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := w.w.ReadAt(p, off)
 	return n, toStatus(err)
 }
 
-func (w readWriterAt) WriteAt(p []byte, off int64) (int, error) {
-	n, err := w.f.WriteAt(p, off)
+func (w *writerAt) WriteAt(p []byte, off int64) (int, error) {
+	n, err := w.w.WriteAt(p, off)
 	return n, toStatus(err)
 }
-func (w readWriterAt) Close() error {
-	w.release()
-	return toStatus(w.f.Close())
-}
-func (w readWriterAt) TransferError(err error) { transferError(w.f, err) }
 
-func transferError(f afero.File, err error) {
-	if t, ok := f.(sftp.TransferError); ok {
-		t.TransferError(err)
+func (w *writerAt) TransferError(err error) {
+	w.mu.Lock()
+	if w.broken == nil {
+		w.broken = err
 	}
+	w.mu.Unlock()
+}
+
+func (w *writerAt) Close() error {
+	w.release()
+	w.mu.Lock()
+	broken := w.broken
+	w.mu.Unlock()
+	if broken != nil {
+		return toStatus(w.w.Abort(broken))
+	}
+	return toStatus(w.w.Commit())
 }

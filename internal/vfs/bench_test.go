@@ -1,8 +1,8 @@
-package vfs_test
+package vfs
 
-// Benchmarks of the data path every SFTP and FTPS transfer takes, with and
-// without the decorators a session stacks on its home. They run only with
-// -bench; compare a change with benchstat:
+// Benchmarks of the data path every SFTP and FTPS transfer takes, on the
+// local store alone and through the session's policy (FS). They run only
+// with -bench; compare a change with benchstat:
 //
 //	go test -run '^$' -bench . -benchmem -count 10 ./internal/vfs > old.txt
 //	(change something)
@@ -18,10 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/spf13/afero"
-
-	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // benchSegment bounds each benchmark's file: a sequential writer starts a
@@ -33,26 +29,52 @@ const benchSegment = 64 << 20
 // (what OpenSSH sends once the server advertises limits@openssh.com).
 var benchChunks = []int{32 << 10, 256 << 10}
 
-// benchStack is one way of wrapping a home: "bare" is the backend alone,
-// "session" what session.Manager.Open stacks on it.
+// benchWriter and benchReader are what a benchmark drives: the store's
+// own upload and file, or the session's.
+type (
+	benchWriter interface {
+		io.WriterAt
+		Commit() error
+	}
+	benchReader interface {
+		io.ReaderAt
+		io.Closer
+	}
+)
+
+// benchStack is one way to reach a home: "store" is the local store
+// alone, "session" the FS a session gets over it.
 type benchStack struct {
-	name string
-	wrap func(vfs.FS) vfs.FS
+	name   string
+	create func(name string) (benchWriter, error)
+	open   func(name string) (benchReader, error)
 }
 
-func benchStacks() []benchStack {
+func benchStacks(b *testing.B) []func() (benchStack, string) {
 	// JSON at info level is what the daemon runs in production; io.Discard
 	// keeps the terminal's speed out of the figure but not the formatting.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	perms := func() vfs.Perms { return vfs.PermAll }
-	// A cap far above any segment, so the check runs on every write
-	// without ever refusing one.
-	maxSize := func() int64 { return 1 << 40 }
-	return []benchStack{
-		{"bare", func(h vfs.FS) vfs.FS { return h }},
-		{"session", func(h vfs.FS) vfs.FS {
-			return vfs.Restrict(vfs.Audit(vfs.CapSize(h, maxSize), log, vfs.AuditOptions{}), perms, log)
-		}},
+	return []func() (benchStack, string){
+		func() (benchStack, string) {
+			st, dir := benchHome(b)
+			return benchStack{
+				name:   "store",
+				create: func(name string) (benchWriter, error) { return st.Create(name, CreateOptions{}) },
+				open:   func(name string) (benchReader, error) { return st.Open(name, 0) },
+			}, dir
+		},
+		func() (benchStack, string) {
+			st, dir := benchHome(b)
+			// A cap far above any segment, so that the check runs on every
+			// write without ever refusing one.
+			s := NewFS(st, Options{Log: log, MaxSize: func() int64 { return 1 << 40 }})
+			b.Cleanup(func() { s.Close() })
+			return benchStack{
+				name:   "session",
+				create: func(name string) (benchWriter, error) { return s.Create(name, trunc) },
+				open:   func(name string) (benchReader, error) { return s.Open(name, 0) },
+			}, dir
+		},
 	}
 }
 
@@ -77,22 +99,19 @@ func benchRoot(b *testing.B) string {
 	return b.TempDir()
 }
 
-// benchHome opens a fresh home on a local backend and wraps it.
-func benchHome(b *testing.B, s benchStack) (vfs.FS, string) {
+// benchHome opens a fresh home on a local store with atomic uploads, as
+// the daemon runs by default, and returns its directory on the host.
+func benchHome(b *testing.B) (Store, string) {
 	b.Helper()
 	root := benchRoot(b)
-	backend, err := vfs.NewLocal(root)
-	if err != nil {
-		b.Fatal(err)
-	}
+	backend := newLocalBackend(b, root, true)
 	b.Cleanup(func() { backend.Close() })
-	home, err := backend.Home("/bench")
+	st, err := backend.Home("/bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	fsys := s.wrap(home)
-	b.Cleanup(func() { fsys.Close() })
-	return fsys, filepath.Join(root, "bench")
+	b.Cleanup(func() { st.Close() })
+	return st, filepath.Join(root, "bench")
 }
 
 func randomBytes(n int, seed byte) []byte {
@@ -104,47 +123,37 @@ func randomBytes(n int, seed byte) []byte {
 	return buf
 }
 
-// BenchmarkWriteAt is a sequential upload: WriteAt at increasing offsets
-// into a file opened for writing, a new file every benchSegment bytes.
-// Reopening is outside the timer; closing, which logs the transfer and
-// finishes its hash, is not part of any chunk's cost.
+// BenchmarkWriteAt is a sequential upload: WriteAt at increasing offsets,
+// a new upload every benchSegment bytes. Starting and committing uploads
+// is outside the timer.
 func BenchmarkWriteAt(b *testing.B) {
-	for _, s := range benchStacks() {
+	for _, mk := range benchStacks(b) {
 		for _, chunk := range benchChunks {
+			s, hostDir := mk()
 			b.Run(fmt.Sprintf("%s/%dKiB", s.name, chunk>>10), func(b *testing.B) {
-				fsys, hostDir := benchHome(b, s)
 				buf := randomBytes(chunk, 1)
-				// cur is the open file, if any, so that a failed run still
-				// closes it.
-				var cur afero.File
-				b.Cleanup(func() {
-					if cur != nil {
-						cur.Close()
-					}
-				})
-				open := func() {
-					f, err := fsys.OpenFile("/upload.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+				var cur benchWriter
+				start := func() {
+					w, err := s.create("/upload.bin")
 					if err != nil {
 						b.Fatal(err)
 					}
-					cur = f
+					cur = w
 				}
-				closeFile := func() {
-					f := cur
-					cur = nil
-					if err := f.Close(); err != nil {
-						b.Fatalf("close: %v", err)
+				commit := func() {
+					if err := cur.Commit(); err != nil {
+						b.Fatalf("commit: %v", err)
 					}
 				}
-				open()
+				start()
 				var off int64
 				b.SetBytes(int64(chunk))
 				b.ResetTimer()
 				for range b.N {
 					if off+int64(chunk) > benchSegment {
 						b.StopTimer()
-						closeFile()
-						open()
+						commit()
+						start()
 						off = 0
 						b.StartTimer()
 					}
@@ -155,8 +164,8 @@ func BenchmarkWriteAt(b *testing.B) {
 					off += int64(n)
 				}
 				b.StopTimer()
-				closeFile()
-				// What the backend holds must be what was written: the file
+				commit()
+				// What the store holds must be what was written: the file
 				// has off bytes, the chunk repeated.
 				got, err := os.ReadFile(filepath.Join(hostDir, "upload.bin"))
 				if err != nil {
@@ -174,18 +183,17 @@ func BenchmarkWriteAt(b *testing.B) {
 // wrapping around a benchSegment-sized file that is in the page cache.
 func BenchmarkReadAt(b *testing.B) {
 	data := randomBytes(benchSegment, 2)
-	for _, s := range benchStacks() {
+	for _, mk := range benchStacks(b) {
 		for _, chunk := range benchChunks {
+			s, hostDir := mk()
 			b.Run(fmt.Sprintf("%s/%dKiB", s.name, chunk>>10), func(b *testing.B) {
-				fsys, hostDir := benchHome(b, s)
 				if err := os.WriteFile(filepath.Join(hostDir, "download.bin"), data, 0o640); err != nil {
 					b.Fatal(err)
 				}
-				f, err := fsys.Open("/download.bin")
+				r, err := s.open("/download.bin")
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.Cleanup(func() { f.Close() })
 				buf := make([]byte, chunk)
 				var off int64
 				b.SetBytes(int64(chunk))
@@ -194,7 +202,7 @@ func BenchmarkReadAt(b *testing.B) {
 					if off+int64(chunk) > benchSegment {
 						off = 0
 					}
-					n, err := f.ReadAt(buf, off)
+					n, err := r.ReadAt(buf, off)
 					if err != nil || n != chunk {
 						b.Fatalf("ReadAt(%d bytes at %d) = %d, %v", chunk, off, n, err)
 					}
@@ -205,7 +213,7 @@ func BenchmarkReadAt(b *testing.B) {
 				if !bytes.Equal(buf, data[off-int64(chunk):off]) {
 					b.Fatalf("ReadAt at %d returned other bytes than the file holds", off-int64(chunk))
 				}
-				if err := f.Close(); err != nil {
+				if err := r.Close(); err != nil {
 					b.Fatalf("close: %v", err)
 				}
 			})

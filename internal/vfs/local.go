@@ -1,33 +1,54 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/spf13/afero"
+	"unsafe"
 )
 
-// Modes for what the server creates on a client's behalf: partner data is
-// not for other accounts on the host. Both backends use them whatever mode
-// a front end asks for (ftpserverlib asks 0777 for files and 0755 for
-// directories, OpenSSH's sftp the local file's mode), so that a file's
-// mode does not depend on the protocol it came by; a client may still
-// chmod afterwards.
-const (
-	dirMode  fs.FileMode = 0o750
-	fileMode fs.FileMode = 0o640
-)
+// LocalOptions are the local backend's upload settings.
+type LocalOptions struct {
+	// Atomic (uploads.atomic) writes each upload to a temporary file beside
+	// its name and renames it over the name at Commit, so that the name
+	// only ever shows complete files; a broken upload is kept as the name's
+	// partial for a resume. Off, an upload writes the file in place, as a
+	// plain server does.
+	Atomic bool
+	// Fsync (uploads.fsync) flushes an upload and the directory entry that
+	// names it before Commit returns (the client's reply and the upload
+	// event come after it), and a kept partial before Abort returns.
+	Fsync bool
+}
 
-// Local stores homes as directories beneath one host directory. Every
-// path is resolved by os.Root, so neither "..", an absolute path nor a
-// symlink already on disk can reach outside the root.
+// localCopyMax is the largest existing file an atomic upload copies to
+// continue it (an append, a resume onto a file a plain server left, a
+// rewrite in place). Beyond it the file is written in place: a copy would
+// cost seconds of I/O and as much space again on every append, and such a
+// file was already complete and visible under its name.
+const localCopyMax = 256 << 20
+
+// Local stores homes as directories beneath one host directory. Every path
+// is resolved by os.Root, so neither "..", an absolute path nor a symlink
+// already on disk can reach outside the root.
 type Local struct {
 	root *os.Root
-	dir  string // host path, used only for statfs and never shown to clients
+	opts LocalOptions
+	// copyMax is localCopyMax; tests lower it.
+	copyMax int64
+	// trace, nil but in tests, is called before each flush, rename and
+	// link an upload makes, with the store-relative path(s) it concerns as
+	// a client path; an error it returns is that operation's. Tests use it
+	// to see the order in which an upload becomes durable and to make a
+	// flush fail.
+	trace func(op, name string) error
 
 	mu sync.Mutex
 	// homes holds each open home's os.Root, shared by all of its sessions:
@@ -36,13 +57,15 @@ type Local struct {
 	homes map[string]*sharedRoot
 }
 
+var _ Backend = (*Local)(nil)
+
 type sharedRoot struct {
 	*os.Root
 	refs int
 }
 
 // NewLocal opens (and creates, if missing) the storage root dir.
-func NewLocal(dir string) (*Local, error) {
+func NewLocal(dir string, o LocalOptions) (*Local, error) {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("create storage root: %w", err)
 	}
@@ -50,11 +73,11 @@ func NewLocal(dir string) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open storage root: %w", err)
 	}
-	return &Local{root: r, dir: dir, homes: map[string]*sharedRoot{}}, nil
+	return &Local{root: r, opts: o, copyMax: localCopyMax, homes: map[string]*sharedRoot{}}, nil
 }
 
 // Home opens home as its own os.Root, creating it first if needed.
-func (l *Local) Home(home string) (FS, error) {
+func (l *Local) Home(home string) (Store, error) {
 	name := rel(home)
 	if name != "." {
 		if err := l.root.MkdirAll(name, dirMode); err != nil {
@@ -79,7 +102,8 @@ func (l *Local) Home(home string) (FS, error) {
 		l.homes[name] = sr
 	}
 	sr.refs++
-	return &localFS{root: sr.Root, dir: l.dir, release: func() error { return l.release(name, sr) }}, nil
+	return &localStore{root: sr.Root, opts: l.opts, copyMax: l.copyMax, trace: l.trace,
+		release: func() error { return l.release(name, sr) }}, nil
 }
 
 // sameDir reports whether r is still the directory at name beneath parent.
@@ -106,100 +130,378 @@ func (l *Local) release(name string, sr *sharedRoot) error {
 	return sr.Close()
 }
 
-// Close closes the storage root.
+// Close closes the storage root; homes already open keep their own.
 func (l *Local) Close() error { return l.root.Close() }
 
-type localFS struct {
+// localStore is one home on disk.
+type localStore struct {
 	root    *os.Root
-	dir     string
+	opts    LocalOptions
+	copyMax int64
+	trace   func(op, name string) error
 	release func() error
-	closed  sync.Once
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-var _ FS = (*localFS)(nil)
+var (
+	_ Store     = (*localStore)(nil)
+	_ Renamer   = (*localStore)(nil)
+	_ Truncater = (*localStore)(nil)
+	_ Chmoder   = (*localStore)(nil)
+	_ Chtimeser = (*localStore)(nil)
+	_ StatFSer  = (*localStore)(nil)
+	_ Resumer   = (*localStore)(nil)
+	_ Lstater   = (*localStore)(nil)
+)
 
-func (l *localFS) Name() string { return "local" }
+// localErr rebuilds an error of os.Root or of an *os.File so that it names
+// the client's path and keeps its cause: a file opened in a root reports
+// the host path, and the root its own relative one, which may be a
+// temporary name.
+func localErr(op, name string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	var pe *fs.PathError
+	var le *os.LinkError
+	var se *os.SyscallError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &le):
+		err = le.Err
+	case errors.As(err, &se):
+		err = se.Err
+	}
+	return &fs.PathError{Op: op, Path: clientPath(name), Err: err}
+}
 
 // Close releases the home; a second Close does nothing.
-func (l *localFS) Close() error {
-	var err error
-	l.closed.Do(func() { err = l.release() })
-	return err
+func (s *localStore) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.release() })
+	return s.closeErr
 }
 
-func (l *localFS) Create(name string) (afero.File, error) {
-	return l.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
-}
-
-func (l *localFS) Open(name string) (afero.File, error) {
-	return l.OpenFile(name, os.O_RDONLY, 0)
-}
-
-func (l *localFS) OpenFile(name string, flag int, _ fs.FileMode) (afero.File, error) {
-	f, err := l.root.OpenFile(rel(name), flag, fileMode)
+func (s *localStore) Stat(name string) (fs.FileInfo, error) {
+	fi, err := s.root.Stat(rel(name))
 	if err != nil {
-		return nil, pathErr("open", name, err)
+		return nil, localErr("stat", name, err)
 	}
-	return wrapFile(f, name), nil
+	return fi, nil
 }
 
-func (l *localFS) Mkdir(name string, _ fs.FileMode) error {
-	return pathErr("mkdir", name, l.root.Mkdir(rel(name), dirMode))
+func (s *localStore) Lstat(name string) (fs.FileInfo, error) {
+	fi, err := s.root.Lstat(rel(name))
+	if err != nil {
+		return nil, localErr("lstat", name, err)
+	}
+	return fi, nil
 }
 
-func (l *localFS) MkdirAll(name string, _ fs.FileMode) error {
-	return pathErr("mkdir", name, l.root.MkdirAll(rel(name), dirMode))
+// openFlags are added to every open of a file: O_NONBLOCK keeps a FIFO
+// planted on disk from blocking the open (a read-only one waits for a
+// writer otherwise), and O_NOCTTY a terminal device from becoming the
+// daemon's. Neither changes anything for a regular file.
+const openFlags = syscall.O_NONBLOCK | syscall.O_NOCTTY
+
+// openRegular opens the store-relative path p with flag, refusing anything
+// but a regular file once open; errors name the client's name.
+func (s *localStore) openRegular(p, name string, flag int) (*os.File, error) {
+	f, err := s.root.OpenFile(p, flag|openFlags, fileMode)
+	if err != nil {
+		return nil, localErr("open", name, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = syscall.EINVAL // a FIFO, a socket or a device: not a file to transfer
+		if fi.IsDir() {
+			err = syscall.EISDIR
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, localErr("open", name, err)
+	}
+	return f, nil
 }
 
-func (l *localFS) Remove(name string) error {
-	if rel(name) == "." {
+// Open opens the regular file name for reading from off.
+func (s *localStore) Open(name string, off int64) (File, error) {
+	f, err := s.openRegular(rel(name), name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	if off != 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, localErr("seek", name, err)
+		}
+	}
+	return &localFile{f: f, name: clientPath(name)}, nil
+}
+
+// localFile is a file open for reading; its errors name the client's path.
+type localFile struct {
+	f    *os.File
+	name string
+}
+
+func (f *localFile) Read(p []byte) (int, error) {
+	n, err := f.f.Read(p)
+	return n, localErr("read", f.name, err)
+}
+
+func (f *localFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.f.ReadAt(p, off)
+	return n, localErr("read", f.name, err)
+}
+
+func (f *localFile) Close() error { return localErr("close", f.name, f.f.Close()) }
+
+func (f *localFile) Stat() (fs.FileInfo, error) {
+	fi, err := f.f.Stat()
+	if err != nil {
+		return nil, localErr("stat", f.name, err)
+	}
+	return namedInfo{fi, path.Base(f.name)}, nil
+}
+
+// List streams the directory name.
+func (s *localStore) List(name string) (Lister, error) {
+	d, err := s.openDir(rel(name))
+	if err != nil {
+		return nil, localErr("open", name, err)
+	}
+	return &localLister{d: d, name: clientPath(name)}, nil
+}
+
+func (s *localStore) openDir(p string) (*os.File, error) {
+	return s.root.OpenFile(p, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+}
+
+// localLister reads a directory n entries at a time (each File.Readdir
+// call one or more getdents(2)), so that a huge directory is never held
+// whole.
+type localLister struct {
+	d    *os.File
+	name string
+}
+
+func (l *localLister) Next(n int) ([]fs.FileInfo, error) {
+	// Readdir reads the whole directory for n <= 0, which Next must not.
+	fis, err := l.d.Readdir(max(n, 1))
+	return fis, localErr("readdir", l.name, err)
+}
+
+func (l *localLister) Close() error { return localErr("close", l.name, l.d.Close()) }
+
+// Mkdir makes the directory name with dirMode.
+func (s *localStore) Mkdir(name string) error {
+	return localErr("mkdir", name, s.root.Mkdir(rel(name), dirMode))
+}
+
+// Remove removes the file (or symlink) name and its partial, and succeeds
+// if either existed.
+func (s *localStore) Remove(name string) error {
+	p := rel(name)
+	if p == "." {
 		return denied("remove", name)
 	}
-	return pathErr("remove", name, l.root.Remove(rel(name)))
-}
-
-func (l *localFS) RemoveAll(name string) error {
-	if rel(name) == "." {
-		return denied("remove", name)
+	fi, err := s.root.Lstat(p)
+	if err == nil && fi.IsDir() {
+		return &fs.PathError{Op: "remove", Path: clientPath(name), Err: syscall.EISDIR}
 	}
-	return pathErr("remove", name, l.root.RemoveAll(rel(name)))
+	if err == nil {
+		err = s.root.Remove(p)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return localErr("remove", name, err)
+	}
+	found := err == nil
+	if s.root.Remove(rel(partialOf(name))) == nil {
+		found = true
+	}
+	if found {
+		return nil
+	}
+	return localErr("remove", name, err)
 }
 
-func (l *localFS) Rename(oldname, newname string) error {
-	if rel(oldname) == "." || rel(newname) == "." {
+// Rmdir removes the directory name. One that holds nothing but partials
+// loses them first; an upload in progress there (a temporary file) keeps
+// it, as its growing file would on a plain server.
+func (s *localStore) Rmdir(name string) error {
+	p := rel(name)
+	if p == "." {
+		return denied("rmdir", name)
+	}
+	fi, err := s.root.Lstat(p)
+	if err != nil {
+		return localErr("rmdir", name, err)
+	}
+	if !fi.IsDir() {
+		return &fs.PathError{Op: "rmdir", Path: clientPath(name), Err: syscall.ENOTDIR}
+	}
+	err = s.root.Remove(p)
+	if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+		if s.dropPartials(p) {
+			err = s.root.Remove(p)
+		}
+	}
+	return localErr("rmdir", name, err)
+}
+
+// listChunk is how many names a scan of a directory reads at a time.
+const listChunk = 256
+
+// dropPartials removes the partials of the directory dir (store-relative)
+// if it holds nothing else, and reports whether it did. It reads the
+// directory twice, a chunk at a time, rather than hold every name: once
+// to see that only partials are there, once to remove them.
+func (s *localStore) dropPartials(dir string) bool {
+	only := true
+	err := s.eachName(dir, func(base string) bool {
+		only = strings.HasPrefix(base, partialPrefix)
+		return only
+	})
+	if err != nil || !only {
+		return false
+	}
+	err = s.eachName(dir, func(base string) bool {
+		return s.root.Remove(path.Join(dir, base)) == nil
+	})
+	return err == nil
+}
+
+// eachName calls fn with each name in dir until it returns false.
+func (s *localStore) eachName(dir string, fn func(base string) bool) error {
+	d, err := s.openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(listChunk)
+		for _, n := range names {
+			if !fn(n) {
+				return nil
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Rename renames oldname to newname, replacing a file there and dropping
+// newname's partial, which described another upload.
+func (s *localStore) Rename(oldname, newname string) error {
+	o, n := rel(oldname), rel(newname)
+	if o == "." || n == "." {
 		return denied("rename", oldname)
 	}
-	return pathErr("rename", oldname, l.root.Rename(rel(oldname), rel(newname)))
+	if err := s.root.Rename(o, n); err != nil {
+		return localErr("rename", oldname, err)
+	}
+	if o != n {
+		_ = s.root.Remove(rel(partialOf(newname)))
+	}
+	return nil
 }
 
-func (l *localFS) Stat(name string) (fs.FileInfo, error) {
-	fi, err := l.root.Stat(rel(name))
-	return fi, pathErr("stat", name, err)
+// partial returns the store-relative path and FileInfo of name's partial,
+// if it has one and name is not something other than a regular file (a
+// directory made since the partial was left keeps its own attributes).
+func (s *localStore) partial(name string) (string, fs.FileInfo, bool) {
+	p := rel(name)
+	if p == "." {
+		return "", nil, false
+	}
+	pp := rel(partialOf(name))
+	fi, err := s.root.Lstat(pp)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", nil, false
+	}
+	if nfi, err := s.root.Lstat(p); err == nil && !nfi.Mode().IsRegular() {
+		return "", nil, false
+	}
+	return pp, fi, true
 }
 
-func (l *localFS) LstatIfPossible(name string) (fs.FileInfo, bool, error) {
-	fi, err := l.root.Lstat(rel(name))
-	return fi, true, pathErr("lstat", name, err)
+// Partial describes name's partial under the name.
+func (s *localStore) Partial(name string) (fs.FileInfo, error) {
+	if _, fi, ok := s.partial(name); ok {
+		return namedInfo{fi, path.Base(clientPath(name))}, nil
+	}
+	return nil, &fs.PathError{Op: "stat", Path: clientPath(name), Err: fs.ErrNotExist}
 }
 
-func (l *localFS) Chmod(name string, mode fs.FileMode) error {
-	// Only permission bits: a client never sets setuid, setgid or sticky.
-	return pathErr("chmod", name, l.root.Chmod(rel(name), mode&fs.ModePerm))
+// Truncate sets the size of name's partial if it has one, else of the
+// file.
+func (s *localStore) Truncate(name string, size int64) error {
+	p := rel(name)
+	if pp, _, ok := s.partial(name); ok {
+		p = pp
+	}
+	f, err := s.openRegular(p, name, os.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return localErr("truncate", name, err)
 }
 
-func (l *localFS) Chown(name string, _, _ int) error {
-	// Ownership belongs to the daemon's account, never to a client.
-	return denied("chown", name)
+// Chmod sets the permission bits of name and of its partial: a client
+// never sets setuid, setgid or sticky.
+func (s *localStore) Chmod(name string, mode fs.FileMode) error {
+	return s.attrs("chmod", name, func(p string) error { return s.root.Chmod(p, mode&fs.ModePerm) })
 }
 
-func (l *localFS) Chtimes(name string, atime, mtime time.Time) error {
-	return pathErr("chtimes", name, l.root.Chtimes(rel(name), atime, mtime))
+// Chtimes sets the times of name and of its partial.
+func (s *localStore) Chtimes(name string, atime, mtime time.Time) error {
+	return s.attrs("chtimes", name, func(p string) error { return s.root.Chtimes(p, atime, mtime) })
 }
 
-func (l *localFS) StatFS() (*FSStats, error) {
+// attrs applies set to name's partial, if it has one, and to name, and
+// succeeds if either existed.
+func (s *localStore) attrs(op, name string, set func(p string) error) error {
+	done := false
+	if pp, _, ok := s.partial(name); ok && set(pp) == nil {
+		done = true
+	}
+	err := set(rel(name))
+	if done && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return localErr(op, name, err)
+}
+
+// StatFS reports the file system that holds the home.
+func (s *localStore) StatFS() (*FSStats, error) {
+	d, err := s.openDir(".")
+	if err != nil {
+		return nil, localErr("statvfs", "/", err)
+	}
+	defer d.Close()
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return nil, localErr("statvfs", "/", err)
+	}
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(l.dir, &st); err != nil {
-		return nil, pathErr("statvfs", "/", err)
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Fstatfs(int(fd), &st) }); err != nil {
+		return nil, localErr("statvfs", "/", err)
+	}
+	if serr != nil {
+		return nil, localErr("statvfs", "/", serr)
 	}
 	return &FSStats{
 		BlockSize:   uint64(st.Bsize),
@@ -212,6 +514,90 @@ func (l *localFS) StatFS() (*FSStats, error) {
 	}, nil
 }
 
-func (l *localFS) Truncate(name string, size int64) error {
-	return truncate(l, name, size)
+// The durable steps of an upload, through trace when a test set it.
+
+func (s *localStore) traced(op, name string) error {
+	if s.trace == nil {
+		return nil
+	}
+	return s.trace(op, name)
+}
+
+// syncFile flushes f, the file at the store-relative path p.
+func (s *localStore) syncFile(f *os.File, p string) error {
+	if err := s.traced("sync", "/"+p); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// rename renames the store-relative path o to n.
+func (s *localStore) rename(o, n string) error {
+	if err := s.traced("rename", "/"+o+" /"+n); err != nil {
+		return err
+	}
+	return s.root.Rename(o, n)
+}
+
+// link makes the store-relative path n a new name of o; it fails with
+// EEXIST when n exists.
+func (s *localStore) link(o, n string) error {
+	if err := s.traced("link", "/"+o+" /"+n); err != nil {
+		return err
+	}
+	return s.root.Link(o, n)
+}
+
+// syncDir flushes, with Fsync on, the directory that holds name (a client
+// path), so that a rename into it survives a power loss. A directory
+// removed meanwhile has no entry left to make durable: that is no error,
+// as close(2) on a POSIX server is none.
+func (s *localStore) syncDir(name string) error {
+	if !s.opts.Fsync {
+		return nil
+	}
+	dir := path.Dir(clientPath(name))
+	d, err := s.openDir(rel(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := s.traced("sync", dir); err != nil {
+		return err
+	}
+	return d.Sync()
+}
+
+// utimeOmit is UTIME_OMIT: utimensat(2) leaves that time as it is.
+const utimeOmit = 1<<30 - 2
+
+// futimens sets the times of the open file f, as os.Chtimes does for a
+// name (a zero time is left unchanged). It goes by descriptor: an open
+// upload's attributes reach the file it writes, whatever its name has
+// become since.
+func futimens(f *os.File, atime, mtime time.Time) error {
+	ts := [2]syscall.Timespec{{Nsec: utimeOmit}, {Nsec: utimeOmit}}
+	for i, t := range []time.Time{atime, mtime} {
+		if !t.IsZero() {
+			ts[i] = syscall.NsecToTimespec(t.UnixNano())
+		}
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		// A NULL path makes utimensat act on fd itself (futimens(3)).
+		_, _, errno = syscall.Syscall6(syscall.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	}); err != nil {
+		return err
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }

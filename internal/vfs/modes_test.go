@@ -2,65 +2,51 @@ package vfs
 
 import (
 	"io/fs"
-	"os"
 	"testing"
 
 	"github.com/wharf-sftp/wharf/internal/procstat"
 )
 
-// The backend chooses the mode of what a client creates, whatever the
-// front end asks: ftpserverlib asks 0777 for files and 0755 for
-// directories, pkg/sftp passes the client's. The umask still applies on
-// disk, as for any process.
+// The store chooses the mode of what a client creates, whatever the front
+// end asked (ftpserverlib asks 0777 for files and 0755 for directories,
+// pkg/sftp passes the client's): FS takes no mode at all. The umask still
+// applies on disk, as for any process. An overwrite keeps the file's mode,
+// as writing in place would.
 func TestCreatedModes(t *testing.T) {
 	umask, err := procstat.Umask()
 	if err != nil {
 		t.Fatal(err)
 	}
-	masked := func(m fs.FileMode) fs.FileMode { return m &^ umask }
-	backends := map[string]struct {
-		b    func(t *testing.T) Backend
-		mask func(fs.FileMode) fs.FileMode
-	}{
-		"local": {func(t *testing.T) Backend {
-			b, err := NewLocal(t.TempDir())
+	forEachStore(t, storeKinds(), func(t *testing.T, h *home) {
+		mask := func(m fs.FileMode) fs.FileMode { return m }
+		if h.kind.local {
+			mask = func(m fs.FileMode) fs.FileMode { return m &^ umask }
+		}
+		s := h.fs
+		put(t, s, "/f", trunc, "x")
+		if err := s.Mkdir("/d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Mkdir("/d/e"); err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range map[string]fs.FileMode{"/f": fileMode, "/d": dirMode, "/d/e": dirMode} {
+			fi, err := s.Stat(p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return b
-		}, masked},
-		"memory": {func(*testing.T) Backend { return NewMemory() }, func(m fs.FileMode) fs.FileMode { return m }},
-	}
-	for name, tc := range backends {
-		t.Run(name, func(t *testing.T) {
-			h := openHome(t, tc.b(t), "/u")
-			for _, asked := range []fs.FileMode{0o777, 0o755, 0o600, 0} {
-				f, err := h.OpenFile("/f", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, asked)
-				if err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
-				if err := h.Mkdir("/d", asked); err != nil {
-					t.Fatal(err)
-				}
-				if err := h.MkdirAll("/p/q", asked); err != nil {
-					t.Fatal(err)
-				}
-				for p, want := range map[string]fs.FileMode{"/f": fileMode, "/d": dirMode, "/p": dirMode, "/p/q": dirMode} {
-					fi, err := h.Stat(p)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if got := fi.Mode().Perm(); got != tc.mask(want) {
-						t.Errorf("%s created with mode %#o has %#o, want %#o", p, asked, got, tc.mask(want))
-					}
-				}
-				for _, p := range []string{"/f", "/d", "/p/q", "/p"} {
-					if err := h.Remove(p); err != nil {
-						t.Fatal(err)
-					}
-				}
+			if got := fi.Mode().Perm(); got != mask(want) {
+				t.Errorf("%s created with mode %#o, want %#o", p, got, mask(want))
 			}
-		})
-	}
+		}
+		if err := s.Chmod("/f", 0o604); err != nil {
+			t.Fatal(err)
+		}
+		for _, flag := range []int{trunc, appnd} {
+			put(t, s, "/f", flag, "y")
+			if fi, err := s.Stat("/f"); err != nil || fi.Mode().Perm() != 0o604 {
+				t.Errorf("after an overwrite (flags %#x): %v, %v; want the file's 0604 kept", flag, fi, err)
+			}
+		}
+	})
 }

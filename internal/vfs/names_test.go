@@ -1,12 +1,11 @@
 package vfs
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 )
@@ -63,124 +62,108 @@ func TestShowError(t *testing.T) {
 }
 
 // Every way to create a name refuses a control character, with ErrBadName,
-// and creates nothing; renaming an old bad name to a good one and entering
-// a directory whose name predates the rule still work.
+// and creates nothing; a name that predates the rule can still be entered,
+// renamed to a good name and removed.
 func TestBadNamesRefusedAtCreation(t *testing.T) {
-	all := PermUpload | PermOverwrite | PermDownload | PermMkdir | PermRename | PermDelete | PermList
 	for _, bad := range []string{"a\r\nb", "x\x01", "nul\x00", "tab\t", "del\x7f", "esc\x1b[31m"} {
 		t.Run(ShowPath(bad), func(t *testing.T) {
-			inner := openHome(t, NewMemory(), "/u")
-			var logs bytes.Buffer
-			r := Restrict(inner, func() Perms { return all }, slog.New(slog.NewJSONHandler(&logs, nil)))
-			if err := inner.Mkdir("/dir", 0o750); err != nil {
-				t.Fatal(err)
-			}
-			if f, err := inner.Create("/good"); err != nil {
-				t.Fatal(err)
-			} else {
-				f.Close()
-			}
-			attempts := map[string]func() error{
-				"create": func() error { _, err := r.Create("/dir/" + bad); return err },
-				"openfile": func() error {
-					_, err := r.OpenFile("/"+bad, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-					return err
-				},
-				"mkdir":         func() error { return r.Mkdir("/"+bad, 0o750) },
-				"mkdirall":      func() error { return r.MkdirAll("/"+bad+"/sub", 0o750) },
-				"rename target": func() error { return r.Rename("/good", "/dir/"+bad) },
-				"rename dir":    func() error { return r.Rename("/dir", "/"+bad) },
-			}
-			for name, try := range attempts {
-				err := try()
-				if !errors.Is(err, ErrBadName) {
-					t.Errorf("%s: err = %v, want ErrBadName", name, err)
-					continue
+			forEachStore(t, storeKinds(), func(t *testing.T, h *home) {
+				s := h.fs
+				if err := s.Mkdir("/dir"); err != nil {
+					t.Fatal(err)
 				}
-				if strings.ContainsAny(err.Error(), "\r\n\x00\x01\x1b\x7f") {
-					t.Errorf("%s: error text carries a control character: %q", name, err.Error())
+				put(t, s, "/good", trunc, "good")
+				attempts := map[string]func() error{
+					"create":           func() error { return second(s.Create("/dir/"+bad, trunc)) },
+					"create, no trunc": func() error { return second(s.Create("/"+bad, create)) },
+					"create, rdwr":     func() error { return second(s.Create("/"+bad, os.O_RDWR|os.O_CREATE)) },
+					"mkdir":            func() error { return s.Mkdir("/" + bad) },
+					"rename target":    func() error { return s.Rename("/good", "/dir/"+bad) },
+					"rename dir":       func() error { return s.Rename("/dir", "/"+bad) },
 				}
-			}
-			for _, p := range []string{"/" + bad, "/dir/" + bad} {
-				if _, err := inner.Stat(p); !errors.Is(err, fs.ErrNotExist) {
-					t.Errorf("%q exists after the refusals (stat: %v)", p, err)
+				for name, try := range attempts {
+					err := try()
+					if !errors.Is(err, ErrBadName) {
+						t.Errorf("%s: err = %v, want ErrBadName", name, err)
+						continue
+					}
+					if strings.ContainsAny(err.Error(), "\r\n\x00\x01\x1b\x7f") {
+						t.Errorf("%s: error text carries a control character: %q", name, err.Error())
+					}
 				}
-			}
-			if _, err := inner.Stat("/good"); err != nil {
-				t.Errorf("the rename source is gone: %v", err)
-			}
-			if strings.ContainsAny(logs.String(), "\r\x01\x1b\x7f") || !strings.Contains(logs.String(), `"msg":"refused"`) {
-				t.Errorf("refusals logged as:\n%s", logs.String())
-			}
+				for _, p := range []string{"/" + bad, "/dir/" + bad} {
+					if _, err := h.raw.Stat(p); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.EINVAL) {
+						t.Errorf("%q exists after the refusals (stat: %v)", p, err)
+					}
+				}
+				if got := content(t, s, "/good"); got != "good" {
+					t.Errorf("the rename source: %q", got)
+				}
+				if n := len(h.logs.lines(`"msg":"refused"`)); n != len(attempts) {
+					t.Errorf("%d refusals logged, want %d", n, len(attempts))
+				}
+				if strings.ContainsAny(h.logs.String(), "\r\x01\x1b\x7f") {
+					t.Errorf("refusals logged with a control character:\n%s", h.logs.String())
+				}
+			})
 		})
 	}
 
 	// A name made before the rule (straight on the store) stays usable:
 	// entered, renamed to a good name, removed.
-	inner := openHome(t, NewMemory(), "/u")
-	r := Restrict(inner, func() Perms { return all }, slog.New(slog.DiscardHandler))
-	if err := inner.Mkdir("/old\nname", 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := r.Create("/old\nname/f"); err != nil {
-		t.Errorf("create beneath an old bad name: %v", err)
-	} else {
-		f.Close()
-	}
-	if err := r.Rename("/old\nname", "/fixed"); err != nil {
-		t.Errorf("rename an old bad name to a good one: %v", err)
-	}
-	if err := r.RemoveAll("/fixed"); err != nil {
-		t.Errorf("remove: %v", err)
-	}
+	forEachStore(t, storeKinds(), func(t *testing.T, h *home) {
+		s := h.fs
+		if err := h.raw.Mkdir("/old\nname"); err != nil {
+			t.Fatal(err)
+		}
+		put(t, s, "/old\nname/f", trunc, "x")
+		if err := s.Rename("/old\nname", "/fixed"); err != nil {
+			t.Errorf("rename an old bad name to a good one: %v", err)
+		}
+		if err := s.Remove("/fixed/f"); err != nil {
+			t.Errorf("remove: %v", err)
+		}
+		if err := s.Rmdir("/fixed"); err != nil {
+			t.Errorf("rmdir: %v", err)
+		}
+	})
 }
 
 // A client path of 250,000 bytes reaches the log, the recorded event and
 // the error at most 1 KiB long.
 func TestLongPathShownShort(t *testing.T) {
-	long := "/" + strings.Repeat("p", 249_999)
-	var logs bytes.Buffer
-	var ops []Op
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	all := PermUpload | PermOverwrite | PermDownload | PermMkdir | PermRename | PermDelete | PermList
-	b, err := NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	h := Restrict(Audit(openHome(t, b, "/u"), log, AuditOptions{Record: func(o Op) { ops = append(ops, o) }}), func() Perms { return all }, log)
-	denied := Restrict(h, func() Perms { return 0 }, log)
-
-	var errs []error
-	_, err = h.OpenFile(long, os.O_WRONLY|os.O_CREATE, 0o640)
-	errs = append(errs, err)
-	errs = append(errs, h.Mkdir(long, 0o750), h.Remove(long), h.Rename(long, long+"x"))
-	_, err = h.Stat(long)
-	errs = append(errs, err)
-	_, err = h.Open(long)
-	errs = append(errs, err)
-	errs = append(errs, denied.Mkdir(long, 0o750))
-	for i, err := range errs {
-		if err == nil {
-			t.Errorf("operation %d on a 250,000-byte path succeeded", i)
-			continue
+	forEachStore(t, storeKinds(), func(t *testing.T, h *home) {
+		long := "/" + strings.Repeat("p", 249_999)
+		s := h.fs
+		errs := []error{
+			second(s.Create(long, trunc)),
+			s.Mkdir(long), s.Remove(long), s.Rename(long, long+"x"), s.Rmdir(long),
+			second(s.Stat(long)), second(s.Open(long, 0)), s.Chmod(long, 0o600), s.Truncate(long, 0),
 		}
-		if n := len(err.Error()); n > 2*maxShownPath+100 {
-			t.Errorf("operation %d: error of %d bytes: %.120q", i, n, err.Error())
+		h.setPerms(0)
+		errs = append(errs, s.Mkdir(long), s.Remove(long), second(s.Create(long, trunc)))
+		for i, err := range errs {
+			if err == nil {
+				t.Errorf("operation %d on a 250,000-byte path succeeded", i)
+				continue
+			}
+			if n := len(err.Error()); n > 2*maxShownPath+100 {
+				t.Errorf("operation %d: error of %d bytes: %.120q", i, n, err.Error())
+			}
 		}
-	}
-	if len(ops) == 0 {
-		t.Fatal("no operation recorded")
-	}
-	for _, o := range ops {
-		size := len(o.Path) + len(o.Target) + len(o.Err.Error())
-		if size > 4*maxShownPath {
-			t.Errorf("recorded %s holds %d bytes of path: %.120q", o.Type, size, o.Path)
+		ops := h.ops.all()
+		if len(ops) == 0 {
+			t.Fatal("no operation recorded")
 		}
-	}
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		if len(line) > 4*maxShownPath {
-			t.Errorf("log line of %d bytes: %.200s", len(line), line)
+		for _, o := range ops {
+			if n := len(o.Path) + len(o.Target) + len(o.Err.Error()); n > 4*maxShownPath {
+				t.Errorf("recorded %s holds %d bytes of path: %.120q", o.Type, n, o.Path)
+			}
 		}
-	}
+		for _, line := range h.logs.lines() {
+			if len(line) > 4*maxShownPath {
+				t.Errorf("log line of %d bytes: %.200s", len(line), line)
+			}
+		}
+	})
 }

@@ -8,31 +8,29 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"strings"
 	"syscall"
 	"time"
 )
 
-// RecoverUploads turns the temporary files of uploads that a daemon which
-// died left behind into their names' partials, so that the clients can
-// resume them (reput, put -a, curl -C -, REST+STOR), and reports how many
-// it recovered. It must run before any session opens: every temporary
-// file it finds then belongs to a process that is gone. A claimed partial
-// (a resume in progress) is a temporary file too, and so comes back. When
+// Recover turns the temporary files of uploads that a daemon which died
+// left behind into their names' partials, so that the clients can resume
+// them (reput, put -a, curl -C -, REST+STOR), and reports how many it
+// recovered. It must run before any home opens: every temporary file it
+// finds then belongs to a process that is gone. A claimed partial (a
+// resume in progress) is a temporary file too, and so comes back. When
 // several belong to one name, the one changed last wins and the others
 // are removed, as a newer failure replaces an older partial; an empty one
-// is removed.
+// is removed, and so is one that an exclusive commit had linked to its
+// name already.
 //
 // The scan covers the whole storage root (every home) once: a home opened
 // lazily would not do, since a home may lie inside another one ("/" holds
 // all), whose sessions could already be uploading there. It goes at most
 // recoverMaxDepth directories deep, reads each directory in chunks, holds
 // one descriptor per level and never follows a symlink (os.Root confines
-// it in any case). The memory backend has nothing to recover.
-func RecoverUploads(b Backend, log *slog.Logger) (int, error) {
-	l, ok := b.(*Local)
-	if !ok {
-		return 0, nil
-	}
+// it in any case).
+func (l *Local) Recover(log *slog.Logger) (int, error) {
 	r := &recovery{root: l.root, log: log.With("component", "vfs")}
 	start := time.Now()
 	err := r.dir(".", 0)
@@ -119,6 +117,12 @@ func (r *recovery) file(src, dst string, won map[string]time.Time) bool {
 	if fi.Size() == 0 {
 		// Nothing the client sent: an upload that had only begun.
 		return r.remove(src, "empty")
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && strings.HasPrefix(path.Base(src), uploadPrefix) {
+		// A temporary file has one name, but for the moment between an
+		// exclusive commit's link(2) to the client's name and its unlink:
+		// the upload is complete under that name already.
+		return r.remove(src, "committed")
 	}
 	at := changedAt(fi)
 	if pfi, err := r.root.Lstat(dst); err == nil && pfi.Mode().IsRegular() {

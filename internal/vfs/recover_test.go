@@ -11,63 +11,64 @@ import (
 )
 
 // crashedStore is a storage root on disk and a home in it, seen by a
-// daemon that is about to die: what its uploads leave open is never closed.
+// daemon that is about to die: what its uploads leave open is never
+// committed nor aborted.
 type crashedStore struct {
 	dir  string // storage root
 	home string // alice's home on disk
-	a    FS     // alice's home through the Atomic layer
+	s    Store  // alice's home
 }
 
 func newCrashedStore(t *testing.T) *crashedStore {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := NewLocal(dir)
+	l, err := NewLocal(dir, LocalOptions{Atomic: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := b.Home("/alice")
+	h, err := l.Home("/alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The "dead" daemon's descriptors are released when the test ends.
-	t.Cleanup(func() { h.Close(); b.Close() })
-	return &crashedStore{dir: dir, home: filepath.Join(dir, "alice"), a: newAtomic(h, atomicCopyMax)}
+	t.Cleanup(func() { h.Close(); l.Close() })
+	return &crashedStore{dir: dir, home: filepath.Join(dir, "alice"), s: h}
 }
 
-// leaveOpen starts an upload of name with flag and writes data, then
-// abandons it as a SIGKILL would.
-func (c *crashedStore) leaveOpen(t *testing.T, name string, flag int, off int64, data string) {
+// leaveOpen starts an upload of name as o says and writes data at off,
+// then abandons it as a SIGKILL would.
+func (c *crashedStore) leaveOpen(t *testing.T, name string, o CreateOptions, off int64, data string) {
 	t.Helper()
-	f, err := c.a.OpenFile(name, flag, 0o640)
+	u, err := c.s.Create(name, o)
 	if err != nil {
-		t.Fatalf("open %s: %v", name, err)
+		t.Fatalf("create %s: %v", name, err)
 	}
-	if _, err := f.WriteAt([]byte(data), off); err != nil {
+	if _, err := u.WriteAt([]byte(data), off); err != nil {
 		t.Fatalf("write %s: %v", name, err)
 	}
 }
 
 // restart opens the storage again as a new daemon does: recovery first,
-// then alice's home. It returns what recovery reported and logged.
-func (c *crashedStore) restart(t *testing.T) (n int, log string, raw, a FS) {
+// then alice's home. It returns what recovery reported and logged, and
+// the home.
+func (c *crashedStore) restart(t *testing.T) (n int, log string, lt *localTest) {
 	t.Helper()
-	b, err := NewLocal(c.dir)
+	l, err := NewLocal(c.dir, LocalOptions{Atomic: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { l.Close() })
 	var buf bytes.Buffer
-	n, err = RecoverUploads(b, slog.New(slog.NewTextHandler(&buf, nil)))
+	n, err = l.Recover(slog.New(slog.NewTextHandler(&buf, nil)))
 	if err != nil {
-		t.Fatalf("RecoverUploads: %v", err)
+		t.Fatalf("Recover: %v", err)
 	}
-	h, err := b.Home("/alice")
+	h, err := l.Home("/alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a = newAtomic(h, atomicCopyMax)
-	t.Cleanup(func() { a.Close() })
-	return n, buf.String(), h, a
+	t.Cleanup(func() { h.Close() })
+	return n, buf.String(), &localTest{l: l, s: h.(*localStore), dir: c.home}
 }
 
 func TestRecoverUploadKilled(t *testing.T) {
@@ -75,35 +76,31 @@ func TestRecoverUploadKilled(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(c.home, "in"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	c.leaveOpen(t, "/in/report.csv", trunc, 0, "first half,")
+	c.leaveOpen(t, "/in/report.csv", CreateOptions{}, 0, "first half,")
 
-	n, log, raw, a := c.restart(t)
+	n, log, lt := c.restart(t)
 	if n != 1 {
 		t.Fatalf("recovered %d uploads, want 1; log:\n%s", n, log)
 	}
 	if !strings.Contains(log, `msg="recovered upload" component=vfs path=/alice/in/report.csv`) {
 		t.Errorf("no recovery line for /alice/in/report.csv:\n%s", log)
 	}
-	if got := hiddenIn(t, raw, "/in", uploadPrefix); len(got) != 0 {
+	if got := lt.hidden(t, "/in", uploadPrefix); len(got) != 0 {
 		t.Errorf("temporary files left after recovery: %v", got)
 	}
 	// What every resuming client does: stat the name, continue from there.
-	fi, err := a.Stat("/in/report.csv")
-	if err != nil || fi.Size() != int64(len("first half,")) {
-		t.Fatalf("stat after recovery: %v, %v; want the partial's 11 bytes", fi, err)
+	off := lt.partialSize(t, "/in/report.csv")
+	if off != int64(len("first half,")) {
+		t.Fatalf("partial after recovery: %d bytes, want 11", off)
 	}
-	f, err := a.OpenFile("/in/report.csv", create, 0o640)
-	if err != nil {
+	u := lt.start(t, "/in/report.csv", CreateOptions{Continue: true}, off, "second half")
+	if err := u.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte("second half"), fi.Size())
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := content(t, raw, "/in/report.csv"); got != "first half,second half" {
+	if got := lt.read(t, "/in/report.csv"); got != "first half,second half" {
 		t.Errorf("resumed file: %q", got)
 	}
-	absent(t, raw, partialOf("/in/report.csv"))
+	lt.absent(t, partialOf("/in/report.csv"))
 }
 
 // A resume claims the partial (renames it to its own temporary file): a
@@ -114,20 +111,20 @@ func TestRecoverResumeKilled(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(c.home, partialPrefix+"big"), []byte("0123"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	c.leaveOpen(t, "/big", create, 4, "4567")
+	c.leaveOpen(t, "/big", CreateOptions{Continue: true}, 4, "4567")
 	if _, err := os.Stat(filepath.Join(c.home, partialPrefix+"big")); err == nil {
 		t.Fatal("the resume did not claim the partial; this test would prove nothing")
 	}
 
-	n, _, raw, a := c.restart(t)
+	n, _, lt := c.restart(t)
 	if n != 1 {
 		t.Fatalf("recovered %d, want 1", n)
 	}
-	if got := content(t, raw, partialOf("/big")); got != "01234567" {
+	if got := lt.read(t, partialOf("/big")); got != "01234567" {
 		t.Errorf("partial after recovery holds %q, want the claimed partial and the resume's bytes", got)
 	}
-	if fi, err := a.Stat("/big"); err != nil || fi.Size() != 8 {
-		t.Errorf("stat after recovery: %v, %v", fi, err)
+	if got := lt.partialSize(t, "/big"); got != 8 {
+		t.Errorf("partial after recovery: %d bytes", got)
 	}
 }
 
@@ -139,20 +136,20 @@ func TestRecoverNewestWins(t *testing.T) {
 	if err := os.WriteFile(older, []byte("oldest partial"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	c.leaveOpen(t, "/x", trunc, 0, "first upload")
+	c.leaveOpen(t, "/x", CreateOptions{}, 0, "first upload")
 	waitChanged(t, c.home)
-	c.leaveOpen(t, "/x", trunc, 0, "newest upload")
+	c.leaveOpen(t, "/x", CreateOptions{}, 0, "newest upload")
 	waitChanged(t, c.home)
-	c.leaveOpen(t, "/y", trunc, 0, "") // opened, nothing sent
+	c.leaveOpen(t, "/y", CreateOptions{}, 0, "") // opened, nothing sent
 
-	n, log, raw, _ := c.restart(t)
+	n, log, lt := c.restart(t)
 	if n != 1 {
 		t.Errorf("recovered %d, want 1", n)
 	}
-	if got := content(t, raw, partialOf("/x")); got != "newest upload" {
+	if got := lt.read(t, partialOf("/x")); got != "newest upload" {
 		t.Errorf("partial holds %q, want the newest upload's bytes", got)
 	}
-	if got := append(hiddenIn(t, raw, "/", uploadPrefix), hiddenIn(t, raw, "/", partialPrefix+"y")...); len(got) != 0 {
+	if got := append(lt.hidden(t, "/", uploadPrefix), lt.hidden(t, "/", partialPrefix+"y")...); len(got) != 0 {
 		t.Errorf("left after recovery: %v\n%s", got, log)
 	}
 }
@@ -188,19 +185,39 @@ func TestRecoverLongNames(t *testing.T) {
 	// 250 bytes: hashed in both names. 230: hashed since the temporary
 	// name would not fit; an older version kept its partial unhashed.
 	long, mid := strings.Repeat("l", 250), strings.Repeat("m", 230)
-	c.leaveOpen(t, "/"+long, trunc, 0, "long")
+	c.leaveOpen(t, "/"+long, CreateOptions{}, 0, "long")
 	if err := os.WriteFile(filepath.Join(c.home, partialPrefix+mid), []byte("mid"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 
-	n, _, _, a := c.restart(t)
+	n, _, lt := c.restart(t)
 	if n != 2 {
 		t.Errorf("recovered %d, want 2", n)
 	}
 	for name, size := range map[string]int64{long: 4, mid: 3} {
-		if fi, err := a.Stat("/" + name); err != nil || fi.Size() != size {
-			t.Errorf("stat of a %d-byte name after recovery: %v, %v", len(name), fi, err)
+		if got := lt.partialSize(t, "/"+name); got != size {
+			t.Errorf("partial of a %d-byte name after recovery: %d bytes, want %d", len(name), got, size)
 		}
+	}
+}
+
+// An exclusive commit links the temporary file to the name, then removes
+// it: a crash between the two leaves a complete upload, not a partial.
+func TestRecoverCommittedExclusive(t *testing.T) {
+	c := newCrashedStore(t)
+	if err := os.WriteFile(filepath.Join(c.home, "f"), []byte("complete"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(c.home, "f"), filepath.Join(c.home, uploadPrefix+"f.0123456789abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	n, log, lt := c.restart(t)
+	if n != 0 {
+		t.Errorf("recovered %d, want 0\n%s", n, log)
+	}
+	lt.noneHidden(t, "/")
+	if got := lt.read(t, "/f"); got != "complete" {
+		t.Errorf("the committed file holds %q", got)
 	}
 }
 
@@ -224,7 +241,7 @@ func TestRecoverStaysInside(t *testing.T) {
 		}
 	}
 
-	n, _, _, _ := c.restart(t)
+	n, _, _ := c.restart(t)
 	if n != 0 {
 		t.Errorf("recovered %d, want 0", n)
 	}
@@ -235,12 +252,5 @@ func TestRecoverStaysInside(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(c.home, name)); err != nil {
 			t.Errorf("%s was touched: %v", name, err)
 		}
-	}
-}
-
-func TestRecoverMemoryBackend(t *testing.T) {
-	n, err := RecoverUploads(NewMemory(), slog.New(slog.DiscardHandler))
-	if n != 0 || err != nil {
-		t.Errorf("memory backend: %d, %v", n, err)
 	}
 }

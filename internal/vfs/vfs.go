@@ -1,55 +1,21 @@
 // Package vfs is wharf's chroot: every byte a client reads or writes goes
-// through a per-user afero.Fs built here. Backends confine a home (local disk
-// through os.Root, so the kernel resolves every path beneath it); decorators
-// enforce permissions (Restrict) and record what happened (Audit). Errors
-// that leave this package name only the client's path, never a host path.
+// through a per-session FS built here, over one user's Store (store.go).
+// Stores confine a home (local disk through os.Root, so the kernel resolves
+// every path beneath it; a bucket by its key mapping); FS applies the
+// policy once, above any store: permissions, the size cap, hidden internal
+// names, the session's view of its own open uploads, and the record of
+// what happened. Errors that leave this package name only the client's
+// path, never a host path.
 package vfs
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"path"
 	"strings"
 	"syscall"
-
-	"github.com/spf13/afero"
 )
-
-// Backend is a store in which each user's home is a directory.
-type Backend interface {
-	// Home returns a filesystem whose "/" is home (a clean, rooted path such
-	// as "/alice"; "/" is the whole store). A missing home is created.
-	Home(home string) (FS, error)
-	// Close releases the backend. Homes already returned stay usable until
-	// they are closed themselves.
-	Close() error
-}
-
-// FS is one user's confined filesystem.
-type FS interface {
-	afero.Fs
-	afero.Lstater
-	// Truncate sets the size of an existing file (SFTP setstat with a size).
-	Truncate(name string, size int64) error
-	// StatFS reports capacity of the store, or an error wrapping
-	// errors.ErrUnsupported where the backend cannot tell.
-	StatFS() (*FSStats, error)
-	io.Closer
-}
-
-// FSStats describes the capacity of the store a home lives on, as
-// statvfs(2) does.
-type FSStats struct {
-	BlockSize   uint64
-	Blocks      uint64 // total, in BlockSize units
-	BlocksFree  uint64
-	BlocksAvail uint64 // available to unprivileged users
-	Files       uint64
-	FilesFree   uint64
-	NameMax     uint64
-}
 
 // rel maps a client path ("/a/b", "a/../../b") to a store-relative one.
 // After path.Clean on a rooted path, ".." can no longer climb above "/", so
@@ -103,16 +69,4 @@ var errFailed = errors.New("operation failed")
 // denied is the error for an operation the user may not perform.
 func denied(op, name string) error {
 	return &fs.PathError{Op: op, Path: ShowPath(clientPath(name)), Err: fs.ErrPermission}
-}
-
-// New opens the backend named in the config ("local" or "memory").
-func New(backend, root string) (Backend, error) {
-	switch backend {
-	case "local", "":
-		return NewLocal(root)
-	case "memory":
-		return NewMemory(), nil
-	default:
-		return nil, fmt.Errorf("unknown storage backend %q", backend)
-	}
 }
