@@ -7,7 +7,11 @@ package s3store
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // S3's own limits on a multipart upload's parts.
@@ -38,12 +42,28 @@ type Config struct {
 	SecretAccessKeyFile string
 	PartSize            int64 // part_size, bytes
 	UploadConcurrency   int   // upload_concurrency: parts in flight per upload
+	// Setstat says what SETSTAT of modes and times does (setstat): "ignore"
+	// (the default; "" means it too) accepts and ignores it, since objects
+	// keep neither and WinSCP sets times after every upload; "error"
+	// refuses it with errors.ErrUnsupported.
+	Setstat string
+	// MaxRenameObjects bounds a folder rename (max_rename_objects): S3 has
+	// no rename, so each object under the folder is copied and deleted; a
+	// folder holding more is refused before anything is copied.
+	MaxRenameObjects int
 }
 
+// The values of Config.Setstat.
+const (
+	SetstatIgnore = "ignore"
+	SetstatError  = "error"
+)
+
 // DefaultConfig holds the defaults of the schema: 16 MiB parts, 4 in
-// flight, us-east-1.
+// flight, us-east-1, setstat ignored, folder renames up to 1,000 objects.
 func DefaultConfig() Config {
-	return Config{Region: "us-east-1", PartSize: 16 << 20, UploadConcurrency: 4}
+	return Config{Region: "us-east-1", PartSize: 16 << 20, UploadConcurrency: 4,
+		Setstat: SetstatIgnore, MaxRenameObjects: 1000}
 }
 
 // Validate returns every problem at once, each naming its key. No I/O: the
@@ -69,6 +89,12 @@ func (c Config) Validate() error {
 	}
 	if c.UploadConcurrency < 1 || c.UploadConcurrency > MaxUploadConcurrency {
 		errs = append(errs, fmt.Errorf("upload_concurrency: %d is outside 1 to %d", c.UploadConcurrency, MaxUploadConcurrency))
+	}
+	if c.Setstat != "" && c.Setstat != SetstatIgnore && c.Setstat != SetstatError {
+		errs = append(errs, fmt.Errorf("setstat: %q is neither %q nor %q", c.Setstat, SetstatIgnore, SetstatError))
+	}
+	if c.MaxRenameObjects < 1 {
+		errs = append(errs, fmt.Errorf("max_rename_objects: %d; want at least 1", c.MaxRenameObjects))
 	}
 	return errors.Join(errs...)
 }
@@ -110,4 +136,73 @@ func validEndpoint(e string) error {
 		return fmt.Errorf("%q: no query or fragment", u.Redacted())
 	}
 	return nil
+}
+
+// Options are what a Backend needs beyond storage.s3: settings of other
+// sections, the daemon's paths, and what tests replace.
+type Options struct {
+	// SpoolDir is where an upload keeps bytes written far beyond the part
+	// it is filling (a client that writes the end first), in a file of
+	// its own that is unlinked at once: a folder under state_dir. Empty:
+	// no spool, and such a write fails.
+	SpoolDir string
+	// SpoolMax bounds the bytes all uploads of the backend together may
+	// spool; a write beyond it fails with ENOSPC. 0: DefaultSpoolMax.
+	SpoolMax int64
+	// PartialTTL is uploads.partial_ttl: how long a broken upload's
+	// partial waits for a resume before Sweep aborts it. 0:
+	// DefaultPartialTTL.
+	PartialTTL time.Duration
+	// Log receives what Sweep aborts (nothing else logs here: the FS
+	// above records what clients do). nil: discard.
+	Log *slog.Logger
+	// Now is the clock partials expire by. nil: time.Now.
+	Now func() time.Time
+	// RequestTimeout bounds each request that moves no file data (HEAD,
+	// LIST, DELETE, the multipart bookkeeping); TransferTimeout each that
+	// does (a part, a copy, a small object). 0: the defaults. A download
+	// is bounded by nothing but its File's Close: it lasts as long as the
+	// client reads.
+	RequestTimeout  time.Duration
+	TransferTimeout time.Duration
+	// ListPage is the MaxKeys of each listing request (S3 returns at most
+	// 1,000). 0: 1,000.
+	ListPage int
+	// Client tunes the S3 client (NewClient's opts): tests count bytes on
+	// the wire with it.
+	Client []func(*s3.Options)
+}
+
+// Defaults of Options.
+const (
+	DefaultSpoolMax        = 1 << 30
+	DefaultPartialTTL      = 7 * 24 * time.Hour
+	DefaultRequestTimeout  = time.Minute
+	DefaultTransferTimeout = 15 * time.Minute
+	maxListPage            = 1000
+)
+
+func (o Options) withDefaults() Options {
+	if o.SpoolMax == 0 {
+		o.SpoolMax = DefaultSpoolMax
+	}
+	if o.PartialTTL == 0 {
+		o.PartialTTL = DefaultPartialTTL
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.TransferTimeout == 0 {
+		o.TransferTimeout = DefaultTransferTimeout
+	}
+	if o.ListPage <= 0 || o.ListPage > maxListPage {
+		o.ListPage = maxListPage
+	}
+	return o
 }
