@@ -77,11 +77,11 @@ func (c *S3) validate(src Source) []error {
 	add := func(field, format string, args ...any) {
 		errs = append(errs, src.Errorf("storage.s3."+field, format, args...))
 	}
-	if msg := checkBucket(c.Bucket); msg != "" {
+	if msg := CheckS3Bucket(c.Bucket); msg != "" {
 		add("bucket", "%s", msg)
 	}
 	if c.Endpoint != "" {
-		if msg := checkEndpoint(c.Endpoint); msg != "" {
+		if msg := CheckS3Endpoint(c.Endpoint); msg != "" {
 			add("endpoint", "%s", msg)
 		}
 	}
@@ -106,11 +106,11 @@ func (c *S3) validate(src Source) []error {
 	return errs
 }
 
-// checkBucket applies S3's naming rules for new buckets: 3 to 63
+// CheckS3Bucket says what is wrong with a bucket name, or "". It applies S3's naming rules for new buckets: 3 to 63
 // lowercase letters, digits, '.' and '-', starting and ending with a
 // letter or digit. Names outside them cannot be addressed in a host name,
 // and most stores refuse them anyway.
-func checkBucket(b string) string {
+func CheckS3Bucket(b string) string {
 	if b == "" {
 		return "required for the s3 backend"
 	}
@@ -127,10 +127,10 @@ func checkBucket(b string) string {
 	return ""
 }
 
-// checkEndpoint accepts http or https with a host and nothing else a
+// CheckS3Endpoint says what is wrong with an endpoint URL, or "". It accepts http or https with a host and nothing else a
 // client could misread: user info in the URL would put a secret in the
 // config file and in every error the SDK prints with the URL.
-func checkEndpoint(e string) string {
+func CheckS3Endpoint(e string) string {
 	u, err := url.Parse(e)
 	switch {
 	case err != nil:

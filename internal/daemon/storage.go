@@ -1,16 +1,28 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/s3store"
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
+// sweepTimeout bounds the start-up sweep of a bucket's multipart uploads:
+// a slow store delays start-up by at most this, and the next start sweeps
+// again.
+const sweepTimeout = 2 * time.Minute
+
 // openStorage opens the backend storage names. Before any session opens,
 // a local backend with atomic uploads turns the temporary files a dead
-// daemon left into partials; recovered says how many.
+// daemon left into partials (recovered says how many), and an s3 backend
+// aborts the multipart uploads no partial needs any more (expired after
+// uploads.partial_ttl, or orphaned).
 func openStorage(cfg *config.Config, log *slog.Logger) (b vfs.Backend, recovered int, err error) {
 	switch cfg.Storage.Backend {
 	case "local", "":
@@ -28,7 +40,38 @@ func openStorage(cfg *config.Config, log *slog.Logger) (b vfs.Backend, recovered
 		return l, recovered, nil
 	case "memory":
 		return vfs.NewMemory(), 0, nil
+	case "s3":
+		return openS3(cfg, log)
 	default:
 		return nil, 0, fmt.Errorf("unknown storage backend %q", cfg.Storage.Backend)
 	}
+}
+
+func openS3(cfg *config.Config, log *slog.Logger) (vfs.Backend, int, error) {
+	c := cfg.Storage.S3
+	spool := filepath.Join(cfg.StateDir, "s3-spool")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, 0, fmt.Errorf("s3 spool: %w", err)
+	}
+	log = log.With("component", "s3")
+	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
+	defer cancel()
+	b, err := s3store.NewBackend(ctx, s3store.Config{
+		Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle, Prefix: c.Prefix,
+		AccessKeyID: c.AccessKeyID, SecretAccessKeyFile: c.SecretAccessKeyFile,
+		PartSize: int64(c.PartSize), UploadConcurrency: c.UploadConcurrency,
+		Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects,
+	}, s3store.Options{SpoolDir: spool, PartialTTL: cfg.Uploads.PartialTTL, Log: log})
+	if err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	n, err := b.Sweep(ctx)
+	if err != nil {
+		// Serving goes on: what was not swept now is at the next start.
+		log.Warn("sweeping multipart uploads", "aborted", n, "err", err)
+	} else {
+		log.Info("multipart uploads swept", "aborted", n, "duration", time.Since(start).Round(time.Millisecond).String())
+	}
+	return b, 0, nil
 }

@@ -26,6 +26,7 @@ func TestNameChangesUnderAnOpenUpload(t *testing.T) {
 		{"local/plain", "local", "uploads:\n  atomic: false\n"},
 		{"memory/atomic", "memory", ""},
 		{"memory/plain", "memory", "uploads:\n  atomic: false\n"},
+		{"s3", "s3", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := newUser(t, "posix")

@@ -8,19 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/wharf-sftp/wharf/internal/config"
 )
 
 // S3's own limits on a multipart upload's parts.
 const (
-	MinPartSize = 5 << 20 // every part but the last
-	MaxPartSize = 5 << 30
-	// MaxUploadConcurrency bounds the parts in flight per upload: memory per
-	// upload is part_size × (upload_concurrency + 1).
-	MaxUploadConcurrency = 64
+	MinPartSize = config.S3MinPartSize // every part but the last
+	MaxPartSize = config.S3MaxPartSize
+	// MaxUploadConcurrency bounds the parts in flight per upload.
+	MaxUploadConcurrency = config.S3MaxUploadConcurrency
 )
 
 // Config mirrors storage.s3 of the config file, key for key.
@@ -70,12 +70,14 @@ func DefaultConfig() Config {
 // secret file is read by NewClient.
 func (c Config) Validate() error {
 	var errs []error
-	if err := validBucket(c.Bucket); err != nil {
-		errs = append(errs, fmt.Errorf("bucket: %w", err))
+	// The rules are the config file's (config.S3), so that a Config built
+	// in code obeys what `wharf config check` enforces.
+	if msg := config.CheckS3Bucket(c.Bucket); msg != "" {
+		errs = append(errs, fmt.Errorf("bucket: %s", msg))
 	}
 	if c.Endpoint != "" {
-		if err := validEndpoint(c.Endpoint); err != nil {
-			errs = append(errs, fmt.Errorf("endpoint: %w", err))
+		if msg := config.CheckS3Endpoint(c.Endpoint); msg != "" {
+			errs = append(errs, fmt.Errorf("endpoint: %s", msg))
 		}
 	}
 	if _, err := normPrefix(c.Prefix); err != nil {
@@ -97,45 +99,6 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_rename_objects: %d; want at least 1", c.MaxRenameObjects))
 	}
 	return errors.Join(errs...)
-}
-
-// validBucket applies S3's naming rules for new buckets: 3 to 63 lowercase
-// letters, digits, '.' and '-', starting and ending with a letter or digit.
-// Names outside them cannot be addressed in a host name, and most stores
-// refuse them anyway.
-func validBucket(b string) error {
-	if len(b) < 3 || len(b) > 63 {
-		return fmt.Errorf("%q: must be 3 to 63 characters", b)
-	}
-	for i := 0; i < len(b); i++ {
-		ch := b[i]
-		alnum := ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9'
-		if !alnum && ((ch != '.' && ch != '-') || i == 0 || i == len(b)-1) {
-			return fmt.Errorf("%q: only lowercase letters, digits, '.' and '-', starting and ending with a letter or digit", b)
-		}
-	}
-	return nil
-}
-
-// validEndpoint accepts http or https with a host and nothing else a
-// client could misread: user info in the URL would put a secret in the
-// config file and in every error the SDK prints with the URL.
-func validEndpoint(e string) error {
-	u, err := url.Parse(e)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q: scheme must be http or https", u.Redacted())
-	case u.Host == "":
-		return fmt.Errorf("%q: no host", u.Redacted())
-	case u.User != nil:
-		return errors.New("must not carry user info; use access_key_id and secret_access_key_file")
-	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("%q: no query or fragment", u.Redacted())
-	}
-	return nil
 }
 
 // Options are what a Backend needs beyond storage.s3: settings of other
