@@ -13,10 +13,12 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 # `make run` keeps everything it creates under var/ (git-ignored).
 DEV_CONFIG := configs/dev.yaml
 DEV_RENDER := var/dev.yaml
+DEV_S3_CONFIG := configs/dev-s3.yaml
+DEV_S3_RENDER := var/dev-s3.yaml
 DEMO_KEY   := var/demo_ed25519
 SFTP_CMD   := sftp -P 2022 -i $(DEMO_KEY) -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=var/known_hosts demo@127.0.0.1
 
-.PHONY: all build run test lint fuzz bench clean
+.PHONY: all build run run-s3 test lint fuzz bench clean
 
 all: build
 
@@ -31,14 +33,14 @@ $(DEMO_KEY):
 # var/dev.yaml is configs/dev.yaml with the "# - DEMO_PUBLIC_KEY" comment line
 # replaced by the generated key. awk's index/substr copy the key literally, so
 # the "/", "+" and "=" of base64 need no escaping; a missing placeholder fails.
-$(DEV_RENDER): $(DEV_CONFIG) $(DEMO_KEY)
+var/%.yaml: configs/%.yaml $(DEMO_KEY)
 	@key="$$(cat $(DEMO_KEY).pub)" && \
 	awk -v key="$$key" ' \
 		{ i = index($$0, "# - DEMO_PUBLIC_KEY") } \
 		i { $$0 = substr($$0, 1, i - 1) "- \"" key "\""; n++ } \
 		{ print } \
 		END { if (n != 1) { print "DEMO_PUBLIC_KEY placeholder not found exactly once" > "/dev/stderr"; exit 1 } }' \
-		$(DEV_CONFIG) > $@.tmp || { rm -f $@.tmp; exit 1; }; \
+		$< > $@.tmp || { rm -f $@.tmp; exit 1; }; \
 	mv $@.tmp $@
 	@echo "rendered $@ with the public key of $(DEMO_KEY)"
 
@@ -49,6 +51,15 @@ run: build $(DEV_RENDER)
 	@echo "  $(SFTP_CMD)"
 	@echo
 	./$(BIN) serve --config $(DEV_RENDER)
+
+# The same with every home in a bucket of a local versitygw (scripts/run-s3.sh).
+run-s3: build $(DEV_S3_RENDER)
+	@echo
+	@echo "wharf is starting on 127.0.0.1:2022 over versitygw on 127.0.0.1:7070 (Ctrl-C stops both). Connect with:"
+	@echo
+	@echo "  $(SFTP_CMD)"
+	@echo
+	./scripts/run-s3.sh ./$(BIN) $(DEV_S3_RENDER)
 
 test:
 	$(GO) test -race -count=1 -timeout 30m ./...
