@@ -26,7 +26,7 @@ const sweepTimeout = 2 * time.Minute
 func openStorage(cfg *config.Config, log *slog.Logger) (b vfs.Backend, recovered int, err error) {
 	switch cfg.Storage.Backend {
 	case "local", "":
-		l, err := vfs.NewLocal(cfg.Storage.Root, vfs.LocalOptions{Atomic: cfg.Uploads.Atomic, Fsync: cfg.Uploads.Fsync})
+		l, err := vfs.NewLocal(cfg.Storage.Root, vfs.LocalOptions{Atomic: cfg.Uploads.Atomic, Fsync: cfg.Uploads.Fsync, PartialTTL: cfg.Uploads.PartialTTL})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -26,6 +26,9 @@ type LocalOptions struct {
 	// names it before Commit returns (the client's reply and the upload
 	// event come after it), and a kept partial before Abort returns.
 	Fsync bool
+	// PartialTTL (uploads.partial_ttl) is how long a partial waits for its
+	// resume: Recover removes older ones. 0: they never expire.
+	PartialTTL time.Duration
 }
 
 // localCopyMax is the largest existing file an atomic upload copies to

@@ -22,7 +22,8 @@ import (
 // several belong to one name, the one changed last wins and the others
 // are removed, as a newer failure replaces an older partial; an empty one
 // is removed, and so is one that an exclusive commit had linked to its
-// name already.
+// name already. Partials unchanged for longer than LocalOptions.PartialTTL
+// are removed: their clients gave up.
 //
 // The scan covers the whole storage root (every home) once: a home opened
 // lazily would not do, since a home may lie inside another one ("/" holds
@@ -31,14 +32,14 @@ import (
 // one descriptor per level and never follows a symlink (os.Root confines
 // it in any case).
 func (l *Local) Recover(log *slog.Logger) (int, error) {
-	r := &recovery{root: l.root, log: log.With("component", "vfs")}
+	r := &recovery{root: l.root, log: log.With("component", "vfs"), ttl: l.opts.PartialTTL, now: time.Now()}
 	start := time.Now()
 	err := r.dir(".", 0)
 	if r.deep {
 		r.log.Warn("recovery scan skipped directories nested too deep", "max_depth", recoverMaxDepth)
 	}
 	if r.found > 0 || err != nil {
-		r.log.Info("recovery scan done", "recovered", r.recovered, "hidden_files", r.found,
+		r.log.Info("recovery scan done", "recovered", r.recovered, "expired", r.expired, "hidden_files", r.found,
 			"duration", time.Since(start).Round(time.Millisecond).String())
 	}
 	return r.recovered, err
@@ -54,9 +55,12 @@ const (
 type recovery struct {
 	root      *os.Root
 	log       *slog.Logger
-	recovered int  // temporary files made partials
-	found     int  // hidden files looked at
-	deep      bool // a directory was deeper than recoverMaxDepth
+	ttl       time.Duration // partials unchanged for longer expire; 0: never
+	now       time.Time     // when the scan began
+	recovered int           // temporary files made partials
+	expired   int           // partials removed for their age
+	found     int           // hidden files looked at
+	deep      bool          // a directory was deeper than recoverMaxDepth
 }
 
 // dir scans the directory name (relative to the storage root) and the
@@ -92,6 +96,9 @@ func (r *recovery) dir(name string, depth int) error {
 			if partial, ok := partialForHidden(base); ok {
 				r.found++
 				changed = r.file(p, path.Join(name, partial), won) || changed
+			} else if strings.HasPrefix(base, partialPrefix) {
+				r.found++
+				changed = r.expire(p) || changed
 			}
 		}
 	})
@@ -144,6 +151,24 @@ func (r *recovery) file(src, dst string, won map[string]time.Time) bool {
 	won[dst] = at
 	r.log.Info("recovered upload", "path", "/"+path.Join(path.Dir(dst), nameOfPartial(path.Base(dst))),
 		"partial", "/"+dst, "bytes", fi.Size())
+	return true
+}
+
+// expire removes the partial p if it has not changed for longer than the
+// TTL, and reports whether it did. A partial this scan just made from a
+// temporary file changed now, by its rename.
+func (r *recovery) expire(p string) bool {
+	if r.ttl <= 0 {
+		return false
+	}
+	fi, err := r.root.Lstat(p)
+	if err != nil || r.now.Sub(changedAt(fi)) <= r.ttl {
+		return false
+	}
+	if !r.remove(p, "expired") {
+		return false
+	}
+	r.expired++
 	return true
 }
 

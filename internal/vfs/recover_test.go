@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -251,6 +252,51 @@ func TestRecoverStaysInside(t *testing.T) {
 	for _, name := range odd {
 		if _, err := os.Stat(filepath.Join(c.home, name)); err != nil {
 			t.Errorf("%s was touched: %v", name, err)
+		}
+	}
+}
+
+// Partials older than uploads.partial_ttl are removed at start; younger
+// ones, and the ones this scan recovers, stay.
+func TestRecoverExpiresOldPartials(t *testing.T) {
+	c := newCrashedStore(t)
+	u, err := c.s.Create("/old.csv", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.WriteAt([]byte("given up"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Abort(errors.New("connection lost")); err != nil {
+		t.Fatal(err)
+	}
+	// The old partial is at least 300 ms older than what the first scan
+	// recovers; the second scan's TTL falls between the two.
+	time.Sleep(300 * time.Millisecond)
+	c.leaveOpen(t, "/fresh.csv", CreateOptions{}, 0, "in flight")
+
+	for _, tc := range []struct {
+		ttl  time.Duration
+		kept bool
+	}{{time.Hour, true}, {200 * time.Millisecond, false}} {
+		l, err := NewLocal(c.dir, LocalOptions{Atomic: true, PartialTTL: tc.ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := l.Recover(slog.New(slog.NewTextHandler(&buf, nil))); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		_, err = os.Lstat(filepath.Join(c.home, partialOf("/old.csv")[1:]))
+		if kept := err == nil; kept != tc.kept {
+			t.Errorf("ttl %v: old partial kept = %v, want %v; log:\n%s", tc.ttl, kept, tc.kept, buf.String())
+		}
+		if !tc.kept && !strings.Contains(buf.String(), "reason=expired") {
+			t.Errorf("ttl %v: no expiry logged:\n%s", tc.ttl, buf.String())
+		}
+		if _, err := os.Lstat(filepath.Join(c.home, partialOf("/fresh.csv")[1:])); err != nil {
+			t.Errorf("ttl %v: the partial recovered by the first scan: %v", tc.ttl, err)
 		}
 	}
 }
