@@ -134,7 +134,7 @@ func TestCredentials(t *testing.T) {
 	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), srv.SecretKey) {
 		t.Fatalf("error %q shows a secret", err)
 	}
-	if _, status := apiError(err); status != 403 {
+	if _, status := apiCode(err); status != 403 {
 		t.Fatalf("a wrong secret: %v; want 403", err)
 	}
 

@@ -29,7 +29,7 @@ func TestCopySourceEncoding(t *testing.T) {
 	}
 	_, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: aws.String("path-encoded"),
 		CopySource: aws.String(bucket + "/" + strings.Join(segs, "/"))})
-	if code, status := apiError(err); code != "NoSuchKey" || status != 404 {
+	if code, status := apiCode(err); code != "NoSuchKey" || status != 404 {
 		t.Errorf("a path-encoded copy source with a '+': %v; want NoSuchKey, 404", err)
 	}
 	b := &Backend{bucket: bucket}
@@ -57,7 +57,7 @@ func TestListUploadsMarker(t *testing.T) {
 	}
 	_, err = c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket, MaxUploads: aws.Int32(1),
 		KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker})
-	if code, status := apiError(err); code != "InvalidArgument" || status != 400 {
+	if code, status := apiCode(err); code != "InvalidArgument" || status != 400 {
 		t.Errorf("the returned upload-id marker: %v (%s, %d); want InvalidArgument, 400", err, code, status)
 	}
 	var keys []string
@@ -90,20 +90,20 @@ func TestMarkerCopy(t *testing.T) {
 	put(ctx, t, c, bucket, "m/", nil)
 	b := &Backend{bucket: bucket}
 	_, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: aws.String("n/"), CopySource: aws.String(b.copySource("m/"))})
-	if code, status := apiError(err); code != "DirectoryObjectContainsData" || status != 400 {
+	if code, status := apiCode(err); code != "DirectoryObjectContainsData" || status != 400 {
 		t.Errorf("CopyObject of a marker: %v (%s, %d); want DirectoryObjectContainsData, 400", err, code, status)
 	}
 	// GET of a folder's name without the "/" is NoSuchKey, as its HEAD
 	// is 404: Open must look for the folder to answer EISDIR.
 	_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("m")})
-	if code, status := apiError(err); code != "NoSuchKey" || status != 404 {
+	if code, status := apiCode(err); code != "NoSuchKey" || status != 404 {
 		t.Errorf("GET of a folder's name: %v (%s, %d); want NoSuchKey, 404", err, code, status)
 	}
 	// A ranged GET of an empty object from 0 is InvalidRange: Open falls
 	// back to HEAD.
 	put(ctx, t, c, bucket, "empty", nil)
 	_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("empty"), Range: aws.String("bytes=0-")})
-	if code, status := apiError(err); code != "InvalidRange" || status != 416 {
+	if code, status := apiCode(err); code != "InvalidRange" || status != 416 {
 		t.Errorf("GET bytes=0- of an empty object: %v (%s, %d); want InvalidRange, 416", err, code, status)
 	}
 }

@@ -148,7 +148,7 @@ func (e *env) object(t *testing.T, key string) ([]byte, bool) {
 	ctx := testContext(t)
 	out, err := e.raw.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.bucket, Key: &key})
 	if err != nil {
-		if code, _ := apiError(err); code == "NoSuchKey" {
+		if code, _ := apiCode(err); code == "NoSuchKey" {
 			return nil, false
 		}
 		t.Fatalf("GetObject %s: %v", key, err)

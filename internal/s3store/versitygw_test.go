@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -22,25 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/wharf-sftp/wharf/internal/s3test"
 )
-
-// apiError returns the S3 error code and HTTP status of err ("", 0 if it
-// is not an API error).
-func apiError(err error) (string, int) {
-	var ae smithy.APIError
-	var re *smithyhttp.ResponseError
-	code, status := "", 0
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	return code, status
-}
 
 func randomBytes(t *testing.T, n int) []byte {
 	t.Helper()
@@ -113,7 +95,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 				t.Fatalf("ranged GET from 1048570: %d bytes; want the last %d", len(got), len(body)-1048570)
 			}
 			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-", len(body)))})
-			if code, status := apiError(err); code != "InvalidRange" || status != 416 {
+			if code, status := apiCode(err); code != "InvalidRange" || status != 416 {
 				t.Errorf("GET from the end: %v (%s, %d); want InvalidRange, 416", err, code, status)
 			}
 			// An empty file is an empty object.
@@ -208,7 +190,7 @@ func TestMultipartUpload(t *testing.T) {
 	s2 := uploadPart(ctx, t, c, bucket, "small", small.UploadId, 2, []byte("tail"))
 	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: aws.String("" + bucket), Key: aws.String("small"), UploadId: small.UploadId, MultipartUpload: completed(s1, s2)})
-	if code, status := apiError(err); code != "EntityTooSmall" || status != 400 {
+	if code, status := apiCode(err); code != "EntityTooSmall" || status != 400 {
 		t.Fatalf("complete with a small first part: %v (%s, %d); want EntityTooSmall, 400", err, code, status)
 	}
 	if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("small"), UploadId: small.UploadId}); err != nil {
@@ -216,7 +198,7 @@ func TestMultipartUpload(t *testing.T) {
 	}
 	_, err = c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String("small"), UploadId: small.UploadId,
 		PartNumber: aws.Int32(3), Body: bytes.NewReader([]byte("late"))})
-	if code, status := apiError(err); code != "NoSuchUpload" || status != 404 {
+	if code, status := apiCode(err); code != "NoSuchUpload" || status != 404 {
 		t.Fatalf("part after abort: %v (%s, %d); want NoSuchUpload, 404", err, code, status)
 	}
 }
@@ -341,7 +323,7 @@ func TestIfNoneMatch(t *testing.T) {
 		t.Fatalf("first PUT with If-None-Match: *: %v", err)
 	}
 	err := putNew("second")
-	if code, status := apiError(err); code != "PreconditionFailed" || status != 412 {
+	if code, status := apiCode(err); code != "PreconditionFailed" || status != 412 {
 		t.Fatalf("second PUT: %v (%s, %d); want PreconditionFailed, 412", err, code, status)
 	}
 	if got := get(ctx, t, c, bucket, key, ""); string(got) != "first" {
@@ -359,7 +341,7 @@ func TestIfNoneMatch(t *testing.T) {
 		return err
 	}
 	err = complete()
-	if code, status := apiError(err); code != "PreconditionFailed" || status != 412 {
+	if code, status := apiCode(err); code != "PreconditionFailed" || status != 412 {
 		t.Fatalf("complete over an existing key: %v (%s, %d); want PreconditionFailed, 412", err, code, status)
 	}
 	if got := get(ctx, t, c, bucket, key, ""); string(got) != "first" {
@@ -449,7 +431,7 @@ func TestUploadPartCopy(t *testing.T) {
 	}
 	// A stale ETag is refused: the source changed since the upload began.
 	_, err = copyPart("home/d/appended", mu.UploadId, 3, "", `"00000000000000000000000000000000"`)
-	if code, status := apiError(err); code != "PreconditionFailed" || status != 412 {
+	if code, status := apiCode(err); code != "PreconditionFailed" || status != 412 {
 		t.Errorf("UploadPartCopy with a stale CopySourceIfMatch: %v (%s, %d); want PreconditionFailed, 412", err, code, status)
 	}
 
@@ -491,11 +473,11 @@ func TestKeyNormalisation(t *testing.T) {
 		put(ctx, t, c, bucket, k, []byte("odd"))
 	}
 	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("../x"), Body: strings.NewReader("odd")})
-	if _, status := apiError(err); status != 400 {
+	if _, status := apiCode(err); status != 400 {
 		t.Errorf("PUT ../x: %v; want 400", err)
 	}
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("z/"), Body: strings.NewReader("content")})
-	if code, status := apiError(err); code != "DirectoryObjectContainsData" || status != 400 {
+	if code, status := apiCode(err); code != "DirectoryObjectContainsData" || status != 400 {
 		t.Errorf("PUT z/ with content: %v (%s, %d); want DirectoryObjectContainsData, 400", err, code, status)
 	}
 	put(ctx, t, c, bucket, "m/", nil) // a folder marker
@@ -582,7 +564,7 @@ func TestFolders(t *testing.T) {
 		if err == nil {
 			return 200
 		}
-		_, st := apiError(err)
+		_, st := apiCode(err)
 		return st
 	}
 	root := func() []string {
@@ -631,12 +613,12 @@ func TestFolders(t *testing.T) {
 
 	put(ctx, t, c, bucket, "f/g", []byte("1"))
 	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("f"), Body: strings.NewReader("")})
-	if code, st := apiError(err); code != "ExistingObjectIsDirectory" || st != 409 {
+	if code, st := apiCode(err); code != "ExistingObjectIsDirectory" || st != 409 {
 		t.Errorf("PUT f beside folder f/: %v (%s, %d); want ExistingObjectIsDirectory, 409", err, code, st)
 	}
 	put(ctx, t, c, bucket, "h", []byte("1"))
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("h/i"), Body: strings.NewReader("")})
-	if code, st := apiError(err); code != "ObjectParentIsFile" || st != 409 {
+	if code, st := apiCode(err); code != "ObjectParentIsFile" || st != 409 {
 		t.Errorf("PUT h/i under file h: %v (%s, %d); want ObjectParentIsFile, 409", err, code, st)
 	}
 }
