@@ -59,7 +59,8 @@ func (d *driver) GetSettings() (*ftpserver.Settings, error) { return d.settings,
 func (d *driver) GetTLSConfig() (*tls.Config, error) { return d.srv.tls, nil }
 
 func (d *driver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
-	d.srv.conns.Add(1) // ClientDisconnected follows even a refusal
+	// tracking.Accept counted the connection; ClientDisconnected follows
+	// even a refusal, and counts it out.
 	id := session.NewID()
 	c := &conn{id: id, start: time.Now(),
 		log: d.srv.cfg.Log.With("proto", proto, "conn_id", id, "remote", cc.RemoteAddr().String())}

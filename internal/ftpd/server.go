@@ -86,13 +86,13 @@ func New(cfg Config) (*Server, error) {
 
 // ServeExplicit serves FTPS with AUTH TLS on ln until Shutdown or Close.
 func (s *Server) ServeExplicit(ln net.Listener) error {
-	return s.serve(tracking{ln, &s.raw}, ftpserver.MandatoryEncryption, "explicit")
+	return s.serve(tracking{ln, &s.raw, &s.conns}, ftpserver.MandatoryEncryption, "explicit")
 }
 
 // ServeImplicit serves FTPS with TLS from the first byte on ln.
 func (s *Server) ServeImplicit(ln net.Listener) error {
 	// ftpserverlib wraps only the listeners it creates itself.
-	return s.serve(tls.NewListener(tracking{ln, &s.raw}, s.tls), ftpserver.ImplicitEncryption, "implicit")
+	return s.serve(tls.NewListener(tracking{ln, &s.raw, &s.conns}, s.tls), ftpserver.ImplicitEncryption, "implicit")
 }
 
 // tracking records each accepted control connection by remote address.
@@ -100,14 +100,22 @@ func (s *Server) ServeImplicit(ln net.Listener) error {
 // sees the connection fail and cleans up. Calling the library's
 // ClientContext.Close from another goroutine races with it (ftpserverlib
 // v0.32.3 writes its state without a lock).
+//
+// It also counts the connection in conns, at once: the library starts the
+// connection's goroutine, which calls ClientConnected and, always, in the
+// end ClientDisconnected (which counts it out), only after Accept returned;
+// counted any later, a Shutdown in between would find nothing to wait for
+// and return while that goroutine still runs.
 type tracking struct {
 	net.Listener
-	raw *sync.Map // remote address -> net.Conn
+	raw   *sync.Map // remote address -> net.Conn
+	conns *tracker
 }
 
 func (l tracking) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
+		l.conns.Add(1)
 		l.raw.Store(c.RemoteAddr().String(), c)
 	}
 	return c, err
