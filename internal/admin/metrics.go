@@ -42,6 +42,8 @@ type Metrics struct {
 	reloads   *prometheus.CounterVec
 	bans      prometheus.Counter
 	recovered prometheus.Counter
+	swept     prometheus.Counter
+	s3        *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric; src may leave functions nil.
@@ -73,8 +75,14 @@ func NewMetrics(src Sources) *Metrics {
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wharf_uploads_recovered_total", Help: "Unfinished uploads of a daemon that died, made resumable partials at start.",
 		}),
+		swept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wharf_s3_uploads_swept_total", Help: "Multipart uploads aborted at start: partials past uploads.partial_ttl, and uploads no partial names.",
+		}),
+		s3: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_s3_requests_total", Help: "Requests sent to the S3 store, retries included, by operation (PutObject, UploadPart, ...).",
+		}, []string{"op"}),
 	}
-	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans, m.recovered,
+	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans, m.recovered, m.swept, m.s3,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(&gauges{src: src})
 	return m
@@ -91,8 +99,14 @@ func (m *Metrics) Reload(ok bool) {
 // Banned counts a new ban.
 func (m *Metrics) Banned() { m.bans.Inc() }
 
-// RecoveredUploads counts uploads recovered at start (vfs.RecoverUploads).
+// RecoveredUploads counts uploads recovered at start (vfs.Local.Recover).
 func (m *Metrics) RecoveredUploads(n int) { m.recovered.Add(float64(n)) }
+
+// SweptUploads counts multipart uploads the s3 backend aborted at start.
+func (m *Metrics) SweptUploads(n int) { m.swept.Add(float64(n)) }
+
+// S3Request counts one request to the S3 store.
+func (m *Metrics) S3Request(op string) { m.s3.WithLabelValues(op).Inc() }
 
 func outcome(ok bool) string {
 	if ok {

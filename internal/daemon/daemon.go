@@ -110,8 +110,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log}
 	d.users.Store(dir)
 
-	var recovered int
-	d.backend, recovered, err = openStorage(cfg, log)
+	d.metrics = admin.NewMetrics(admin.Sources{
+		Sessions: d.sessionsByProtocol,
+		Bans:     func() int { return len(d.guard.Bans()) },
+		Hooks:    d.hookStats,
+		// The gate is built below; nothing scrapes before New returns.
+		PasswordChecks: func() (int, int) { return d.gate.PasswordChecks() },
+	})
+	d.backend, err = openStorage(cfg, log, d.metrics)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -124,15 +130,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		d.backend.Close()
 		return nil, fmt.Errorf("events: %w", err)
 	}
-	d.metrics = admin.NewMetrics(admin.Sources{
-		Sessions: d.sessionsByProtocol,
-		Bans:     func() int { return len(d.guard.Bans()) },
-		Hooks:    d.hookStats,
-		// The gate is built below; nothing scrapes before New returns.
-		PasswordChecks: func() (int, int) { return d.gate.PasswordChecks() },
-	})
 	d.sessions.SetEvents(d.metrics.Sink(d.events))
-	d.metrics.RecoveredUploads(recovered)
 	d.guard = newGuard(cfg, log, d.metrics.Banned)
 	checks := checkLimits(cfg.Limits)
 	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks})

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/wharf-sftp/wharf/internal/admin"
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/s3store"
 	"github.com/wharf-sftp/wharf/internal/vfs"
@@ -20,38 +21,40 @@ const sweepTimeout = 2 * time.Minute
 
 // openStorage opens the backend storage names. Before any session opens,
 // a local backend with atomic uploads turns the temporary files a dead
-// daemon left into partials (recovered says how many), and an s3 backend
+// daemon left into partials, and an s3 backend
 // aborts the multipart uploads no partial needs any more (expired after
 // uploads.partial_ttl, or orphaned).
-func openStorage(cfg *config.Config, log *slog.Logger) (b vfs.Backend, recovered int, err error) {
+func openStorage(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend, error) {
 	switch cfg.Storage.Backend {
 	case "local", "":
 		l, err := vfs.NewLocal(cfg.Storage.Root, vfs.LocalOptions{Atomic: cfg.Uploads.Atomic, Fsync: cfg.Uploads.Fsync, PartialTTL: cfg.Uploads.PartialTTL})
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if cfg.Uploads.Atomic {
 			// No session is open yet: every temporary upload file is a
 			// dead daemon's.
-			if recovered, err = l.Recover(log); err != nil {
+			n, err := l.Recover(log)
+			if err != nil {
 				log.Warn("recovering unfinished uploads", "err", err)
 			}
+			m.RecoveredUploads(n)
 		}
-		return l, recovered, nil
+		return l, nil
 	case "memory":
-		return vfs.NewMemory(), 0, nil
+		return vfs.NewMemory(), nil
 	case "s3":
-		return openS3(cfg, log)
+		return openS3(cfg, log, m)
 	default:
-		return nil, 0, fmt.Errorf("unknown storage backend %q", cfg.Storage.Backend)
+		return nil, fmt.Errorf("unknown storage backend %q", cfg.Storage.Backend)
 	}
 }
 
-func openS3(cfg *config.Config, log *slog.Logger) (vfs.Backend, int, error) {
+func openS3(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend, error) {
 	c := cfg.Storage.S3
 	spool := filepath.Join(cfg.StateDir, "s3-spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
-		return nil, 0, fmt.Errorf("s3 spool: %w", err)
+		return nil, fmt.Errorf("s3 spool: %w", err)
 	}
 	log = log.With("component", "s3")
 	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
@@ -61,9 +64,9 @@ func openS3(cfg *config.Config, log *slog.Logger) (vfs.Backend, int, error) {
 		AccessKeyID: c.AccessKeyID, SecretAccessKeyFile: c.SecretAccessKeyFile,
 		PartSize: int64(c.PartSize), UploadConcurrency: c.UploadConcurrency,
 		Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects,
-	}, s3store.Options{SpoolDir: spool, PartialTTL: cfg.Uploads.PartialTTL, Log: log})
+	}, s3store.Options{SpoolDir: spool, PartialTTL: cfg.Uploads.PartialTTL, Log: log, CountRequest: m.S3Request})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	start := time.Now()
 	n, err := b.Sweep(ctx)
@@ -73,5 +76,6 @@ func openS3(cfg *config.Config, log *slog.Logger) (vfs.Backend, int, error) {
 	} else {
 		log.Info("multipart uploads swept", "aborted", n, "duration", time.Since(start).Round(time.Millisecond).String())
 	}
-	return b, 0, nil
+	m.SweptUploads(n)
+	return b, nil
 }

@@ -59,7 +59,11 @@ func NewBackend(ctx context.Context, cfg Config, o Options) (*Backend, error) {
 	if cfg.Setstat == "" {
 		cfg.Setstat = SetstatIgnore
 	}
-	client, err := NewClient(ctx, cfg, o.Client...)
+	opts := o.Client
+	if o.CountRequest != nil {
+		opts = append(append([]func(*s3.Options){}, opts...), countRequests(o.CountRequest))
+	}
+	client, err := NewClient(ctx, cfg, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -134,6 +134,9 @@ type Options struct {
 	// Client tunes the S3 client (NewClient's opts): tests count bytes on
 	// the wire with it.
 	Client []func(*s3.Options)
+	// CountRequest, if set, is called with the operation's name for each
+	// request sent to the store, retries included (wharf_s3_requests_total).
+	CountRequest func(op string)
 }
 
 // Defaults of Options.
