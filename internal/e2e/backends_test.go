@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,9 @@ const (
 	killAfter  = 10 << 20 // bytes the backend holds when the client is killed
 	appendBase = 64 << 20
 	appendTail = 3<<20 + 7
+	// partialTTL is written into each backend's config, and replaced by
+	// PartialExpired.
+	partialTTL = "uploads:\n  partial_ttl: 168h\n"
 	// rateLimit slows killed clients to 8 MB/s so the kill lands midway
 	// (OpenSSH sftp's -l is in Kbit/s).
 	rateLimit     = "8M"
@@ -109,6 +113,7 @@ type backendDaemon struct {
 	*ftpsDaemon
 	backend string
 	u       *testUser
+	ops     *testUser // home "/"
 	st      *stored
 	hooks   *receiver
 	proxy   *s3Proxy // s3 only
@@ -117,13 +122,15 @@ type backendDaemon struct {
 func startBackend(t *testing.T, backend string) *backendDaemon {
 	t.Helper()
 	u := newUser(t, "alice")
+	ops := newUser(t, "ops") // sees every home: the whole storage root, the whole bucket
+	ops.Home = "/"
 	r := newReceiver(t, "backend-hook")
 	hook := strings.Replace(hookConfig(t, r, ""), `paths: ["/inbox/**"]`, `paths: ["/**"]`, 1)
 	lo, hi := freePassiveRange(t, passiveRangeSize)
-	extra := fmt.Sprintf("ftps:\n  listen: \"127.0.0.1:0\"\n  implicit_listen: \"127.0.0.1:0\"\n  passive_ports: \"%d-%d\"\n%s",
-		lo, hi, hook)
-	o := daemonOpts{Users: []*testUser{u}, Backend: backend, Extra: extra}
-	b := &backendDaemon{backend: backend, u: u, hooks: r}
+	extra := fmt.Sprintf("ftps:\n  listen: \"127.0.0.1:0\"\n  implicit_listen: \"127.0.0.1:0\"\n  passive_ports: \"%d-%d\"\n%s%s",
+		lo, hi, partialTTL, hook)
+	o := daemonOpts{Users: []*testUser{u, ops}, Backend: backend, Extra: extra}
+	b := &backendDaemon{backend: backend, u: u, ops: ops, hooks: r}
 	if backend == "s3" {
 		o.S3Endpoint = func(store string) string {
 			b.proxy = startS3Proxy(t, store)
@@ -160,6 +167,10 @@ func TestBackends(t *testing.T) {
 			t.Run("Append", func(t *testing.T) { backendAppend(t, b, src) })
 			t.Run("Setstat", func(t *testing.T) { backendSetstat(t, b, src) })
 			t.Run("DaemonKilled", func(t *testing.T) { backendDaemonKilled(t, b, src) })
+			if backend == "s3" {
+				// local keeps partials until they are resumed or removed.
+				t.Run("PartialExpired", func(t *testing.T) { backendPartialExpired(t, b, src) })
+			}
 		})
 	}
 	// The s3 backend with setstat: error refuses what WinSCP sends after
@@ -274,6 +285,25 @@ func backendIntegrity(t *testing.T, b *backendDaemon, src *backendSources) {
 		checkSum(t, "lftp get "+name, filepath.Join(local, path.Base(name)), f.sum)
 		b.checkUploadEvent(t, name, f, f.size)
 	}
+
+	// Resumed downloads read from an offset (on s3 a ranged GET): OpenSSH
+	// reget of the largest file from a third of it, curl -C - over FTPS
+	// (REST, RETR) from 7 MiB.
+	big := src.integrity[len(src.integrity)-1]
+	name := "/int/" + filepath.Base(big.path)
+	partial := sliceFile(t, big.path, filepath.Join(local, "reget"), 0, big.size/3)
+	mark := b.LogMark()
+	sftpOK(t, b.daemon, b.u, fmt.Sprintf("reget %s %s\n", name, partial.path))
+	checkSum(t, "sftp reget "+name, partial.path, big.sum)
+	b.WaitLogSince(t, mark, logMatch("msg", "transfer", "proto", "sftp", "op", "download", "path", name,
+		"bytes", big.size-big.size/3, "outcome", "ok"), 10*time.Second)
+	f := src.ftps[len(src.ftps)-1]
+	name = "/int/curl-" + filepath.Base(f.path)
+	partial = sliceFile(t, f.path, filepath.Join(local, "curl-resume"), 0, 7<<20)
+	curlFTPSOK(t, b.ftpsDaemon, b.u, "-C", "-", "-o", partial.path, ftpsURL(b.ftpsDaemon, name))
+	checkSum(t, "curl FTPS -C - download "+name, partial.path, f.sum)
+	b.WaitLogSince(t, mark, logMatch("msg", "transfer", "proto", "ftps", "op", "download", "path", name,
+		"bytes", f.size-7<<20, "outcome", "ok"), 10*time.Second)
 }
 
 // sftpUTF8 is sftpBatch in a UTF-8 locale, where OpenSSH's sftp prints
@@ -310,15 +340,21 @@ func nlst(t *testing.T, b *backendDaemon, dir string) []string {
 	return names
 }
 
+// backendListings lists a folder with files and subfolders whose names
+// hold spaces, non-ASCII letters and the characters URLs and S3 copy
+// sources encode (+ % # ? & =), renames a file and a folder (with a file
+// and an empty folder in it) on both protocols, and removes everything,
+// a non-empty folder being refused first.
 func backendListings(t *testing.T, b *backendDaemon, src *backendSources) {
-	files := []string{"plain.txt", "with space.txt", "ünï ☕ cødé.bin"}
+	const odd = "odd +%41#&=?.txt"
+	files := []string{"plain.txt", "with space.txt", "ünï ☕ cødé.bin", odd}
 	dirs := []string{"empty", "sub dir"}
 	var batch strings.Builder
-	batch.WriteString("mkdir /ls\nmkdir \"/ls/sub dir\"\nmkdir /ls/empty\n")
+	batch.WriteString("mkdir /ls\nmkdir \"/ls/sub dir\"\nmkdir /ls/empty\nmkdir \"/ls/sub dir/deeper\"\n")
 	for _, n := range files {
 		fmt.Fprintf(&batch, "put %s \"/ls/%s\"\n", src.small.path, n)
 	}
-	fmt.Fprintf(&batch, "put %s \"/ls/sub dir/inner\"\nls -la /ls\n", src.small.path)
+	fmt.Fprintf(&batch, "put %s \"/ls/sub dir/in+side %%20\"\nls -la /ls\n", src.small.path)
 	stdout, stderr, err := sftpUTF8(t, b.daemon, b.u, batch.String())
 	if err != nil {
 		t.Fatalf("sftp: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
@@ -344,33 +380,78 @@ func backendListings(t *testing.T, b *backendDaemon, src *backendSources) {
 	if got := nlst(t, b, "/ls/"); !slices.Equal(got, all) {
 		t.Errorf("FTPS NLST /ls/ lists %q, want %q", got, all)
 	}
+	inner := []string{"deeper", "in+side %20"}
+	if got := nlst(t, b, "/ls/sub%20dir/"); !slices.Equal(got, inner) {
+		t.Errorf("FTPS NLST \"/ls/sub dir/\" lists %q, want %q", got, inner)
+	}
 
-	// A file and a folder renamed over SFTP, then over FTPS.
-	sftpOK(t, b.daemon, b.u, "rename \"/ls/with space.txt\" \"/ls/renamed ☕.txt\"\nrename \"/ls/sub dir\" \"/ls/moved dir\"\n")
-	b.st.absent(t, "file renamed over SFTP", "/ls/with space.txt")
-	b.st.checkSum(t, "file renamed over SFTP", "/ls/renamed ☕.txt", src.small.sum)
+	// A file and a folder cannot share a name (S3 allows it, versitygw
+	// and POSIX do not): each refusal leaves the backend as it was.
+	c, _ := sftpSession(t, b.daemon, b.u)
+	if f, err := c.OpenFile("/ls/empty", os.O_WRONLY|os.O_CREATE|os.O_TRUNC); err == nil {
+		f.Close()
+		t.Errorf("an upload onto the folder /ls/empty was accepted")
+	}
+	if err := c.Mkdir("/ls/plain.txt"); err == nil {
+		t.Errorf("mkdir onto the file /ls/plain.txt succeeded")
+	}
+	if f, err := c.OpenFile("/ls/plain.txt/child", os.O_WRONLY|os.O_CREATE|os.O_TRUNC); err == nil {
+		f.Close()
+		t.Errorf("an upload below the file /ls/plain.txt was accepted")
+	}
+	if _, _, err := curlFTPS(t, b.ftpsDaemon, b.u, b.u.Password, "-T", src.small.path, ftpsURL(b.ftpsDaemon, "/ls/empty")); err == nil {
+		t.Errorf("FTPS STOR onto the folder /ls/empty succeeded")
+	}
+	if got := b.st.names(t, "/ls"); !slices.Equal(got, all) {
+		t.Errorf("after the refusals the backend holds %q in /ls, want %q", got, all)
+	}
+	if got := b.st.names(t, "/ls/empty"); len(got) != 0 {
+		t.Errorf("after the refusals the folder /ls/empty holds %q", got)
+	}
+	b.st.checkSum(t, "a file mkdir was refused on", "/ls/plain.txt", src.small.sum)
+
+	// A rename onto a file replaces it (OpenSSH uses posix-rename).
+	one := src.integrity[1]
+	sftpOK(t, b.daemon, b.u, "put "+one.path+" /ls/target.txt\nrename /ls/plain.txt /ls/target.txt\nrename /ls/target.txt /ls/plain.txt\n")
+	b.st.absent(t, "renamed away", "/ls/target.txt")
+	b.st.checkSum(t, "renamed onto a file and back", "/ls/plain.txt", src.small.sum)
+
+	// Files and a folder renamed over SFTP, then over FTPS.
+	sftpOK(t, b.daemon, b.u, "rename \"/ls/with space.txt\" \"/ls/renamed ☕.txt\"\n"+
+		"rename \"/ls/"+odd+"\" \"/ls/odd renamed +%2B.txt\"\nrename \"/ls/sub dir\" \"/ls/moved dir\"\n")
+	for from, to := range map[string]string{"/ls/with space.txt": "/ls/renamed ☕.txt", "/ls/" + odd: "/ls/odd renamed +%2B.txt",
+		"/ls/sub dir/in+side %20": "/ls/moved dir/in+side %20"} {
+		b.st.absent(t, "renamed over SFTP", from)
+		b.st.checkSum(t, "renamed over SFTP", to, src.small.sum)
+	}
 	b.st.absent(t, "folder renamed over SFTP", "/ls/sub dir")
-	b.st.checkSum(t, "folder renamed over SFTP", "/ls/moved dir/inner", src.small.sum)
+	if got := b.st.names(t, "/ls/moved dir"); !slices.Equal(got, inner) {
+		t.Errorf("the folder renamed over SFTP holds %q, want %q", got, inner)
+	}
 	// curl sends -Q commands before it changes into the URL's folder.
 	curlFTPSOK(t, b.ftpsDaemon, b.u, "-o", os.DevNull, "-Q", "RNFR ls/plain.txt", "-Q", "RNTO ls/plain ftps.txt",
 		"-Q", "RNFR ls/moved dir", "-Q", "RNTO ls/ftps dir", ftpsURL(b.ftpsDaemon, "/ls/"))
 	b.st.absent(t, "file renamed over FTPS", "/ls/plain.txt")
 	b.st.checkSum(t, "file renamed over FTPS", "/ls/plain ftps.txt", src.small.sum)
 	b.st.absent(t, "folder renamed over FTPS", "/ls/moved dir")
-	b.st.checkSum(t, "folder renamed over FTPS", "/ls/ftps dir/inner", src.small.sum)
+	b.st.checkSum(t, "folder renamed over FTPS", "/ls/ftps dir/in+side %20", src.small.sum)
+	if got := nlst(t, b, "/ls/ftps%20dir/"); !slices.Equal(got, inner) {
+		t.Errorf("FTPS NLST of the folder renamed over FTPS lists %q, want %q", got, inner)
+	}
 	b.WaitLog(t, logMatch("msg", "change", "proto", "sftp", "op", "rename", "path", "/ls/sub dir"), 10*time.Second)
 	b.WaitLog(t, logMatch("msg", "change", "proto", "ftps", "op", "rename", "path", "/ls/moved dir"), 10*time.Second)
 
-	// A folder with a file in it is not removed, on either protocol.
+	// A folder with something in it is not removed, on either protocol.
 	sftpFails(t, b.daemon, b.u, "rmdir \"/ls/ftps dir\"\n")
 	_, stderr, err = curlFTPS(t, b.ftpsDaemon, b.u, b.u.Password, "-o", os.DevNull, "-Q", "RMD ls/ftps dir", ftpsURL(b.ftpsDaemon, "/ls/"))
 	if code := exitCode(err); code != curlQuoteError {
 		t.Errorf("FTPS RMD of a non-empty folder: curl exit %d, want %d (refused)\n%s", code, curlQuoteError, redact(stderr, b.u.Password))
 	}
-	b.st.checkSum(t, "file in a folder that rmdir refused", "/ls/ftps dir/inner", src.small.sum)
+	b.st.checkSum(t, "file in a folder that rmdir refused", "/ls/ftps dir/in+side %20", src.small.sum)
 
 	// Deletes and rmdirs over both, until nothing is left.
-	sftpOK(t, b.daemon, b.u, "rm \"/ls/ftps dir/inner\"\nrmdir \"/ls/ftps dir\"\nrm \"/ls/renamed ☕.txt\"\n")
+	sftpOK(t, b.daemon, b.u, "rm \"/ls/ftps dir/in+side %20\"\nrmdir \"/ls/ftps dir/deeper\"\nrmdir \"/ls/ftps dir\"\n"+
+		"rm \"/ls/renamed ☕.txt\"\nrm \"/ls/odd renamed +%2B.txt\"\n")
 	curlFTPSOK(t, b.ftpsDaemon, b.u, "-o", os.DevNull, "-Q", "DELE ls/plain ftps.txt", "-Q", "DELE ls/ünï ☕ cødé.bin",
 		"-Q", "RMD ls/empty", ftpsURL(b.ftpsDaemon, "/ls/"))
 	if got := nlst(t, b, "/ls/"); len(got) != 0 {
@@ -426,6 +507,9 @@ func backendAtomicVisibility(t *testing.T, b *backendDaemon, src *backendSources
 			t.Errorf("%s: sftp ls -la /vis should show the old file only:\n%s", what, out)
 		}
 		sftpFails(t, b.daemon, b.u, "ls -l /vis/new\n")
+		back := filepath.Join(t.TempDir(), "old")
+		sftpOK(t, b.daemon, b.u, "get /vis/old "+back+"\n")
+		checkSum(t, what+": download of the file being overwritten", back, src.small.sum)
 		if got := nlst(t, b, "/vis/"); !slices.Equal(got, []string{"old"}) {
 			t.Errorf("%s: FTPS NLST /vis/ lists %q, want [old]", what, got)
 		}
@@ -467,6 +551,10 @@ func backendAtomicVisibility(t *testing.T, b *backendDaemon, src *backendSources
 // client (or another) resuming the upload.
 type killCase struct {
 	name string
+	// old puts a file under the name first, which the killed upload
+	// overwrites; restart restarts the daemon between the kill and the
+	// resume.
+	old, restart bool
 	// start uploads src to p throttled, in the background; nil: the
 	// upload is broken by a pkg/sftp session whose connection is closed
 	// midway (for psftp, which cannot be throttled).
@@ -481,20 +569,20 @@ func backendKillCases(b *backendDaemon, src *backendSources) []killCase {
 	}
 	sshKey := func() []string { return curlArgs(curlKeyAuth(b.u), curlPin(b.HostKeyFP)) }
 	return []killCase{
-		{"openssh",
+		{"openssh", true, true,
 			func(t *testing.T, p string) *bgClient {
 				args := append(sftpArgs(b.daemon, b.u), "-l", sftpRateLimit, "-b", writeBatch(t, "put "+src.kill.path+" "+p+"\n"), target(b.u))
 				return startBackground(t, nil, requireClient(t, "sftp"), args...)
 			},
 			func(t *testing.T, p string) { sftpOK(t, b.daemon, b.u, "reput "+src.kill.path+" "+p+"\n") }},
-		{"curl-sftp",
+		{"curl-sftp", false, false,
 			func(t *testing.T, p string) *bgClient {
 				return curlBG(t, curlArgs(sshKey(), []string{"-T", src.kill.path, curlURL(b.daemon, p)})...)
 			},
 			func(t *testing.T, p string) {
 				curlOK(t, curlArgs(sshKey(), []string{"-C", "-", "-T", src.kill.path, curlURL(b.daemon, p)})...)
 			}},
-		{"curl-ftps",
+		{"curl-ftps", false, false,
 			func(t *testing.T, p string) *bgClient {
 				args := append([]string{"--ssl-reqd"}, curlPinFTPS(t, b.ftpsDaemon)...)
 				return curlBG(t, append(args, "-u", b.u.Name+":"+b.u.Password, "-T", src.kill.path, ftpsURL(b.ftpsDaemon, p))...)
@@ -502,7 +590,7 @@ func backendKillCases(b *backendDaemon, src *backendSources) []killCase {
 			func(t *testing.T, p string) {
 				curlFTPSOK(t, b.ftpsDaemon, b.u, "-C", "-", "-T", src.kill.path, ftpsURL(b.ftpsDaemon, p))
 			}},
-		{"lftp",
+		{"lftp", false, false,
 			func(t *testing.T, p string) *bgClient {
 				script := filepath.Join(t.TempDir(), "lftp-script")
 				body := fmt.Sprintf("%sset net:limit-rate %s\nopen --env-password -u %s -p %s 127.0.0.1\nput %s -o %s\n",
@@ -519,7 +607,7 @@ func backendKillCases(b *backendDaemon, src *backendSources) []killCase {
 					t.Errorf("lftp put -c sent no REST:\n%s", lftpTail(debug, 40))
 				}
 			}},
-		{"psftp", nil,
+		{"psftp", false, false, nil,
 			func(t *testing.T, p string) {
 				out := psftpOK(t, b.daemon, b.u, puttyKey(t, b.u), fmt.Sprintf("reput %q %s\n", src.kill.path, p))
 				if !strings.Contains(out, "restarting at file position") {
@@ -556,10 +644,12 @@ func brokenBySession(t *testing.T, b *backendDaemon, src backendFile, p string, 
 // left beside it.
 func backendKilled(t *testing.T, b *backendDaemon, src *backendSources) {
 	sftpOK(t, b.daemon, b.u, "mkdir /kill\n")
-	r, _ := sftpSession(t, b.daemon, b.u)
 	for _, tc := range backendKillCases(b, src) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := "/kill/" + tc.name
+			if tc.old {
+				b.st.seed(t, p, src.small.path)
+			}
 			mark := b.LogMark()
 			if tc.start != nil {
 				c := tc.start(t, p)
@@ -569,14 +659,29 @@ func backendKilled(t *testing.T, b *backendDaemon, src *backendSources) {
 				brokenBySession(t, b, src.kill, p, killAfter+12345)
 			}
 			b.WaitLogSince(t, mark, logMatch("msg", "transfer", "op", "upload", "path", p, "outcome", "failed"), 10*time.Second)
+			if tc.restart {
+				// The partial outlives the daemon: on s3 the start-up sweep
+				// leaves the multipart upload its record names.
+				b.Restart(t)
+			}
 
-			b.st.absent(t, "after the kill", p)
 			out := sftpOK(t, b.daemon, b.u, "ls -la /kill\n")
 			checkNoHiddenNames(t, "ls -la /kill after the kill", out)
-			if l := longnames(out, []string{tc.name}); l[tc.name] != "" {
-				t.Errorf("the killed upload is listed: %q", l[tc.name])
+			back := filepath.Join(t.TempDir(), "back")
+			if tc.old {
+				b.st.checkSum(t, "the file a killed upload overwrote", p, src.small.sum)
+				if l := longnames(out, []string{tc.name}); !strings.Contains(l[tc.name], " 4096 ") {
+					t.Errorf("ls -la /kill after the kill should list the old %s (4096 bytes):\n%s", tc.name, out)
+				}
+				sftpOK(t, b.daemon, b.u, "get "+p+" "+back+"\n")
+				checkSum(t, "download of the file a killed upload overwrote", back, src.small.sum)
+			} else {
+				b.st.absent(t, "after the kill", p)
+				if l := longnames(out, []string{tc.name}); l[tc.name] != "" {
+					t.Errorf("the killed upload is listed: %q", l[tc.name])
+				}
+				sftpFails(t, b.daemon, b.u, "get "+p+" "+back+"\n")
 			}
-			sftpFails(t, b.daemon, b.u, "get "+p+" "+filepath.Join(t.TempDir(), "back")+"\n")
 			if b.st.s3 != nil {
 				if ups := b.st.multipart(t); len(ups) != 1 || !strings.HasPrefix(ups[0], b.st.key(p)+" ") {
 					t.Errorf("multipart uploads after the kill: %v, want the partial's only", ups)
@@ -585,8 +690,25 @@ func backendKilled(t *testing.T, b *backendDaemon, src *backendSources) {
 					t.Errorf("partial records after the kill: %v, want one", recs)
 				}
 			}
+			if tc.restart {
+				// A user whose home is the whole store sees no partial
+				// and no record either, and cannot reach them.
+				out := sftpOK(t, b.daemon, b.ops, "ls -la /\nls -la /alice/kill\n")
+				checkNoHiddenNames(t, "ls -la of the whole store with a partial in it", out)
+				if b.st.s3 != nil {
+					rec := b.st.objects(t, s3RecordsFolder)
+					if len(rec) == 1 {
+						sftpFails(t, b.daemon, b.ops, "get /"+rec[0]+" "+filepath.Join(t.TempDir(), "rec")+"\n")
+						sftpFails(t, b.daemon, b.ops, "rm /"+rec[0]+"\n")
+						if got := b.st.objects(t, s3RecordsFolder); !slices.Equal(got, rec) {
+							t.Errorf("the records after a client tried to remove one: %v, want %v", got, rec)
+						}
+					}
+				}
+			}
 			// Stat of a name with a partial is the partial: what every
 			// resuming client computes its offset from.
+			r, _ := sftpSession(t, b.daemon, b.u)
 			fi, err := r.Stat(p)
 			if err != nil {
 				t.Fatalf("stat of the partial: %v", err)
@@ -607,6 +729,72 @@ func backendKilled(t *testing.T, b *backendDaemon, src *backendSources) {
 			t.Logf("%s/%s: killed with %d of %d bytes kept; the resume sent %d", b.backend, tc.name, part, src.kill.size, src.kill.size-part)
 		})
 	}
+
+	// A resume killed in its turn keeps what both attempts sent, and the
+	// next resume sends only the rest.
+	t.Run("KilledTwice", func(t *testing.T) {
+		const p = "/kill/twice"
+		sftpBG := func(cmd string) *bgClient {
+			args := append(sftpArgs(b.daemon, b.u), "-l", sftpRateLimit, "-b", writeBatch(t, cmd+" "+src.kill.path+" "+p+"\n"), target(b.u))
+			return startBackground(t, nil, requireClient(t, "sftp"), args...)
+		}
+		r, _ := sftpSession(t, b.daemon, b.u)
+		partial := func() int64 {
+			t.Helper()
+			fi, err := r.Stat(p)
+			if err != nil {
+				t.Fatalf("stat of the partial: %v", err)
+			}
+			return fi.Size()
+		}
+		var parts []int64
+		for i, cmd := range []string{"put", "reput"} {
+			mark := b.LogMark()
+			c := sftpBG(cmd)
+			b.st.waitInFlight(t, c, p, int64(i+1)*killAfter+5<<20)
+			c.kill()
+			b.WaitLogSince(t, mark, logMatch("msg", "transfer", "op", "upload", "path", p, "outcome", "failed"), 10*time.Second)
+			b.st.absent(t, "after kill "+strconv.Itoa(i+1), p)
+			parts = append(parts, partial())
+		}
+		if parts[1] <= parts[0] || parts[1] >= src.kill.size {
+			t.Fatalf("partials after the two kills: %v bytes; want the second larger, and less than %d", parts, src.kill.size)
+		}
+		mark := b.LogMark()
+		sftpOK(t, b.daemon, b.u, "reput "+src.kill.path+" "+p+"\n")
+		b.st.checkSum(t, "reput after two kills", p, src.kill.sum)
+		b.WaitLogSince(t, mark, logMatch("msg", "transfer", "op", "upload", "path", p, "bytes", src.kill.size-parts[1], "outcome", "ok"), 10*time.Second)
+		if left := b.st.leftovers(t, "/kill"); len(left) > 0 {
+			t.Errorf("left behind after the resume: %v", left)
+		}
+		t.Logf("%s: partials of %v bytes after two kills", b.backend, parts)
+	})
+
+	// A remove of a name drops its partial, and so does an rmdir of the
+	// folder that holds nothing else: nothing is left in the backend.
+	t.Run("RemoveDropsPartials", func(t *testing.T) {
+		sftpOK(t, b.daemon, b.u, "mkdir /kill-dir\n")
+		mark := b.LogMark()
+		brokenBySession(t, b, src.kill, "/kill/rm-me", killAfter+1)
+		brokenBySession(t, b, src.kill, "/kill-dir/x", killAfter+1)
+		for _, p := range []string{"/kill/rm-me", "/kill-dir/x"} {
+			b.WaitLogSince(t, mark, logMatch("msg", "transfer", "op", "upload", "path", p, "outcome", "failed"), 10*time.Second)
+		}
+		if b.st.s3 != nil {
+			if ups := b.st.multipart(t); len(ups) != 2 {
+				t.Errorf("multipart uploads after two broken uploads: %v, want two partials", ups)
+			}
+		}
+		sftpOK(t, b.daemon, b.u, "rm /kill/rm-me\nrmdir /kill-dir\n")
+		b.st.absent(t, "after rmdir of a folder with a partial in it", "/kill-dir")
+		r, _ := sftpSession(t, b.daemon, b.u)
+		if fi, err := r.Stat("/kill/rm-me"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stat of a removed partial: %v (err %v), want no such file", fi, err)
+		}
+		if left := b.st.leftovers(t, "/kill"); len(left) > 0 {
+			t.Errorf("left behind after rm and rmdir: %v", left)
+		}
+	})
 }
 
 // backendAppend appends to a 64 MiB file with OpenSSH (put -a) and over
@@ -628,8 +816,22 @@ func backendAppend(t *testing.T, b *backendDaemon, src *backendSources) {
 		"bytes", appendTail, "outcome", "ok"), 10*time.Second)
 	b.checkUploadEvent(t, "/app/ftps", src.appendFull, appendTail)
 
+	// A file under S3's 5 MiB part minimum cannot be the first part of a
+	// multipart upload: the daemon reads it back (at most 5 MiB), once.
+	local := t.TempDir()
+	smallBase := sliceFile(t, src.kill.path, filepath.Join(local, "small-base"), 0, 1<<20)
+	smallFull := sliceFile(t, src.kill.path, filepath.Join(local, "small-full"), 0, 1<<20+100_000)
+	b.st.seed(t, "/app/small", smallBase.path)
+	sftpOK(t, b.daemon, b.u, "put -a "+smallFull.path+" /app/small\n")
+	b.st.checkSum(t, "put -a onto 1 MiB", "/app/small", smallFull.sum)
+	b.WaitLogSince(t, mark, logMatch("msg", "transfer", "proto", "sftp", "op", "upload", "path", "/app/small",
+		"bytes", 100_000, "outcome", "ok"), 10*time.Second)
+
 	if b.proxy == nil {
 		return
+	}
+	if got := b.proxy.got(b.Bucket, b.st.key("/app/small")); got > smallBase.size {
+		t.Errorf("append to a 1 MiB object: the daemon read %d bytes of it, want at most its %d", got, smallBase.size)
 	}
 	for _, p := range []string{"/app/ssh", "/app/ftps"} {
 		key := b.st.key(p)
@@ -702,5 +904,42 @@ func backendDaemonKilled(t *testing.T, b *backendDaemon, src *backendSources) {
 	b.st.checkSum(t, "upload after the restart", p, src.kill.sum)
 	if left := b.st.leftovers(t, "/"); len(left) > 0 {
 		t.Errorf("left behind after the new upload: %v", left)
+	}
+}
+
+// backendPartialExpired breaks an upload, then restarts the daemon with a
+// partial_ttl the partial has outlived: the start-up sweep aborts its
+// multipart upload and deletes its record, and the name is gone.
+func backendPartialExpired(t *testing.T, b *backendDaemon, src *backendSources) {
+	const p = "/expire"
+	mark := b.LogMark()
+	brokenBySession(t, b, src.kill, p, killAfter+1)
+	b.WaitLogSince(t, mark, logMatch("msg", "transfer", "op", "upload", "path", p, "outcome", "failed"), 10*time.Second)
+	if ups := b.st.multipart(t); len(ups) != 1 {
+		t.Fatalf("multipart uploads after the broken upload: %v, want the partial's", ups)
+	}
+	data, err := os.ReadFile(b.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := strings.Replace(string(data), partialTTL, "uploads:\n  partial_ttl: 1s\n", 1)
+	if short == string(data) {
+		t.Fatalf("the config has no %q to replace", partialTTL)
+	}
+	time.Sleep(1100 * time.Millisecond) // the partial outlives the TTL
+	b.stop(t)
+	if err := os.WriteFile(b.ConfigPath, []byte(short), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mark = b.LogMark()
+	b.start(t)
+	b.readFTPS(t, mark)
+	b.WaitLogSince(t, mark, logMatch("msg", "s3: aborted a multipart upload", "key", b.st.key(p), "reason", "expired"), 10*time.Second)
+	if left := b.st.leftovers(t, "/"); len(left) > 0 {
+		t.Errorf("left in the bucket after the partial expired: %v", left)
+	}
+	r, _ := sftpSession(t, b.daemon, b.u)
+	if fi, err := r.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of an expired partial: %v (err %v), want no such file", fi, err)
 	}
 }
