@@ -201,7 +201,7 @@ type daemon struct {
 	dir     string // every host path the daemon knows lies beneath it
 	users   []*testUser
 	ciphers []string
-	s3      yamlS3   // storage.s3 as given by the test (endpoint mapping, setstat)
+	s3conf  yamlS3   // what the test chose of storage.s3: the endpoint the daemon uses, setstat
 	secrets []string // strings no log line may contain
 
 	proc *process
@@ -259,9 +259,9 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 	}
 	d.ciphers = o.Ciphers
 	if d.S3 != nil {
-		d.s3 = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat}
+		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat}
 		if o.S3Endpoint != nil {
-			d.s3.Endpoint = o.S3Endpoint(d.S3.Endpoint)
+			d.s3conf.Endpoint = o.S3Endpoint(d.S3.Endpoint)
 		}
 	}
 	d.writeConfig(t, backend, o.Extra)
@@ -334,8 +334,8 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 		if err := os.WriteFile(secret, []byte(d.S3.SecretKey), 0o600); err != nil {
 			t.Fatalf("write s3 secret: %v", err)
 		}
-		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.s3.Endpoint, PathStyle: true,
-			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3.Setstat}
+		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.s3conf.Endpoint, PathStyle: true,
+			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat}
 	}
 	for _, u := range d.users {
 		yu := yamlUser{Name: u.Name, Home: u.Home}
