@@ -289,10 +289,10 @@ func backendIntegrity(t *testing.T, b *backendDaemon, src *backendSources) {
 	}
 
 	// Resumed downloads read from an offset (on s3 a ranged GET): OpenSSH
-	// reget of the largest file from a third of it, curl -C - over FTPS
-	// (REST, RETR) from 7 MiB.
-	big := src.integrity[len(src.integrity)-1]
-	name := "/int/" + filepath.Base(big.path)
+	// reget from a third of a 16 MiB file, curl -C - over FTPS (REST,
+	// RETR) from 7 MiB.
+	big := src.ftps[len(src.ftps)-1]
+	name := "/int/curl-" + filepath.Base(big.path)
 	partial := sliceFile(t, big.path, filepath.Join(local, "reget"), 0, big.size/3)
 	mark := b.LogMark()
 	sftpOK(t, b.daemon, b.u, fmt.Sprintf("reget %s %s\n", name, partial.path))
