@@ -176,6 +176,12 @@ type daemonOpts struct {
 	Extra string
 	// Ciphers is sftp.ciphers; nil: the default offer.
 	Ciphers []string
+	// S3Endpoint, for the s3 backend, maps the store's endpoint to the one
+	// written into storage.s3.endpoint: a test puts a proxy between the
+	// daemon and the store this way. nil: the store's own.
+	S3Endpoint func(store string) string
+	// S3Setstat is storage.s3.setstat; "": absent (the default, ignore).
+	S3Setstat string
 }
 
 // daemon is one running `wharf serve`. Port, Addr, HostKeyFP and KnownHosts
@@ -195,6 +201,7 @@ type daemon struct {
 	dir     string // every host path the daemon knows lies beneath it
 	users   []*testUser
 	ciphers []string
+	s3conf  yamlS3   // what the test chose of storage.s3: the endpoint the daemon uses, setstat
 	secrets []string // strings no log line may contain
 
 	proc *process
@@ -251,6 +258,12 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 		}
 	}
 	d.ciphers = o.Ciphers
+	if d.S3 != nil {
+		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat}
+		if o.S3Endpoint != nil {
+			d.s3conf.Endpoint = o.S3Endpoint(d.S3.Endpoint)
+		}
+	}
 	d.writeConfig(t, backend, o.Extra)
 	t.Cleanup(func() {
 		d.stop(t)
@@ -300,6 +313,7 @@ type yamlS3 struct {
 	// The smallest part S3 allows, so that a few MiB already take the
 	// multipart path.
 	PartSize string `yaml:"part_size"`
+	Setstat  string `yaml:"setstat,omitempty"`
 }
 
 // writeConfig marshals the config rather than templating it, so that no key,
@@ -320,8 +334,8 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 		if err := os.WriteFile(secret, []byte(d.S3.SecretKey), 0o600); err != nil {
 			t.Fatalf("write s3 secret: %v", err)
 		}
-		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.S3.Endpoint, PathStyle: true,
-			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB"}
+		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.s3conf.Endpoint, PathStyle: true,
+			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat}
 	}
 	for _, u := range d.users {
 		yu := yamlUser{Name: u.Name, Home: u.Home}
