@@ -277,31 +277,16 @@ func (b *Backend) stopHeartbeat() {
 // resume can continue. A part is in the list only once its upload
 // succeeded; one below 5 MiB was the file's last (sent by a commit that
 // did not complete) and cannot be followed by another.
-func (b *Backend) fullParts(key, uploadID string) (int32, int64, error) {
-	var n int32
-	var size int64
-	var marker *string
-	for range maxParts/1000 + 1 { // a page holds up to 1,000 parts
-		ctx, cancel := b.reqCtx()
-		page, err := b.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &b.bucket, Key: &key,
-			UploadId: &uploadID, PartNumberMarker: marker})
-		cancel()
-		if err != nil {
-			return 0, 0, s3Err("list parts of", key, err)
+func (b *Backend) fullParts(key, uploadID string) (n int32, size int64, err error) {
+	err = b.eachPart(key, uploadID, func(num int32, p part) bool {
+		if num != n+1 || p.size < MinPartSize {
+			return false
 		}
-		for _, p := range page.Parts {
-			if aws.ToInt32(p.PartNumber) != n+1 || aws.ToInt64(p.Size) < MinPartSize {
-				return n, size, nil
-			}
-			n++
-			size += aws.ToInt64(p.Size)
-		}
-		if !aws.ToBool(page.IsTruncated) || page.NextPartNumberMarker == nil {
-			break
-		}
-		marker = page.NextPartNumberMarker
-	}
-	return n, size, nil
+		n++
+		size += p.size
+		return true
+	})
+	return n, size, err
 }
 
 // recoverUpload decides the fate of the multipart upload up, whose live
@@ -335,12 +320,9 @@ func (b *Backend) recoverUpload(up mpUpload, lr *liveRecord, now time.Time) (rec
 	if err != nil {
 		return false, false, err
 	}
-	rec, err := b.headRecord(up.key)
+	rec, err := b.headRecord(up.key) // nil if none
 	if err != nil && !notFound(err) {
 		return false, false, err
-	}
-	if err != nil {
-		rec = nil
 	}
 	switch {
 	case rec != nil && rec.uploadID == up.id:

@@ -278,40 +278,49 @@ type part struct {
 	size int64
 }
 
+// eachPart calls fn with the parts of the upload uploadID of key in
+// number order, a page of ListParts at a time, until fn returns false.
+func (b *Backend) eachPart(key, uploadID string, fn func(num int32, p part) bool) error {
+	var marker *string
+	for range maxParts/1000 + 1 { // a page holds up to 1,000 parts
+		ctx, cancel := b.reqCtx()
+		page, err := b.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &b.bucket, Key: &key,
+			UploadId: &uploadID, PartNumberMarker: marker})
+		cancel()
+		if err != nil {
+			return s3Err("list parts of", key, err)
+		}
+		for _, p := range page.Parts {
+			if !fn(aws.ToInt32(p.PartNumber), part{etag: aws.ToString(p.ETag), size: aws.ToInt64(p.Size)}) {
+				return nil
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) || page.NextPartNumberMarker == nil {
+			return nil
+		}
+		marker = page.NextPartNumberMarker
+	}
+	return nil
+}
+
 // listParts returns parts 1..r.parts of r's upload, checking that they are
 // all there and add up to r.partsSize.
 func (b *Backend) listParts(key string, r *record) ([]part, error) {
 	parts := make([]part, 0, r.parts)
-	var marker *string
-	for int32(len(parts)) < r.parts {
-		ctx, cancel := b.reqCtx()
-		page, err := b.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &b.bucket, Key: &key,
-			UploadId: &r.uploadID, PartNumberMarker: marker})
-		cancel()
-		if err != nil {
-			return nil, s3Err("list parts of", key, err)
-		}
-		for _, p := range page.Parts {
-			n := aws.ToInt32(p.PartNumber)
-			if n > r.parts {
-				break // sent by a resume that broke before its record
-			}
-			if n != int32(len(parts))+1 {
-				return nil, failure("resume", key, fs.ErrInvalid, "part %d of the partial's upload is missing", len(parts)+1)
-			}
-			parts = append(parts, part{etag: aws.ToString(p.ETag), size: aws.ToInt64(p.Size)})
-		}
-		if !aws.ToBool(page.IsTruncated) || page.NextPartNumberMarker == nil {
-			break
-		}
-		marker = page.NextPartNumberMarker
-	}
 	var size int64
-	for _, p := range parts {
+	err := b.eachPart(key, r.uploadID, func(n int32, p part) bool {
+		if n > r.parts || n != int32(len(parts))+1 {
+			return false // beyond: sent by a resume that broke before its record
+		}
+		parts = append(parts, p)
 		size += p.size
+		return int32(len(parts)) < r.parts
+	})
+	if err != nil {
+		return nil, err
 	}
 	if int32(len(parts)) != r.parts || size != r.partsSize {
-		return nil, failure("resume", key, fs.ErrInvalid, "the partial's upload holds %d parts, %d bytes; its record says %d, %d",
+		return nil, failure("resume", key, fs.ErrInvalid, "the partial's upload holds parts 1-%d, %d bytes; its record says %d, %d",
 			len(parts), size, r.parts, r.partsSize)
 	}
 	return parts, nil
