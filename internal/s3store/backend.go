@@ -30,10 +30,13 @@ const recordsDir = ".wharf-partial.s3"
 // home is a vfs.Store (see store.go).
 //
 // Within one daemon it knows which names have an upload in progress and
-// which partials such an upload has taken over, so that Sweep never aborts
-// a live upload and two sessions never continue one partial. Several
-// daemons on one prefix do not share that knowledge yet: each one's Sweep
-// would abort another's uploads in progress.
+// which partials such an upload has taken over, so that Recover never
+// aborts a live upload and two sessions never continue one partial. In
+// the bucket, each multipart upload in progress has a live record with a
+// heartbeat (see live.go), so that a daemon that dies mid-upload leaves
+// its resume point, and several daemons on one prefix never take over or
+// abort each other's uploads in progress at start-up. They do not share
+// claims yet: two daemons may continue one partial at once.
 type Backend struct {
 	client  *s3.Client
 	cfg     Config
@@ -42,12 +45,19 @@ type Backend struct {
 	prefix  string // normalised cfg.Prefix: "" or "a/b/"
 	records string // prefix + recordsDir + "/"
 	copyMax int64  // the largest copy in one request: MaxPartSize (tests lower it)
+	owner   string // this daemon, as live records name it (Options.Owner)
 
 	spoolUsed atomic.Int64 // bytes all uploads have spooled (see spool.go)
 
 	mu      sync.Mutex
-	active  map[string]int  // object key: uploads of it in progress here
-	claimed map[string]bool // object key: an upload in progress continues its partial
+	active  map[string]int         // object key: uploads of it in progress here
+	claimed map[string]bool        // object key: an upload in progress continues its partial
+	live    map[string]*liveUpload // upload id: a multipart upload in progress here, with a live record
+	// The heartbeat of live records: started by the first live upload,
+	// stopped by Close.
+	stopBeat context.CancelFunc
+	beating  sync.WaitGroup
+	closed   bool
 }
 
 var _ vfs.Backend = (*Backend)(nil)
@@ -71,16 +81,23 @@ func NewBackend(ctx context.Context, cfg Config, o Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 config: prefix: %w", err)
 	}
+	o = o.withDefaults()
+	owner := o.Owner
+	if owner == "" {
+		owner = defaultOwner(o.SpoolDir)
+	}
 	return &Backend{
 		client:  client,
 		cfg:     cfg,
-		o:       o.withDefaults(),
+		o:       o,
+		owner:   owner,
 		bucket:  cfg.Bucket,
 		prefix:  prefix,
 		records: prefix + recordsDir + "/",
 		copyMax: MaxPartSize,
 		active:  map[string]int{},
 		claimed: map[string]bool{},
+		live:    map[string]*liveUpload{},
 	}, nil
 }
 
@@ -115,9 +132,16 @@ func (b *Backend) Home(home string) (vfs.Store, error) {
 	return s, nil
 }
 
-// Close releases nothing: homes already returned stay usable until they
-// are closed, and the SDK's client needs no closing.
-func (b *Backend) Close() error { return nil }
+// Close stops the heartbeat of uploads in progress and waits for it.
+// Homes already returned stay usable until they are closed, but an upload
+// still in progress then is no longer refreshed: after LeaseTimeout,
+// another daemon's start-up takes it for a dead daemon's. The daemon
+// closes the backend once its sessions have ended. The SDK's client needs
+// no closing.
+func (b *Backend) Close() error {
+	b.stopHeartbeat()
+	return nil
+}
 
 // reqCtx bounds one request that moves no file data; xferCtx one that
 // does. Both derive from Background: a store's calls carry no context of

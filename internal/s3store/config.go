@@ -113,13 +113,16 @@ type Options struct {
 	// spool; a write beyond it fails with ENOSPC. 0: DefaultSpoolMax.
 	SpoolMax int64
 	// PartialTTL is uploads.partial_ttl: how long a broken upload's
-	// partial waits for a resume before Sweep aborts it. 0:
+	// partial waits for a resume before Recover aborts it. 0:
 	// DefaultPartialTTL.
 	PartialTTL time.Duration
-	// Log receives what Sweep aborts (nothing else logs here: the FS
-	// above records what clients do). nil: discard.
+	// Log receives what Recover recovers and aborts, and heartbeats that
+	// fail (nothing else logs here: the FS above records what clients do).
+	// nil: discard.
 	Log *slog.Logger
-	// Now is the clock partials expire by. nil: time.Now.
+	// Now is the clock partials and leases age by; Recover moves it by
+	// the store's clock skew, so that ages compare the store's times.
+	// nil: time.Now.
 	Now func() time.Time
 	// RequestTimeout bounds each request that moves no file data (HEAD,
 	// LIST, DELETE, the multipart bookkeeping); TransferTimeout each that
@@ -137,6 +140,22 @@ type Options struct {
 	// CountRequest, if set, is called with the operation's name for each
 	// request sent to the store, retries included (wharf_s3_requests_total).
 	CountRequest func(op string)
+	// Owner names this daemon in the live records of its uploads in
+	// progress (see live.go): the same across its restarts, unique among
+	// the daemons sharing the prefix. At start-up, Recover takes an upload
+	// in progress of its own name for one that died with the daemon's
+	// previous life, whatever its heartbeat. Empty: derived from the host
+	// name and SpoolDir (the daemon keeps it under state_dir), so one host
+	// can run several daemons with their own state_dir; without a SpoolDir,
+	// a random name, and a restarted daemon finds its dead uploads only
+	// once their heartbeat has expired.
+	Owner string
+	// LeaseRefresh is how often the live records of uploads in progress
+	// are rewritten, and LeaseTimeout how long after the last rewrite an
+	// upload of another daemon is taken for dead. 0: the defaults, 1
+	// minute and 5 minutes.
+	LeaseRefresh time.Duration
+	LeaseTimeout time.Duration
 }
 
 // Defaults of Options.
@@ -166,6 +185,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.TransferTimeout == 0 {
 		o.TransferTimeout = DefaultTransferTimeout
+	}
+	if o.LeaseRefresh <= 0 {
+		o.LeaseRefresh = DefaultLeaseRefresh
+	}
+	if o.LeaseTimeout <= 0 {
+		o.LeaseTimeout = DefaultLeaseTimeout
 	}
 	if o.ListPage <= 0 || o.ListPage > maxListPage {
 		o.ListPage = maxListPage

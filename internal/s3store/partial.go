@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -41,14 +42,21 @@ import (
 // processors listing a folder never see them; vfs hides recordsDir in a
 // home that is the whole prefix. Every partial has a multipart upload,
 // even one of a tail alone, so that ListMultipartUploads finds every
-// partial under a folder (Rmdir, a folder rename) and Sweep can tell a
-// partial's upload (its record names it) from an orphan's.
+// partial under a folder (Rmdir, a folder rename) and Recover can tell a
+// partial's upload (its record names it) from an orphan's. An upload in
+// progress has no record but a live one (live.go), which the start-up of
+// a daemon that died mid-upload turns into its partial's record.
 
 // Metadata keys of a record (S3 lowercases them).
 const (
 	metaUpload    = "wharf-upload-id"
 	metaParts     = "wharf-parts"
 	metaPartsSize = "wharf-parts-size"
+	// metaSince, when set, is when the partial's bytes last arrived (Unix
+	// milliseconds), if earlier than the record's LastModified: a partial
+	// recovered from a dead daemon's upload (live.go) dates from its last
+	// heartbeat, not from the recovery.
+	metaSince = "wharf-since"
 )
 
 // record describes a partial.
@@ -57,7 +65,11 @@ type record struct {
 	parts     int32 // parts 1..parts of the upload belong to the partial
 	partsSize int64 // their bytes
 	tail      int64 // bytes of the record's content, after the parts
-	mtime     time.Time
+	// mtime is when the partial was last kept: the record's LastModified,
+	// or since if earlier. It dates the partial (Partial) and expires it
+	// (Recover).
+	mtime time.Time
+	since time.Time // to write as metaSince (putRecord); zero: none
 }
 
 func (r *record) size() int64 { return r.partsSize + r.tail }
@@ -75,6 +87,9 @@ func parseRecord(meta map[string]string, length int64, mtime *time.Time) (*recor
 		return nil, fmt.Errorf("not a partial's record: %w", fs.ErrInvalid)
 	}
 	r.parts, r.partsSize = int32(parts), size
+	if since, ok := parseSince(meta[metaSince]); ok && since.Before(r.mtime) {
+		r.mtime = since
+	}
 	return r, nil
 }
 
@@ -90,7 +105,7 @@ func (b *Backend) headRecord(key string) (*record, error) {
 	r, err := parseRecord(h.Metadata, aws.ToInt64(h.ContentLength), h.LastModified)
 	if err != nil {
 		// Not one of ours (something else wrote into recordsDir): no
-		// partial. Sweep deletes it once it is older than the TTL, and
+		// partial. Recover deletes it once it is older than the TTL, and
 		// a partial kept meanwhile replaces it.
 		return nil, &opError{op: "head partial of", key: key, kind: fs.ErrNotExist, err: err}
 	}
@@ -126,13 +141,16 @@ func (b *Backend) putRecord(key string, r record, tail []byte) error {
 	rk := b.recordKey(key)
 	ctx, cancel := b.xferCtx()
 	defer cancel()
+	meta := map[string]string{
+		metaUpload:    r.uploadID,
+		metaParts:     strconv.FormatInt(int64(r.parts), 10),
+		metaPartsSize: strconv.FormatInt(r.partsSize, 10),
+	}
+	if !r.since.IsZero() {
+		meta[metaSince] = formatSince(r.since)
+	}
 	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &rk,
-		Body: bytes.NewReader(tail), ContentLength: ptr(int64(len(tail))),
-		Metadata: map[string]string{
-			metaUpload:    r.uploadID,
-			metaParts:     strconv.FormatInt(int64(r.parts), 10),
-			metaPartsSize: strconv.FormatInt(r.partsSize, 10),
-		}})
+		Body: bytes.NewReader(tail), ContentLength: ptr(int64(len(tail))), Metadata: meta})
 	return s3Err("keep partial of", key, err)
 }
 
@@ -189,24 +207,34 @@ func (b *Backend) dropPartial(key string) (bool, error) {
 // many it dropped.
 func (b *Backend) dropPartialsUnder(dir string) (int, error) {
 	n := 0
-	err := b.eachUpload(dir, func(key, uploadID string, _ time.Time) error {
-		if b.isClaimed(key) {
+	err := b.eachUpload(dir, func(up mpUpload) error {
+		if b.isClaimed(up.key) {
 			return nil
 		}
-		r, err := b.headRecord(key)
-		if notFound(err) || err == nil && r.uploadID != uploadID {
-			return nil // an upload in progress, or an orphan: Sweep's
+		r, err := b.headRecord(up.key)
+		if notFound(err) || err == nil && r.uploadID != up.id {
+			return nil // an upload in progress, or an orphan: Recover's
 		}
 		if err != nil {
 			return err
 		}
-		if err := b.abortUpload(key, uploadID); err != nil {
+		if err := b.abortUpload(up.key, up.id); err != nil {
 			return err
 		}
 		n++
-		return b.deleteRecordIf(key, uploadID)
+		return b.deleteRecordIf(up.key, up.id)
 	})
 	return n, err
+}
+
+// mpUpload is a multipart upload as ListMultipartUploads describes it.
+type mpUpload struct {
+	key, id   string
+	initiated time.Time
+	// skew is how far the store's clock is ahead of this daemon's, as the
+	// Date of the listing's response showed (0 if it had none): ages of
+	// what the store dates are measured on Options.Now plus skew.
+	skew time.Duration
 }
 
 // eachUpload calls fn for each multipart upload under prefix, a page of
@@ -214,7 +242,7 @@ func (b *Backend) dropPartialsUnder(dir string) (int, error) {
 // versitygw 1.8.0 refuses the upload-id marker it returns itself
 // ("Invalid uploadId marker"; docs/s3.md), so uploads of the key that ends
 // a page, beyond it, wait for the next pass.
-func (b *Backend) eachUpload(prefix string, fn func(key, uploadID string, initiated time.Time) error) error {
+func (b *Backend) eachUpload(prefix string, fn func(mpUpload) error) error {
 	var marker *string
 	for {
 		ctx, cancel := b.reqCtx()
@@ -224,8 +252,15 @@ func (b *Backend) eachUpload(prefix string, fn func(key, uploadID string, initia
 		if err != nil {
 			return s3Err("list uploads", prefix, err)
 		}
+		var skew time.Duration
+		server, ok1 := awsmiddleware.GetServerTime(page.ResultMetadata)
+		at, ok2 := awsmiddleware.GetResponseAt(page.ResultMetadata)
+		if ok1 && ok2 {
+			skew = server.Sub(at)
+		}
 		for _, u := range page.Uploads {
-			if err := fn(aws.ToString(u.Key), aws.ToString(u.UploadId), aws.ToTime(u.Initiated)); err != nil {
+			up := mpUpload{key: aws.ToString(u.Key), id: aws.ToString(u.UploadId), initiated: aws.ToTime(u.Initiated), skew: skew}
+			if err := fn(up); err != nil {
 				return err
 			}
 		}
@@ -243,40 +278,49 @@ type part struct {
 	size int64
 }
 
+// eachPart calls fn with the parts of the upload uploadID of key in
+// number order, a page of ListParts at a time, until fn returns false.
+func (b *Backend) eachPart(key, uploadID string, fn func(num int32, p part) bool) error {
+	var marker *string
+	for range maxParts/1000 + 1 { // a page holds up to 1,000 parts
+		ctx, cancel := b.reqCtx()
+		page, err := b.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &b.bucket, Key: &key,
+			UploadId: &uploadID, PartNumberMarker: marker})
+		cancel()
+		if err != nil {
+			return s3Err("list parts of", key, err)
+		}
+		for _, p := range page.Parts {
+			if !fn(aws.ToInt32(p.PartNumber), part{etag: aws.ToString(p.ETag), size: aws.ToInt64(p.Size)}) {
+				return nil
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) || page.NextPartNumberMarker == nil {
+			return nil
+		}
+		marker = page.NextPartNumberMarker
+	}
+	return nil
+}
+
 // listParts returns parts 1..r.parts of r's upload, checking that they are
 // all there and add up to r.partsSize.
 func (b *Backend) listParts(key string, r *record) ([]part, error) {
 	parts := make([]part, 0, r.parts)
-	var marker *string
-	for int32(len(parts)) < r.parts {
-		ctx, cancel := b.reqCtx()
-		page, err := b.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &b.bucket, Key: &key,
-			UploadId: &r.uploadID, PartNumberMarker: marker})
-		cancel()
-		if err != nil {
-			return nil, s3Err("list parts of", key, err)
-		}
-		for _, p := range page.Parts {
-			n := aws.ToInt32(p.PartNumber)
-			if n > r.parts {
-				break // sent by a resume that broke before its record
-			}
-			if n != int32(len(parts))+1 {
-				return nil, failure("resume", key, fs.ErrInvalid, "part %d of the partial's upload is missing", len(parts)+1)
-			}
-			parts = append(parts, part{etag: aws.ToString(p.ETag), size: aws.ToInt64(p.Size)})
-		}
-		if !aws.ToBool(page.IsTruncated) || page.NextPartNumberMarker == nil {
-			break
-		}
-		marker = page.NextPartNumberMarker
-	}
 	var size int64
-	for _, p := range parts {
+	err := b.eachPart(key, r.uploadID, func(n int32, p part) bool {
+		if n > r.parts || n != int32(len(parts))+1 {
+			return false // beyond: sent by a resume that broke before its record
+		}
+		parts = append(parts, p)
 		size += p.size
+		return int32(len(parts)) < r.parts
+	})
+	if err != nil {
+		return nil, err
 	}
 	if int32(len(parts)) != r.parts || size != r.partsSize {
-		return nil, failure("resume", key, fs.ErrInvalid, "the partial's upload holds %d parts, %d bytes; its record says %d, %d",
+		return nil, failure("resume", key, fs.ErrInvalid, "the partial's upload holds parts 1-%d, %d bytes; its record says %d, %d",
 			len(parts), size, r.parts, r.partsSize)
 	}
 	return parts, nil

@@ -41,6 +41,18 @@ func newEnv(t *testing.T, o ...envOption) *env {
 	bucket := srv.NewBucket(t)
 	isolateAWS(t)
 	machineBundle(t)
+	return newEnvOn(t, srv, bucket, o...)
+}
+
+// another is a second Backend on e's bucket, as newEnv builds one: another
+// daemon on the same prefix, or this one restarted.
+func (e *env) another(t *testing.T, o ...envOption) *env {
+	t.Helper()
+	return newEnvOn(t, e.srv, e.bucket, o...)
+}
+
+func newEnvOn(t *testing.T, srv *s3test.Server, bucket string, o ...envOption) *env {
+	t.Helper()
 	cfg := serverConfig(t, srv, bucket)
 	cfg.PartSize, cfg.UploadConcurrency, cfg.Prefix = MinPartSize, 3, "wharf"
 	c := &counter{}
@@ -75,6 +87,47 @@ type counter struct {
 	// rewrite, when set, replaces the body of each successful response
 	// (a store answering what versitygw cannot).
 	rewrite func(*http.Request, []byte) []byte
+	ops     map[string]int // requests sent, by opOf
+}
+
+// opOf names what a request does, for counting: an S3 operation, or a
+// method on a record ("live PUT": a live record's write).
+func opOf(r *http.Request) string {
+	q := r.URL.Query()
+	switch {
+	case strings.Contains(r.URL.Path, "/"+recordsDir+"/"+liveDir):
+		return "live " + r.Method
+	case strings.Contains(r.URL.Path, "/"+recordsDir+"/"):
+		return "record " + r.Method
+	case q.Has("uploads") && r.Method == http.MethodPost:
+		return "CreateMultipartUpload"
+	case q.Has("uploads"):
+		return "ListMultipartUploads"
+	case q.Has("uploadId") && r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+		return "UploadPartCopy"
+	case q.Has("uploadId") && r.Method == http.MethodPut:
+		return "UploadPart"
+	case q.Has("uploadId") && r.Method == http.MethodPost:
+		return "CompleteMultipartUpload"
+	case q.Has("uploadId") && r.Method == http.MethodDelete:
+		return "AbortMultipartUpload"
+	case q.Has("uploadId"):
+		return "ListParts"
+	case q.Has("list-type"):
+		return "ListObjectsV2"
+	}
+	return r.Method + " object"
+}
+
+// requests returns the requests sent since the last reset, by opOf.
+func (c *counter) requests() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string]int, len(c.ops))
+	for k, v := range c.ops {
+		m[k] = v
+	}
+	return m
 }
 
 func (c *counter) rewriteWith(f func(*http.Request, []byte) []byte) {
@@ -97,6 +150,10 @@ func (c *counter) install(o *s3.Options) {
 func (c *counter) Do(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	fail, rewrite := c.fail, c.rewrite
+	if c.ops == nil {
+		c.ops = map[string]int{}
+	}
+	c.ops[opOf(r)]++
 	c.mu.Unlock()
 	if fail != nil && fail(r) {
 		return nil, errors.New("injected: connection reset")
@@ -126,7 +183,7 @@ func (c *counter) Do(r *http.Request) (*http.Response, error) {
 func (c *counter) reset() {
 	c.getBytes.Store(0)
 	c.mu.Lock()
-	c.gets = nil
+	c.gets, c.ops = nil, nil
 	c.mu.Unlock()
 }
 
@@ -180,7 +237,7 @@ func (e *env) uploads(t *testing.T) []string {
 	return keys
 }
 
-// records lists the partial records in the bucket.
+// records lists the records in the bucket: partials' and live ones.
 func (e *env) records(t *testing.T) []string {
 	t.Helper()
 	out, err := e.raw.ListObjectsV2(testContext(t), &s3.ListObjectsV2Input{Bucket: &e.bucket, Prefix: aws.String(e.b.records)})

@@ -32,9 +32,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// The sweep aborts orphaned uploads at once and partials once they
-// expire, logging each; it leaves uploads in progress, fresh partials and
-// everything outside the prefix alone.
+// The sweep aborts orphaned uploads once they are older than the lease
+// of an upload in progress (a younger one may be another daemon's, about
+// to be marked live) and partials once they expire, logging each; it
+// leaves uploads in progress, fresh partials and everything outside the
+// prefix alone.
 func TestSweep(t *testing.T) {
 	var now time.Time
 	var mu sync.Mutex
@@ -69,8 +71,13 @@ func TestSweep(t *testing.T) {
 	writeOutOfOrder(t, live, liveData, 0, 32<<10, 4, false)
 
 	n, err := e.b.Sweep(ctx)
+	if err != nil || n != 0 {
+		t.Fatalf("Sweep now: %d, %v; want nothing: the orphan is younger than the lease", n, err)
+	}
+	setNow(time.Now().Add(DefaultLeaseTimeout + time.Minute))
+	n, err = e.b.Sweep(ctx)
 	if err != nil || n != 1 {
-		t.Fatalf("Sweep now: %d, %v; want the orphan alone", n, err)
+		t.Fatalf("Sweep after the lease: %d, %v; want the orphan alone", n, err)
 	}
 	if ups := e.uploads(t); len(ups) != 4 || hasString(ups, "orphan") {
 		t.Errorf("after the first sweep: uploads %q", ups)
@@ -85,8 +92,8 @@ func TestSweep(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("Sweep a day later: %d, %v; want the two partials", n, err)
 	}
-	if ups, recs := e.uploads(t), e.records(t); len(ups) != 2 || len(recs) != 0 {
-		t.Errorf("after the expiry: uploads %q, records %q; want the live one and the one outside", ups, recs)
+	if ups, recs := e.uploads(t), e.records(t); len(ups) != 2 || len(recs) != 1 || !strings.Contains(recs[0], "/"+liveDir) {
+		t.Errorf("after the expiry: uploads %q, records %q; want the live one (and its live record) and the one outside", ups, recs)
 	}
 	if c := strings.Count(logs.String(), "reason=expired"); c != 2 {
 		t.Errorf("%d expiries logged; want 2:\n%s", c, logs)

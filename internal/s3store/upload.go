@@ -76,6 +76,8 @@ type Upload struct {
 	err   error // a part upload failed: the upload can no longer complete
 
 	uploadID string
+	live     string // the upload id whose live record this upload keeps (see live.go)
+	unkept   bool   // the partial could not be recorded: leave the live record
 	parts    []part // by number - 1: resumed, copied and sent ones
 	inFlight int
 
@@ -137,7 +139,7 @@ func (s *store) Create(name string, o vfs.CreateOptions) (vfs.Upload, error) {
 	u := &Upload{b: s.b, key: key, name: baseName(name), p: s.b.cfg.PartSize,
 		conc: s.b.cfg.UploadConcurrency, exclusive: o.Exclusive, curNum: 1}
 	u.cond.L = &u.mu
-	s.b.begin(key) // before any multipart upload exists: Sweep must never see it unclaimed
+	s.b.begin(key) // before any multipart upload exists: Recover must never see it unclaimed
 	ok := false
 	defer func() {
 		if !ok {
@@ -198,11 +200,14 @@ func (u *Upload) resume() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	u.recordID = r.uploadID
+	// recordID is set only once the resume succeeds: the failed Create's
+	// cleanup (discard) drops the partial it names, and a transient
+	// failure here must not lose it.
 	if r.parts == 0 {
 		// A tail alone, all in the record: its (empty) multipart upload
 		// is not needed, and may be gone. A new one is started if a part
 		// is sent; the old one goes when this upload ends.
+		u.recordID = r.uploadID
 		u.base = r.tail
 		u.size = u.base
 		return true, u.win[0].have.add(0, r.tail)
@@ -220,6 +225,12 @@ func (u *Upload) resume() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// The partial's upload is in progress again: should this daemon die,
+	// its next start makes it the partial again, with the parts sent.
+	if err := u.b.goLive(u.key, r.uploadID); err != nil {
+		return false, err
+	}
+	u.recordID, u.live = r.uploadID, r.uploadID
 	u.uploadID, u.parts = r.uploadID, parts
 	u.curNum, u.curStart = r.parts+1, r.partsSize
 	_ = u.win[0].have.add(0, r.tail) // read into the part being completed
@@ -252,7 +263,7 @@ func (u *Upload) appendTo(fi info) error {
 		}
 		return u.win[0].have.add(0, fi.size)
 	}
-	if err := u.createMultipart(); err != nil {
+	if err := u.createMultipart(true); err != nil {
 		return err
 	}
 	parts, err := u.b.copyParts(u.key, u.key, u.uploadID, u.curNum, fi.size, &fi.etag)
@@ -435,7 +446,7 @@ func (u *Upload) send(length int64) error {
 		return err
 	}
 	if u.uploadID == "" {
-		if err := u.createMultipart(); err != nil {
+		if err := u.createMultipart(true); err != nil {
 			return err
 		}
 	}
@@ -501,14 +512,26 @@ func (u *Upload) putPart(id string, num int32, data []byte) (string, error) {
 	return aws.ToString(out.ETag), nil
 }
 
-func (u *Upload) createMultipart() error {
+// createMultipart starts the multipart upload, marked live (see live.go)
+// unless it is created only to hold a partial about to be recorded. An
+// upload that cannot be marked is aborted: unmarked, it would be taken
+// for an orphan by another daemon's start-up, and a crash would lose it.
+func (u *Upload) createMultipart(live bool) error {
 	ctx, cancel := u.b.reqCtx()
 	defer cancel()
 	out, err := u.b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &u.b.bucket, Key: &u.key})
 	if err != nil {
 		return s3Err("start upload of", u.key, err)
 	}
-	u.uploadID = aws.ToString(out.UploadId)
+	id := aws.ToString(out.UploadId)
+	if live {
+		if err := u.b.goLive(u.key, id); err != nil {
+			_ = u.b.abortUpload(u.key, id)
+			return err
+		}
+		u.live = id
+	}
+	u.uploadID = id
 	return nil
 }
 
@@ -784,10 +807,19 @@ func (u *Upload) keep() error {
 // another upload kept earlier is replaced, and its multipart upload
 // aborted unless an upload in progress continues it. The caller holds mu
 // and no part is in flight.
-func (u *Upload) record(tail []byte) error {
+//
+// Should the record fail to be written, the upload's live record is left
+// (see finish), so that the start-up after this daemon's next restart, or
+// another daemon's once the lease has expired, keeps the parts sent.
+func (u *Upload) record(tail []byte) (err error) {
+	defer func() {
+		if err != nil && len(u.parts) > 0 {
+			u.unkept = true
+		}
+	}()
 	if len(tail) >= MinPartSize {
 		if u.uploadID == "" {
-			if err := u.createMultipart(); err != nil {
+			if err := u.createMultipart(false); err != nil {
 				return err
 			}
 		}
@@ -805,7 +837,7 @@ func (u *Upload) record(tail []byte) error {
 		return u.discard()
 	}
 	if u.uploadID == "" {
-		if err := u.createMultipart(); err != nil {
+		if err := u.createMultipart(false); err != nil {
 			return err
 		}
 	}
@@ -830,9 +862,16 @@ func (u *Upload) record(tail []byte) error {
 	return nil
 }
 
-// finish releases what the upload held: its registration, its claim, its
-// spool and its buffers.
+// finish releases what the upload held: its live record (its outcome is
+// in the bucket by now), its registration, its claim, its spool and its
+// buffers.
 func (u *Upload) finish() {
+	u.mu.Lock()
+	live, unkept := u.live, u.unkept
+	u.mu.Unlock()
+	if live != "" {
+		u.b.endLive(live, !unkept)
+	}
 	u.b.end(u.key)
 	if u.claimed {
 		u.b.release(u.key)
