@@ -117,19 +117,23 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		// The gate is built below; nothing scrapes before New returns.
 		PasswordChecks: func() (int, int) { return d.gate.PasswordChecks() },
 	})
+	// The event queue holds state_dir's lock: opened first, a second
+	// daemon started by mistake on the same state_dir stops here, before
+	// its storage recovery could take the first one's uploads in progress
+	// for its own dead ones.
+	d.events, err = events.Open(events.Options{StateDir: cfg.StateDir, Hooks: cfg.Hooks, AuditLog: cfg.AuditLog, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
 	d.backend, err = openStorage(cfg, log, d.metrics)
 	if err != nil {
+		d.events.Close()
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
 	// Only hooks and the audit log read an upload's hash; without them
 	// nobody would see it.
 	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
-	d.events, err = events.Open(events.Options{StateDir: cfg.StateDir, Hooks: cfg.Hooks, AuditLog: cfg.AuditLog, Log: log})
-	if err != nil {
-		d.backend.Close()
-		return nil, fmt.Errorf("events: %w", err)
-	}
 	d.sessions.SetEvents(d.metrics.Sink(d.events))
 	d.guard = newGuard(cfg, log, d.metrics.Banned)
 	checks := checkLimits(cfg.Limits)

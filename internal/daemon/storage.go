@@ -21,8 +21,9 @@ const sweepTimeout = 2 * time.Minute
 
 // openStorage opens the backend storage names. Before any session opens,
 // a local backend with atomic uploads turns the temporary files a dead
-// daemon left into partials, and an s3 backend
-// aborts the multipart uploads no partial needs any more (expired after
+// daemon left into partials, and an s3 backend does the same with the
+// multipart uploads a dead daemon left (s3store.Backend.Recover), and
+// aborts those no partial needs any more (expired after
 // uploads.partial_ttl, or orphaned).
 func openStorage(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend, error) {
 	switch cfg.Storage.Backend {
@@ -69,13 +70,16 @@ func openS3(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend
 		return nil, err
 	}
 	start := time.Now()
-	n, err := b.Sweep(ctx)
+	recovered, aborted, err := b.Recover(ctx)
 	if err != nil {
-		// Serving goes on: what was not swept now is at the next start.
-		log.Warn("sweeping multipart uploads", "aborted", n, "err", err)
+		// Serving goes on: what was not recovered or swept now is at the
+		// next start.
+		log.Warn("recovering and sweeping multipart uploads", "recovered", recovered, "aborted", aborted, "err", err)
 	} else {
-		log.Info("multipart uploads swept", "aborted", n, "duration", time.Since(start).Round(time.Millisecond).String())
+		log.Info("multipart uploads recovered and swept", "recovered", recovered, "aborted", aborted,
+			"duration", time.Since(start).Round(time.Millisecond).String())
 	}
-	m.SweptUploads(n)
+	m.RecoveredUploads(recovered)
+	m.SweptUploads(aborted)
 	return b, nil
 }
