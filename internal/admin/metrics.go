@@ -42,6 +42,7 @@ type Metrics struct {
 	reloads   *prometheus.CounterVec
 	bans      prometheus.Counter
 	recovered prometheus.Counter
+	proxy     *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric; src may leave functions nil.
@@ -73,8 +74,11 @@ func NewMetrics(src Sources) *Metrics {
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wharf_uploads_recovered_total", Help: "Unfinished uploads of a daemon that died, made resumable partials at start.",
 		}),
+		proxy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_proxy_protocol_refused_total", Help: "Connections refused for their PROXY protocol header, by reason (untrusted, missing, invalid, timeout).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans, m.recovered,
+	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans, m.recovered, m.proxy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(&gauges{src: src})
 	return m
@@ -93,6 +97,10 @@ func (m *Metrics) Banned() { m.bans.Inc() }
 
 // RecoveredUploads counts uploads recovered at start (vfs.RecoverUploads).
 func (m *Metrics) RecoveredUploads(n int) { m.recovered.Add(float64(n)) }
+
+// ProxyRefused counts a connection refused for its PROXY protocol header
+// (package proxyproto's reasons).
+func (m *Metrics) ProxyRefused(reason string) { m.proxy.WithLabelValues(reason).Inc() }
 
 func outcome(ok bool) string {
 	if ok {
