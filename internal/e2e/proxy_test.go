@@ -192,7 +192,7 @@ func TestProxyProtocolSFTP(t *testing.T) {
     default_backend wharf
 
 backend wharf
-    server w1 %s send-proxy-v2 source 127.0.0.1
+    server w1 %s send-proxy-v2 source 127.0.0.1 check inter 500ms
 `, front, d.Addr))
 
 	// A partner on 127.0.0.2 logs in through the balancer.
@@ -229,6 +229,21 @@ backend wharf
 	out, stderr, err := runCmd(t, 20*time.Second, wharfBin, "defender", "list", "--config", d.ConfigPath)
 	if err != nil || !strings.Contains(out, "127.0.0.3") || strings.Contains(out, "127.0.0.1") || strings.Contains(out, "127.0.0.2") {
 		t.Fatalf("defender list should hold 127.0.0.3 alone: %v\n%s\n%s", err, out, stderr)
+	}
+
+	// HAProxy's health checks (a v2 LOCAL header, then a close) went
+	// through unremarked all along.
+	checks := 0
+	for _, l := range d.Logs() {
+		if l["component"] == "proxyproto" && (l["level"] == "WARN" || l["level"] == "ERROR") {
+			t.Errorf("PROXY protocol complaint before any bad header was sent: %v", l)
+		}
+		if r, _ := l["remote"].(string); l["msg"] == "proxied" && strings.HasPrefix(r, "127.0.0.1:") {
+			checks++
+		}
+	}
+	if checks == 0 {
+		t.Error("no health check of HAProxy's reached wharf")
 	}
 
 	// A header straight from an untrusted address (127.0.0.4) claiming to
