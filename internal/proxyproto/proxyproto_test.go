@@ -426,3 +426,50 @@ func TestTrustsMapped(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAccept is one connection from dial to the server's Accept,
+// with a v2 header from the balancer, or without one from anyone else, and
+// on a listener without the PROXY protocol for comparison.
+func BenchmarkAccept(b *testing.B) {
+	for _, tc := range []struct {
+		name, from string
+		header     []byte
+	}{{"proxied", balancerIP, header(2)}, {"direct", strangerIP, nil}, {"unwrapped", strangerIP, nil}} {
+		b.Run(tc.name, func(b *testing.B) {
+			raw, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := New(Options{Trusted: []netip.Prefix{netip.MustParsePrefix(balancerIP + "/32")}, Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ln := p.Listen(raw)
+			if tc.name == "unwrapped" {
+				ln.Close()
+				if raw, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+					b.Fatal(err)
+				}
+				ln = raw
+			}
+			defer ln.Close()
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}}
+			for b.Loop() {
+				c, err := d.Dial("tcp", raw.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if tc.header != nil {
+					c.Write(tc.header)
+				}
+				s, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.RemoteAddr()
+				s.Close()
+				c.Close()
+			}
+		})
+	}
+}
