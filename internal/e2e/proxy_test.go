@@ -176,8 +176,9 @@ func loginFrom(user, outcome, ip string) func(map[string]any) bool {
 
 // TestProxyProtocolSFTP: logins through HAProxy show the partner's address
 // in the log and the login event; a partner banned through the balancer is
-// that partner, not the balancer nor the other partners; a header from an
-// untrusted address, and a trusted connection without one, are refused.
+// that partner, not the balancer nor the other partners; allowed_ips is
+// checked against the partner; a header from an untrusted address, and a
+// trusted connection without one, are refused.
 func TestProxyProtocolSFTP(t *testing.T) {
 	requireClient(t, "sshpass")
 	sftp := requireClient(t, "sftp")
@@ -230,6 +231,22 @@ backend wharf
 	if err != nil || !strings.Contains(out, "127.0.0.3") || strings.Contains(out, "127.0.0.1") || strings.Contains(out, "127.0.0.2") {
 		t.Fatalf("defender list should hold 127.0.0.3 alone: %v\n%s\n%s", err, out, stderr)
 	}
+
+	// allowed_ips sees the partner too: 127.0.0.2 only, through the
+	// balancer, admits 127.0.0.2 and refuses 127.0.0.6.
+	mark = d.LogMark()
+	setUserKeys(t, d.ConfigPath, "alice", map[string]any{"allowed_ips": []string{"127.0.0.2/32"}})
+	d.WaitLogSince(t, mark, logMatch("msg", "config reloaded"), 10*time.Second)
+	args = append(append(viaBalancer(d, front, "127.0.0.6"), opensshArgs(d, alice)...), "-b", writeBatch(t, "pwd\n"), target(alice))
+	if _, _, err := runCmd(t, clientTimeout, sftp, args...); err == nil {
+		t.Fatal("a partner outside allowed_ips logged in through the balancer")
+	}
+	d.WaitLogSince(t, mark, loginFrom("alice", "failed", "127.0.0.6"), 10*time.Second)
+	args = append(append(viaBalancer(d, front, "127.0.0.2"), opensshArgs(d, alice)...), "-b", writeBatch(t, "pwd\n"), target(alice))
+	if out, stderr, err := runCmd(t, clientTimeout, sftp, args...); err != nil {
+		t.Fatalf("the partner in allowed_ips: %v\n%s\n%s", err, out, stderr)
+	}
+	d.WaitLogSince(t, mark, loginFrom("alice", "ok", "127.0.0.2"), 10*time.Second)
 
 	// HAProxy's health checks (a v2 LOCAL header, then a close) went
 	// through unremarked all along.
