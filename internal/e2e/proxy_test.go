@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,10 +26,8 @@ import (
 // (127.0.0.2, 127.0.0.3), so the address wharf sees tells whether it read
 // the header.
 
-const (
-	haproxyStart = 10 * time.Second // from exec to its ready port accepting
-	haproxyStop  = 10 * time.Second // from SIGTERM to exit
-)
+// haproxyStart bounds the wait from exec to HAProxy answering.
+const haproxyStart = 10 * time.Second
 
 // proxyTrusted is the proxy_protocol section of every daemon here: only
 // 127.0.0.1, where HAProxy connects from, may send a header.
@@ -60,24 +56,6 @@ func freePortOn(t *testing.T, ip string) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a process's output from its copying goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startHAProxy runs `haproxy -db` (foreground) with the proxies in body
@@ -113,31 +91,13 @@ frontend ready
 	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s\n%s", err, out, cfg)
 	}
-	var out syncBuffer
-	cmd := exec.Command(bin, "-db", "-f", path)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start haproxy: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(haproxyStop):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("haproxy did not stop within %v of SIGTERM", haproxyStop)
-		}
-		if t.Failed() {
-			t.Logf("haproxy config:\n%s\nhaproxy output:\n%s", cfg, out.String())
+	var h *bgClient
+	t.Cleanup(func() { // after startBackground's own, which kills it
+		if t.Failed() && h != nil {
+			t.Logf("haproxy config:\n%s\nhaproxy output:\n%s", cfg, h.output())
 		}
 	})
+	h = startBackground(t, nil, bin, "-db", "-f", path)
 	deadline := time.Now().Add(haproxyStart)
 	client := http.Client{Timeout: time.Second}
 	for {
@@ -149,12 +109,12 @@ frontend ready
 			}
 		}
 		select {
-		case <-exited:
-			t.Fatalf("haproxy exited at start:\n%s", out.String())
+		case <-h.done:
+			t.Fatalf("haproxy exited at start:\n%s", h.output())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not accepting after %v:\n%s", haproxyStart, out.String())
+			t.Fatalf("haproxy not accepting after %v:\n%s", haproxyStart, h.output())
 		}
 	}
 }

@@ -188,43 +188,49 @@ func header(version byte) []byte {
 	return b.Bytes()
 }
 
-func TestHeaderFromBalancer(t *testing.T) {
+// eachHeader runs f for a v1 and a v2 header, on a control listener and a
+// passive data listener.
+func eachHeader(t *testing.T, f func(t *testing.T, version byte, data bool)) {
 	for _, version := range []byte{1, 2} {
 		for _, data := range []bool{false, true} {
 			name := map[byte]string{1: "v1", 2: "v2"}[version] + map[bool]string{false: "", true: " data"}[data]
-			t.Run(name, func(t *testing.T) {
-				f := serve(t, 5*time.Second, data)
-				c := dialFrom(t, balancerIP, f.addr)
-				// The header and the protocol's first bytes in one write,
-				// as a balancer does once the client has spoken.
-				if _, err := c.Write(append(header(version), "SSH-2.0-partner\r\n"...)); err != nil {
-					t.Fatal(err)
-				}
-				s := f.accept(t, 5*time.Second)
-				if got := s.RemoteAddr().String(); got != partner.String() {
-					t.Errorf("RemoteAddr = %s, want the partner %s", got, partner)
-				}
-				if got := s.LocalAddr().String(); got != front.String() {
-					t.Errorf("LocalAddr = %s, want the balancer's front %s", got, front)
-				}
-				if got := readN(t, s, len("SSH-2.0-partner\r\n")); got != "SSH-2.0-partner\r\n" {
-					t.Errorf("server read %q after the header", got)
-				}
-				// Later bytes come from the socket itself.
-				c.Write([]byte("more"))
-				if got := readN(t, s, 4); got != "more" {
-					t.Errorf("server read %q", got)
-				}
-				s.Write([]byte("reply"))
-				if got := readN(t, c, 5); got != "reply" {
-					t.Errorf("client read %q", got)
-				}
-				if r := f.ref.get(); len(r) != 0 {
-					t.Errorf("refusals %v", r)
-				}
-			})
+			t.Run(name, func(t *testing.T) { f(t, version, data) })
 		}
 	}
+}
+
+func TestHeaderFromBalancer(t *testing.T) {
+	eachHeader(t, func(t *testing.T, version byte, data bool) {
+		f := serve(t, 5*time.Second, data)
+		c := dialFrom(t, balancerIP, f.addr)
+		// The header and the protocol's first bytes in one write,
+		// as a balancer does once the client has spoken.
+		if _, err := c.Write(append(header(version), "SSH-2.0-partner\r\n"...)); err != nil {
+			t.Fatal(err)
+		}
+		s := f.accept(t, 5*time.Second)
+		if got := s.RemoteAddr().String(); got != partner.String() {
+			t.Errorf("RemoteAddr = %s, want the partner %s", got, partner)
+		}
+		if got := s.LocalAddr().String(); got != front.String() {
+			t.Errorf("LocalAddr = %s, want the balancer's front %s", got, front)
+		}
+		if got := readN(t, s, len("SSH-2.0-partner\r\n")); got != "SSH-2.0-partner\r\n" {
+			t.Errorf("server read %q after the header", got)
+		}
+		// Later bytes come from the socket itself.
+		c.Write([]byte("more"))
+		if got := readN(t, s, 4); got != "more" {
+			t.Errorf("server read %q", got)
+		}
+		s.Write([]byte("reply"))
+		if got := readN(t, c, 5); got != "reply" {
+			t.Errorf("client read %q", got)
+		}
+		if r := f.ref.get(); len(r) != 0 {
+			t.Errorf("refusals %v", r)
+		}
+	})
 }
 
 // A v2 LOCAL header (HAProxy's health checks) keeps the balancer's own
@@ -279,44 +285,39 @@ func TestHealthCheckProbe(t *testing.T) {
 }
 
 func TestHeaderFromStranger(t *testing.T) {
-	for _, version := range []byte{1, 2} {
-		for _, data := range []bool{false, true} {
-			name := map[byte]string{1: "v1", 2: "v2"}[version] + map[bool]string{false: "", true: " data"}[data]
-			t.Run(name, func(t *testing.T) {
-				f := serve(t, 5*time.Second, data)
-				c := dialFrom(t, strangerIP, f.addr)
-				// Accepted at once (the server may speak first)...
-				s := f.accept(t, 5*time.Second)
-				if got := s.RemoteAddr().(*net.TCPAddr).IP.String(); got != strangerIP {
-					t.Errorf("RemoteAddr = %v, want the stranger's own", s.RemoteAddr())
-				}
-				s.Write([]byte("banner\r\n"))
-				if got := readN(t, c, 8); got != "banner\r\n" {
-					t.Errorf("client read %q", got)
-				}
-				// ...but its header, sent in two pieces, is refused.
-				h := header(version)
-				c.Write(h[:3])
-				time.Sleep(20 * time.Millisecond)
-				c.Write(append(h[3:], "SSH-2.0-x\r\n"...))
-				s.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, err := s.Read(make([]byte, 64))
-				if n != 0 || !errors.Is(err, errRefused) {
-					t.Fatalf("server read %d bytes, err %v; want errRefused", n, err)
-				}
-				if _, err := s.Read(make([]byte, 64)); !errors.Is(err, errRefused) {
-					t.Fatalf("second read: %v, want errRefused", err)
-				}
-				closedByServer(t, c, 5*time.Second)
-				if r := f.ref.get(); len(r) != 1 || r[0] != ReasonUntrusted {
-					t.Errorf("refusals %v, want [%s]", r, ReasonUntrusted)
-				}
-				if l := f.log.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "remote="+strangerIP) {
-					t.Errorf("no warning naming the stranger:\n%s", l)
-				}
-			})
+	eachHeader(t, func(t *testing.T, version byte, data bool) {
+		f := serve(t, 5*time.Second, data)
+		c := dialFrom(t, strangerIP, f.addr)
+		// Accepted at once (the server may speak first)...
+		s := f.accept(t, 5*time.Second)
+		if got := s.RemoteAddr().(*net.TCPAddr).IP.String(); got != strangerIP {
+			t.Errorf("RemoteAddr = %v, want the stranger's own", s.RemoteAddr())
 		}
-	}
+		s.Write([]byte("banner\r\n"))
+		if got := readN(t, c, 8); got != "banner\r\n" {
+			t.Errorf("client read %q", got)
+		}
+		// ...but its header, sent in two pieces, is refused.
+		h := header(version)
+		c.Write(h[:3])
+		time.Sleep(20 * time.Millisecond)
+		c.Write(append(h[3:], "SSH-2.0-x\r\n"...))
+		s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := s.Read(make([]byte, 64))
+		if n != 0 || !errors.Is(err, errRefused) {
+			t.Fatalf("server read %d bytes, err %v; want errRefused", n, err)
+		}
+		if _, err := s.Read(make([]byte, 64)); !errors.Is(err, errRefused) {
+			t.Fatalf("second read: %v, want errRefused", err)
+		}
+		closedByServer(t, c, 5*time.Second)
+		if r := f.ref.get(); len(r) != 1 || r[0] != ReasonUntrusted {
+			t.Errorf("refusals %v, want [%s]", r, ReasonUntrusted)
+		}
+		if l := f.log.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "remote="+strangerIP) {
+			t.Errorf("no warning naming the stranger:\n%s", l)
+		}
+	})
 }
 
 // Anything but a header passes through unchanged from an untrusted
