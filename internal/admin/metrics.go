@@ -44,6 +44,7 @@ type Metrics struct {
 	recovered prometheus.Counter
 	swept     prometheus.Counter
 	s3        *prometheus.CounterVec
+	proxy     *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric; src may leave functions nil.
@@ -81,8 +82,11 @@ func NewMetrics(src Sources) *Metrics {
 		s3: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wharf_s3_requests_total", Help: "Requests sent to the S3 store, retries included, by operation (PutObject, UploadPart, ...).",
 		}, []string{"op"}),
+		proxy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_proxy_protocol_refused_total", Help: "Connections refused for their PROXY protocol header, by reason (untrusted, missing, invalid, timeout).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans, m.recovered, m.swept, m.s3,
+	m.reg.MustRegister(m.logins, m.bytes, m.transfers, m.duration, m.changes, m.reloads, m.bans, m.recovered, m.swept, m.s3, m.proxy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(&gauges{src: src})
 	return m
@@ -107,6 +111,9 @@ func (m *Metrics) SweptUploads(n int) { m.swept.Add(float64(n)) }
 
 // S3Request counts one request to the S3 store.
 func (m *Metrics) S3Request(op string) { m.s3.WithLabelValues(op).Inc() }
+// ProxyRefused counts a connection refused for its PROXY protocol header
+// (package proxyproto's reasons).
+func (m *Metrics) ProxyRefused(reason string) { m.proxy.WithLabelValues(reason).Inc() }
 
 func outcome(ok bool) string {
 	if ok {

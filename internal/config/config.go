@@ -21,6 +21,7 @@ type Config struct {
 	Uploads       Uploads       `yaml:"uploads"`
 	AuditLog      AuditLog      `yaml:"audit_log"`
 	Admin         Admin         `yaml:"admin"`
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	Hooks         []Hook        `yaml:"hooks"`
 	Users         []User        `yaml:"users"`
 	// UsersDir is a folder of *.yaml files, one user each (the fields of

@@ -21,6 +21,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/events"
 	"github.com/wharf-sftp/wharf/internal/ftpd"
 	"github.com/wharf-sftp/wharf/internal/guard"
+	"github.com/wharf-sftp/wharf/internal/proxyproto"
 	"github.com/wharf-sftp/wharf/internal/regfile"
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/sftpd"
@@ -80,7 +81,8 @@ type Daemon struct {
 	gate     *session.Gate
 	metrics  *admin.Metrics
 	events   *events.Bus
-	serving  atomic.Bool // listeners accepting: what /readyz reports
+	serving  atomic.Bool        // listeners accepting: what /readyz reports
+	proxy    *proxyproto.Policy // nil: no PROXY protocol (proxy.go)
 
 	admin   *admin.Server
 	adminLn net.Listener
@@ -141,7 +143,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	log.Info("password checks", "component", "session", "limits", checks.String())
 	d.initReload(cfg)
 
-	if cfg.SFTP.Listen != "" {
+	d.proxy, err = newProxyPolicy(cfg, log, d.metrics)
+	if err == nil && cfg.SFTP.Listen != "" {
 		err = d.setupSFTP()
 	}
 	if err == nil && (cfg.FTPS.Listen != "" || cfg.FTPS.ImplicitListen != "") {
@@ -180,7 +183,7 @@ func (d *Daemon) setupSFTP() error {
 	if err != nil {
 		return err
 	}
-	d.sftpLn, err = net.Listen("tcp", d.cfg.SFTP.Listen)
+	d.sftpLn, err = d.listen(d.cfg.SFTP.Listen)
 	if err != nil {
 		return fmt.Errorf("sftp listener: %w", err)
 	}
@@ -198,7 +201,7 @@ func (d *Daemon) setupSFTP() error {
 		if err != nil {
 			return fmt.Errorf("legacy listener: %w", err)
 		}
-		if d.legacyLn, err = net.Listen("tcp", l.Listen); err != nil {
+		if d.legacyLn, err = d.listen(l.Listen); err != nil {
 			return fmt.Errorf("legacy sftp listener: %w", err)
 		}
 	}
@@ -227,17 +230,18 @@ func (d *Daemon) setupFTPS() error {
 
 		PassiveTimeout:    f.PassiveTimeout,
 		MaxPassivePerUser: f.PassivePerUser(),
+		WrapData:          d.wrapData(),
 	})
 	if err != nil {
 		return err
 	}
 	if f.Listen != "" {
-		if d.ftpsLn, err = net.Listen("tcp", f.Listen); err != nil {
+		if d.ftpsLn, err = d.listen(f.Listen); err != nil {
 			return fmt.Errorf("ftps listener: %w", err)
 		}
 	}
 	if f.ImplicitListen != "" {
-		if d.ftpsImplicitLn, err = net.Listen("tcp", f.ImplicitListen); err != nil {
+		if d.ftpsImplicitLn, err = d.listen(f.ImplicitListen); err != nil {
 			return fmt.Errorf("ftps implicit listener: %w", err)
 		}
 	}

@@ -26,6 +26,8 @@ func TestImportRules(t *testing.T) {
 		{"session", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd"}},
 		{"sftpd", true, []string{"github.com/fclairamb/ftpserverlib", mod + "config", mod + "ftpd", mod + "daemon"}},
 		{"ftpd", true, []string{"github.com/pkg/sftp", mod + "config", mod + "sftpd", mod + "daemon"}},
+		// The PROXY protocol wrapper is a leaf: listeners in, listeners out.
+		{"proxyproto", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "guard", mod + "session"}},
 	}
 	for _, r := range rules {
 		args := []string{"list", "-deps", "./../" + r.pkg}

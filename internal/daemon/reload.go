@@ -245,6 +245,7 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 		{"ftps.max_passive_per_user", func(c *config.Config) string { return fmt.Sprint(c.FTPS.MaxPassivePerUser) }},
 		{"storage.backend", func(c *config.Config) string { return c.Storage.Backend }},
 		{"storage.root", func(c *config.Config) string { return c.Storage.Root }},
+		{"proxy_protocol.trusted", func(c *config.Config) string { return strings.Join(c.ProxyProtocol.Trusted, ",") }},
 	}
 	for _, f := range fields {
 		if f.get(cur) != f.get(next) {
@@ -253,7 +254,7 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 	}
 	c := *next
 	c.StateDir, c.Log, c.SFTP, c.FTPS, c.Storage = cur.StateDir, cur.Log, cur.SFTP, cur.FTPS, cur.Storage
-	c.Limits, c.Defender = cur.Limits, cur.Defender
+	c.Limits, c.Defender, c.ProxyProtocol = cur.Limits, cur.Defender, cur.ProxyProtocol
 	c.Uploads, c.AuditLog, c.Admin, c.Hooks = cur.Uploads, cur.AuditLog, cur.Admin, cur.Hooks
 	return &c, restart
 }

@@ -139,8 +139,9 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 
 // WrapPassiveListener holds the session to its share of passive listeners
 // (passivelimit.go), marks data connections, so that the TLS layer can
-// hold them to session resumption, and moves the listener to the control
-// listener's address when that is a specific one.
+// hold them to session resumption, moves the listener to the control
+// listener's address when that is a specific one, and reads the PROXY
+// header a balancer forwarding the passive ports sends (Config.WrapData).
 func (d *driver) WrapPassiveListener(ln net.Listener) (net.Listener, error) {
 	ln, err := d.movePassive(ln)
 	if err != nil {
@@ -151,13 +152,16 @@ func (d *driver) WrapPassiveListener(ln net.Listener) (net.Listener, error) {
 
 func (d *driver) movePassive(ln net.Listener) (net.Listener, error) {
 	ip := d.settings.Listener.Addr().(*net.TCPAddr).IP
-	if ip.IsUnspecified() {
-		return dataListener{ln}, nil
+	if !ip.IsUnspecified() {
+		moved, err := rebind(ln, ip, time.Duration(d.settings.ConnectionTimeout)*time.Second)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		ln = moved
 	}
-	moved, err := rebind(ln, ip, time.Duration(d.settings.ConnectionTimeout)*time.Second)
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if w := d.srv.cfg.WrapData; w != nil {
+		ln = w(ln)
 	}
-	return dataListener{moved}, nil
+	return dataListener{ln}, nil
 }

@@ -46,6 +46,11 @@ type Config struct {
 	// 30s); MaxPassivePerUser bounds one user's passive listeners (0: none).
 	PassiveTimeout    time.Duration
 	MaxPassivePerUser int
+	// WrapData, when set, wraps each passive data listener: the PROXY
+	// protocol, for a balancer that forwards the passive ports and says
+	// whose data connection it carries. The data connection's address is
+	// then the partner's, as the control connection's is.
+	WrapData func(net.Listener) net.Listener
 }
 
 // Server serves FTPS on an explicit (AUTH TLS) listener, an implicit one,
