@@ -111,6 +111,7 @@ func (m *Metrics) SweptUploads(n int) { m.swept.Add(float64(n)) }
 
 // S3Request counts one request to the S3 store.
 func (m *Metrics) S3Request(op string) { m.s3.WithLabelValues(op).Inc() }
+
 // ProxyRefused counts a connection refused for its PROXY protocol header
 // (package proxyproto's reasons).
 func (m *Metrics) ProxyRefused(reason string) { m.proxy.WithLabelValues(reason).Inc() }
