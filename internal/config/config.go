@@ -9,9 +9,33 @@ import (
 
 // Config is one wharf configuration file. The YAML keys are a contract:
 // later versions extend them and never rename them.
+//
+// Its settings sit in two groups, inlined into the one YAML mapping: Restart,
+// read once when the daemon starts, and Live, which a reload applies. A new
+// key goes into one of them, never into Config itself: the group it is in is
+// what decides whether a reload applies it or reports it as needing a
+// restart (TestSettingsClassified fails on a setting outside both).
 type Config struct {
+	Restart `yaml:",inline"`
+	Live    `yaml:",inline"`
+
+	// File is the path the config was loaded from ("" when parsed from bytes).
+	File string `yaml:"-"`
+
+	// lines maps a field path ("sftp.listen", "users[1].home") to the line it
+	// was written on, so that Validate can point at the file. Nil for a Config
+	// built in Go code: its errors then carry line 0.
+	lines map[string]int
+}
+
+// Restart holds the settings that only a restart applies: what the daemon
+// builds once at start from them (listeners, host keys, storage, the
+// defender, the event queue) is not rebuilt by a reload. A reload that
+// changes one keeps the value in force and logs its key as needing a
+// restart (see Changed). A new key belongs here unless the code that uses
+// it reads the config in force again on every use.
+type Restart struct {
 	StateDir      string        `yaml:"state_dir"`
-	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	Log           Log           `yaml:"log"`
 	SFTP          SFTP          `yaml:"sftp"`
 	FTPS          FTPS          `yaml:"ftps"`
@@ -23,19 +47,18 @@ type Config struct {
 	Admin         Admin         `yaml:"admin"`
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	Hooks         []Hook        `yaml:"hooks"`
+}
+
+// Live holds the settings a reload applies while the daemon runs: the
+// users (the next login sees them, and open sessions are reconciled with
+// them) and how long a shutdown drains.
+type Live struct {
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	Users         []User        `yaml:"users"`
 	// UsersDir is a folder of *.yaml files, one user each (the fields of
 	// one users entry), for configuration management that drops a file per
 	// partner. Empty: none.
 	UsersDir string `yaml:"users_dir"`
-
-	// File is the path the config was loaded from ("" when parsed from bytes).
-	File string `yaml:"-"`
-
-	// lines maps a field path ("sftp.listen", "users[1].home") to the line it
-	// was written on, so that Validate can point at the file. Nil for a Config
-	// built in Go code: its errors then carry line 0.
-	lines map[string]int
 }
 
 // Default returns the configuration an empty file means. Code that builds a
@@ -43,16 +66,18 @@ type Config struct {
 // only sees the fields it sets.
 func Default() *Config {
 	return &Config{
-		StateDir:      "./var/state",
-		ShutdownGrace: 30 * time.Second,
-		Log:           Log{Level: "info", Format: "text"},
-		SFTP:          SFTP{Listen: "127.0.0.1:2022"},
-		FTPS:          FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required", PassiveTimeout: 30 * time.Second},
-		Limits:        DefaultLimits(),
-		Defender:      DefaultDefender(),
-		Uploads:       Uploads{Atomic: true, Fsync: true, PartialTTL: partialTTLDefault},
-		AuditLog:      AuditLog{MaxSize: 100 << 20, MaxBackups: 10},
-		Storage:       Storage{Backend: "local", Root: "./var/data", S3: DefaultS3()},
+		Restart: Restart{
+			StateDir: "./var/state",
+			Log:      Log{Level: "info", Format: "text"},
+			SFTP:     SFTP{Listen: "127.0.0.1:2022"},
+			FTPS:     FTPS{PassivePorts: "50000-50100", TLSSessionReuse: "required", PassiveTimeout: 30 * time.Second},
+			Limits:   DefaultLimits(),
+			Defender: DefaultDefender(),
+			Uploads:  Uploads{Atomic: true, Fsync: true, PartialTTL: partialTTLDefault},
+			AuditLog: AuditLog{MaxSize: 100 << 20, MaxBackups: 10},
+			Storage:  Storage{Backend: "local", Root: "./var/data", S3: DefaultS3()},
+		},
+		Live: Live{ShutdownGrace: 30 * time.Second},
 	}
 }
 

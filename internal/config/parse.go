@@ -339,7 +339,7 @@ func (p *parser) mapping(n *yaml.Node, v reflect.Value, field string) {
 			continue
 		}
 		p.given[path] = true
-		p.value(val, v.Field(idx), path)
+		p.value(val, v.FieldByIndex(idx), path)
 	}
 }
 
@@ -397,24 +397,44 @@ func (p *parser) duration(n *yaml.Node, v reflect.Value, field string) {
 	v.SetInt(int64(d))
 }
 
-// yamlFields maps each yaml key of struct type t to its field index.
-func yamlFields(t reflect.Type) map[string]int {
-	m := map[string]int{}
+// yamlFields maps each yaml key of struct type t to the index path of its
+// field (for reflect.Value.FieldByIndex). The keys of a struct field tagged
+// `yaml:",inline"` (Config's Restart and Live) are keys of t itself, as
+// the YAML encoder writes them.
+func yamlFields(t reflect.Type) map[string][]int {
+	m := map[string][]int{}
 	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+		name, inline, ok := yamlKey(t.Field(i))
+		switch {
+		case !ok:
+		case inline:
+			for k, idx := range yamlFields(t.Field(i).Type) {
+				m[k] = append([]int{i}, idx...)
+			}
+		default:
+			m[name] = []int{i}
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = strings.ToLower(f.Name)
-		}
-		m[name] = i
 	}
 	return m
+}
+
+// yamlKey is the key field f is read from; inline is true for a struct
+// whose fields are keys of the mapping f is in, and ok false for a field
+// that is not read from the file.
+func yamlKey(f reflect.StructField) (name string, inline, ok bool) {
+	if !f.IsExported() {
+		return "", false, false
+	}
+	name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	switch {
+	case name == "-":
+		return "", false, false
+	case opts == "inline" && f.Type.Kind() == reflect.Struct:
+		return "", true, true
+	case name == "":
+		name = strings.ToLower(f.Name)
+	}
+	return name, false, true
 }
 
 // resolve follows an alias to the node it names. Anchors cannot sit on
@@ -489,7 +509,7 @@ func quote(s string) string {
 
 // suggest returns ` (did you mean "x"?)` for the known key closest to key,
 // or "" when none is close enough to be a likely typo.
-func suggest(key string, known map[string]int) string {
+func suggest(key string, known map[string][]int) string {
 	if !plainKey(key) {
 		return ""
 	}
