@@ -212,51 +212,13 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 }
 
 // liveConfig returns the config to put in force after next was loaded
-// while cur was: next, except for the settings only a restart applies,
-// which keep cur's values; restart names those that differ.
+// while cur was: next's Live settings with cur's Restart ones, which only a
+// restart applies; restart names the keys of those that differ. The types
+// decide which is which (config.Restart, config.Live), not a list here.
 func liveConfig(cur, next *config.Config) (live *config.Config, restart []string) {
-	fields := []struct {
-		name string
-		get  func(*config.Config) string
-	}{
-		{"state_dir", func(c *config.Config) string { return c.StateDir }},
-		{"log.level", func(c *config.Config) string { return c.Log.Level }},
-		{"log.format", func(c *config.Config) string { return c.Log.Format }},
-		{"sftp.listen", func(c *config.Config) string { return c.SFTP.Listen }},
-		{"sftp.host_keys", func(c *config.Config) string { return strings.Join(c.SFTP.HostKeys, "\x00") }},
-		{"sftp.kex_algorithms", func(c *config.Config) string { return strings.Join(c.SFTP.KexAlgorithms, ",") }},
-		{"sftp.ciphers", func(c *config.Config) string { return strings.Join(c.SFTP.Ciphers, ",") }},
-		{"sftp.macs", func(c *config.Config) string { return strings.Join(c.SFTP.MACs, ",") }},
-		{"sftp.legacy", func(c *config.Config) string { return fmt.Sprintf("%+v", c.SFTP.Legacy) }},
-		{"limits", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Limits) }},
-		{"defender", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Defender) }},
-		{"uploads", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Uploads) }},
-		{"audit_log", func(c *config.Config) string { return fmt.Sprintf("%+v", c.AuditLog) }},
-		{"admin", func(c *config.Config) string { return fmt.Sprintf("%+v", c.Admin) }},
-		{"hooks", func(c *config.Config) string { return fmt.Sprintf("%+v", hookSummary(c.Hooks)) }},
-		{"ftps.listen", func(c *config.Config) string { return c.FTPS.Listen }},
-		{"ftps.implicit_listen", func(c *config.Config) string { return c.FTPS.ImplicitListen }},
-		{"ftps.passive_ports", func(c *config.Config) string { return c.FTPS.PassivePorts }},
-		{"ftps.public_host", func(c *config.Config) string { return c.FTPS.PublicHost }},
-		{"ftps.cert_file", func(c *config.Config) string { return c.FTPS.CertFile }},
-		{"ftps.key_file", func(c *config.Config) string { return c.FTPS.KeyFile }},
-		{"ftps.tls_session_reuse", func(c *config.Config) string { return c.FTPS.TLSSessionReuse }},
-		{"ftps.passive_timeout", func(c *config.Config) string { return c.FTPS.PassiveTimeout.String() }},
-		{"ftps.max_passive_per_user", func(c *config.Config) string { return fmt.Sprint(c.FTPS.MaxPassivePerUser) }},
-		{"storage.backend", func(c *config.Config) string { return c.Storage.Backend }},
-		{"storage.root", func(c *config.Config) string { return c.Storage.Root }},
-		{"proxy_protocol.trusted", func(c *config.Config) string { return strings.Join(c.ProxyProtocol.Trusted, ",") }},
-	}
-	for _, f := range fields {
-		if f.get(cur) != f.get(next) {
-			restart = append(restart, f.name)
-		}
-	}
 	c := *next
-	c.StateDir, c.Log, c.SFTP, c.FTPS, c.Storage = cur.StateDir, cur.Log, cur.SFTP, cur.FTPS, cur.Storage
-	c.Limits, c.Defender, c.ProxyProtocol = cur.Limits, cur.Defender, cur.ProxyProtocol
-	c.Uploads, c.AuditLog, c.Admin, c.Hooks = cur.Uploads, cur.AuditLog, cur.Admin, cur.Hooks
-	return &c, restart
+	c.Restart = cur.Restart
+	return &c, cur.Restart.Changed(&next.Restart)
 }
 
 // logChange logs one user's change. Keys appear as fingerprints, the
@@ -619,22 +581,4 @@ func linkChain(p string) (links []string, target string) {
 		rest = append(strings.Split(dest, "/"), rest...)
 	}
 	return links, cur
-}
-
-// hookSummary dereferences the optional sections so that two configs with
-// the same hooks compare equal.
-func hookSummary(hooks []config.Hook) []string {
-	out := make([]string, 0, len(hooks))
-	for _, h := range hooks {
-		var w config.Webhook
-		var c config.HookCommand
-		if h.Webhook != nil {
-			w = *h.Webhook
-		}
-		if h.Command != nil {
-			c = *h.Command
-		}
-		out = append(out, fmt.Sprintf("%s %v %v %+v %+v", h.Name, h.Events, h.Paths, w, c))
-	}
-	return out
 }
