@@ -244,15 +244,15 @@ type s3Settings struct {
 }
 
 // s3WharfConfig is the main wharf's config (see wharfConfig) on
-// `storage.backend: s3`: every home in the bench's bucket, the user's at
-// its root.
-func s3WharfConfig(state, secretFile string, st s3Settings, c client) string {
+// `storage.backend: s3`, listening on port: every home in the bench's
+// bucket, the user's at its root.
+func s3WharfConfig(port int, state, secretFile string, st s3Settings, c client) string {
 	return fmt.Sprintf(`# written by wharf-bench for the s3 rows
 state_dir: %s
 shutdown_grace: 5s
 log: {level: info, format: json}
 sftp:
-  listen: "127.0.0.1:0"
+  listen: "127.0.0.1:%d"
   host_keys: []
 storage:
   backend: s3
@@ -269,12 +269,42 @@ users:
   - name: %s
     home: /
     public_keys: [%s]
-`, strconv.Quote(state), s3Bucket, s3Region, strconv.Quote(st.endpoint), strconv.Quote(st.accessKey),
+`, strconv.Quote(state), port, s3Bucket, s3Region, strconv.Quote(st.endpoint), strconv.Quote(st.accessKey),
 		strconv.Quote(secretFile), st.partSize, st.concurrency, strconv.Quote(c.user), strconv.Quote(c.publicKey))
 }
 
-// startWharfS3 starts the binary under test on the store.
-func startWharfS3(ctx context.Context, ws *workspace, bin string, c client, st s3Settings) (*server, error) {
+// s3Daemon starts one gateway (wharf or rclone) on a fixed port, again
+// for every measured run: each run's RSS growth is then that run's own,
+// not hidden by what an earlier run left in the heap (the load rows' idle
+// daemon is fresh per run for the same reason). The port and host key
+// stay, so the client's known_hosts entry stays valid.
+type s3Daemon struct {
+	name   string
+	port   int
+	starts int
+	start  func(ctx context.Context, logPath string) (*process, error)
+	logDir string
+}
+
+// run stops old (if any) and starts the daemon afresh.
+func (d *s3Daemon) run(ctx context.Context, old *server) (*server, error) {
+	if old != nil {
+		old.stop()
+	}
+	d.starts++
+	p, err := d.start(ctx, filepath.Join(d.logDir, fmt.Sprintf("%s-%d.log", strings.ReplaceAll(d.name, " ", "-"), d.starts)))
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", d.name, err)
+	}
+	return &server{name: d.name, port: d.port, proc: p, sessionsInProcess: true}, nil
+}
+
+// newWharfS3 prepares the binary under test on the store.
+func newWharfS3(ws *workspace, bin string, c client, st s3Settings) (*s3Daemon, error) {
+	dir, err := ws.mkdir("wharf-s3")
+	if err != nil {
+		return nil, err
+	}
 	state, err := ws.mkdir("wharf-s3", "state")
 	if err != nil {
 		return nil, err
@@ -283,20 +313,25 @@ func startWharfS3(ctx context.Context, ws *workspace, bin string, c client, st s
 	if err := os.WriteFile(secret, []byte(st.secretKey+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write wharf's s3 secret: %w", err)
 	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	cfgPath := ws.path("wharf-s3", "wharf.yaml")
-	if err := os.WriteFile(cfgPath, []byte(s3WharfConfig(state, secret, st, c)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(s3WharfConfig(port, state, secret, st, c)), 0o600); err != nil {
 		return nil, fmt.Errorf("write wharf's s3 config: %w", err)
 	}
-	p, err := startProcess("wharf (s3)", ws.path("wharf-s3", "wharf.log"), bin, "serve", "--config", cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	port, err := waitForListener(ctx, p, "sftp")
-	if err != nil {
-		p.stop()
-		return nil, err
-	}
-	return &server{name: s3WharfName, port: port, proc: p, sessionsInProcess: true}, nil
+	return &s3Daemon{name: s3WharfName, port: port, logDir: dir, start: func(ctx context.Context, logPath string) (*process, error) {
+		p, err := startProcess("wharf (s3)", logPath, bin, "serve", "--config", cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := waitForListener(ctx, p, "sftp"); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	}}, nil
 }
 
 // rcloneArgs serves the bucket over SFTP on a loopback port to the
@@ -343,10 +378,10 @@ func rcloneDrops(ours []string) func(string) bool {
 	}
 }
 
-// startRclone starts `rclone serve sftp` on the bucket, or returns a nil
-// server and why when rclone is not installed: a missing reference leaves
-// its rows empty and says so, it does not stop the bench.
-func startRclone(ctx context.Context, ws *workspace, bin string, c client, st s3Settings) (*server, string, error) {
+// newRclone prepares `rclone serve sftp` on the bucket, or returns nil
+// and why when rclone is not installed: a missing reference leaves its
+// rows empty and says so, it does not stop the bench.
+func newRclone(ws *workspace, bin string, c client, st s3Settings) (*s3Daemon, string, error) {
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		return nil, "rclone not installed (apt-get install rclone)", nil
@@ -378,15 +413,17 @@ func startRclone(ctx context.Context, ws *workspace, bin string, c client, st s3
 	env := rcloneEnv(st, configFile, cacheDir)
 	args := append(envUnsetArgs(os.Environ(), rcloneDrops(env)), path)
 	args = append(args, rcloneArgs(port, hostKey, authKeys)...)
-	p, err := startProcessEnv(env, s3RcloneName, filepath.Join(dir, "rclone.log"), "env", args...)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := p.waitForLog(ctx, func(line string) bool { return strings.Contains(line, "SFTP server listening on") }); err != nil {
-		p.stop()
-		return nil, "", err
-	}
-	return &server{name: s3RcloneName, port: port, proc: p, sessionsInProcess: true}, "", nil
+	return &s3Daemon{name: s3RcloneName, port: port, logDir: dir, start: func(ctx context.Context, logPath string) (*process, error) {
+		p, err := startProcessEnv(env, s3RcloneName, logPath, "env", args...)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.waitForLog(ctx, func(line string) bool { return strings.Contains(line, "SFTP server listening on") }); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	}}, "", nil
 }
 
 // rcloneVersion is `rclone version`'s first line, for the row's name.
@@ -410,6 +447,7 @@ type s3Runner struct {
 	// The table's row names, set by s3Tests.
 	upDirect, upRclone, downDirect, downRclone, list string
 	rcloneMissing                                    string // why the rclone rows are empty, or ""
+	rcloneName                                       string // its version line
 	vgwBin, vgwVersion                               string
 	vgwErr                                           error
 	// storeCPU is versitygw's CPU per unit of work, by row and gateway,
@@ -427,11 +465,11 @@ func (b *bench) s3Tests() []test {
 	// run checked that versitygw is there; an error here is reported by
 	// the first row.
 	r.vgwBin, r.vgwVersion, r.vgwErr = findVersitygw(b.o.versitygw)
-	rcloneName := "rclone"
+	r.rcloneName = "rclone"
 	if _, err := exec.LookPath(b.o.rclone); err != nil {
 		r.rcloneMissing = "rclone not installed (apt-get install rclone)"
 	} else {
-		rcloneName = rcloneVersion(context.Background(), b.o.rclone)
+		r.rcloneName = rcloneVersion(context.Background(), b.o.rclone)
 	}
 	size := formatBytes(int64(b.o.size))
 	part, conc := int64(b.o.s3PartSize), b.o.s3Concurrency
@@ -443,7 +481,7 @@ func (b *bench) s3Tests() []test {
 	}
 	r.upDirect = fmt.Sprintf("S3 upload %s, OpenSSH sftp: wharf vs a direct multipart upload (Go S3 client, %s parts, %d in flight; %s; wharf's memory formula %s)",
 		size, formatBytes(part), conc, on, s3MemoryFormulaText(part, conc))
-	r.upRclone = fmt.Sprintf("S3 upload %s, OpenSSH sftp: wharf vs rclone serve sftp (%s, same part size and concurrency, no VFS cache)%s", size, rcloneName, rcloneNote)
+	r.upRclone = fmt.Sprintf("S3 upload %s, OpenSSH sftp: wharf vs rclone serve sftp (%s, same part size and concurrency, no VFS cache)%s", size, r.rcloneName, rcloneNote)
 	r.downDirect = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs direct ranged GETs (Go S3 client, %s each, %d at once)", size, formatBytes(part), conc)
 	r.downRclone = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs rclone serve sftp%s", size, rcloneNote)
 	r.list = fmt.Sprintf("S3 list a %s-object folder: wharf (sftp ls -1f) vs a direct paginated ListObjectsV2 (%s a page)",
@@ -483,18 +521,53 @@ func (r *s3Runner) get(ctx context.Context, name string) (result, error) {
 type s3Env struct {
 	store  *s3Store
 	direct *directS3
-	wharf  *server
-	rclone *server // nil without rclone
+	// wharf and rclone (nil without rclone) are the running gateways,
+	// restarted before each run by their daemons.
+	wharf, rclone             *server
+	wharfDaemon, rcloneDaemon *s3Daemon
 }
 
-// gateways are the three ways to the bucket, in the order of a run's
-// first repetition: the direct client has no server.
-func (e *s3Env) gateways() []*server {
+// gateways are the ways to the bucket, in the order of a run's first
+// repetition: the direct client has no server.
+func (e *s3Env) gateways(withRclone bool) []*server {
 	gs := []*server{e.wharf, {name: s3DirectName}}
-	if e.rclone != nil {
+	if withRclone && e.rclone != nil {
 		gs = append(gs, e.rclone)
 	}
 	return gs
+}
+
+// fresh restarts g if it is a gateway process and logs in once, so that
+// what a daemon sets up on its first login is not counted to the run (as
+// the load rows' warmUp does); it returns the new server.
+func (e *s3Env) fresh(ctx context.Context, c client, loginBatch string, g *server) (*server, error) {
+	var err error
+	switch g.name {
+	case s3WharfName:
+		e.wharf, err = e.wharfDaemon.run(ctx, e.wharf)
+		g = e.wharf
+	case s3RcloneName:
+		e.rclone, err = e.rcloneDaemon.run(ctx, e.rclone)
+		g = e.rclone
+	default:
+		return g, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.run(ctx, g, loginBatch, loginTimeout); err != nil {
+		return nil, fmt.Errorf("first login to %s: %w", g.name, err)
+	}
+	return g, nil
+}
+
+// stop stops the gateways; the caller stops the store.
+func (e *s3Env) stop() {
+	for _, s := range []*server{e.wharf, e.rclone} {
+		if s != nil {
+			s.stop()
+		}
+	}
 }
 
 func (r *s3Runner) measureAll(ctx context.Context) error {
@@ -516,11 +589,7 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 	}
 	env := &s3Env{store: store}
 	defer func() {
-		for _, s := range []*server{env.wharf, env.rclone} {
-			if s != nil {
-				s.stop()
-			}
-		}
+		env.stop()
 		store.proc.stop()
 	}()
 	st := s3Settings{endpoint: store.endpoint, accessKey: store.accessKey, secretKey: store.secretKey,
@@ -534,13 +603,21 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 		return fmt.Errorf("create bucket %s: %w", s3Bucket, err)
 	}
 
-	if env.wharf, err = startWharfS3(ctx, b.ws, b.wharfBin, b.client, st); err != nil {
-		return fmt.Errorf("start wharf on s3: %w", err)
+	if env.wharfDaemon, err = newWharfS3(b.ws, b.wharfBin, b.client, st); err != nil {
+		return err
+	}
+	if env.wharf, err = env.wharfDaemon.run(ctx, nil); err != nil {
+		return err
 	}
 	if b.o.has("s3") && r.rcloneMissing == "" {
-		fmt.Fprintf(b.progress, "starting %s on the same bucket ...\n", rcloneVersion(ctx, b.o.rclone))
-		if env.rclone, r.rcloneMissing, err = startRclone(ctx, b.ws, b.o.rclone, b.client, st); err != nil {
-			return fmt.Errorf("start rclone: %w", err)
+		fmt.Fprintf(b.progress, "starting %s on the same bucket ...\n", r.rcloneName)
+		if env.rcloneDaemon, r.rcloneMissing, err = newRclone(b.ws, b.o.rclone, b.client, st); err != nil {
+			return err
+		}
+		if env.rcloneDaemon != nil {
+			if env.rclone, err = env.rcloneDaemon.run(ctx, nil); err != nil {
+				return err
+			}
 		}
 	}
 	if r.rcloneMissing != "" && b.o.has("s3") {
@@ -550,7 +627,8 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 		if s == nil {
 			continue
 		}
-		// The first login records the host key, as stage does.
+		// Proves the setup before the staging, which takes a while, and
+		// records the host keys, as stage does.
 		if _, err := b.client.run(ctx, s, b.loginBatch, loginTimeout); err != nil {
 			return fmt.Errorf("first login to %s: %w", s.name, err)
 		}
@@ -610,10 +688,13 @@ func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool
 		rowDirect, rowRclone, what = r.upDirect, r.upRclone, "upload"
 	}
 	direct, rclone := r.result[rowDirect], r.result[rowRclone]
-	gws := env.gateways()
 	for i := range b.o.runs {
-		for j := range gws {
-			g := gws[(i+j)%len(gws)]
+		for j := range len(env.gateways(true)) {
+			gws := env.gateways(true)
+			g, err := env.fresh(ctx, b.client, b.loginBatch, gws[(i+j)%len(gws)])
+			if err != nil {
+				return err
+			}
 			m, err := r.transferOnce(ctx, env, g, upload)
 			if err != nil {
 				return fmt.Errorf("S3 %s through %s: %w", what, g.name, err)
@@ -821,10 +902,13 @@ func (r *s3Runner) measureList(ctx context.Context, env *s3Env) error {
 		return err
 	}
 	row := r.result[r.list]
-	gws := []*server{env.wharf, {name: s3DirectName}}
 	for i := range b.o.runs {
-		for j := range gws {
-			g := gws[(i+j)%len(gws)]
+		for j := range len(env.gateways(false)) {
+			gws := env.gateways(false)
+			g, err := env.fresh(ctx, b.client, b.loginBatch, gws[(i+j)%len(gws)])
+			if err != nil {
+				return err
+			}
 			m, err := r.startMeter(ctx, g, env.store)
 			if err != nil {
 				return err

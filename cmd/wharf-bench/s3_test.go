@@ -224,7 +224,7 @@ func TestS3WharfConfig(t *testing.T) {
 	st := s3Settings{endpoint: "http://127.0.0.1:7070", accessKey: "AK", secretKey: "SK", partSize: 16 << 20, concurrency: 4}
 	c := client{user: "bench", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench"}
 	path := filepath.Join(dir, "wharf.yaml")
-	if err := os.WriteFile(path, []byte(s3WharfConfig(dir, secret, st, c)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(s3WharfConfig(2222, dir, secret, st, c)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(path)
@@ -236,6 +236,9 @@ func TestS3WharfConfig(t *testing.T) {
 		s.S3.AccessKeyID != "AK" || s.S3.SecretAccessKeyFile != secret ||
 		int64(s.S3.PartSize) != st.partSize || s.S3.UploadConcurrency != st.concurrency {
 		t.Errorf("storage %+v", s)
+	}
+	if cfg.SFTP.Listen != "127.0.0.1:2222" {
+		t.Errorf("sftp.listen %q: want the fixed loopback port, kept across restarts", cfg.SFTP.Listen)
 	}
 	if len(cfg.Users) != 1 || cfg.Users[0].Name != "bench" || cfg.Users[0].Home != "/" {
 		t.Errorf("users %+v", cfg.Users)
