@@ -54,6 +54,7 @@ const (
 
 	s3WharfName  = "wharf"
 	s3DirectName = "direct S3"
+	s3OneGetName = "one GET"
 	s3RcloneName = "rclone serve sftp"
 )
 
@@ -445,11 +446,11 @@ type s3Runner struct {
 	complete map[string]bool   // the rows whose measurement finished
 
 	// The table's row names, set by s3Tests.
-	upDirect, upRclone, downDirect, downRclone, list string
-	rcloneMissing                                    string // why the rclone rows are empty, or ""
-	rcloneName                                       string // its version line
-	vgwBin, vgwVersion                               string
-	vgwErr                                           error
+	upDirect, upRclone, downDirect, downRclone, downOneGet, list string
+	rcloneMissing                                                string // why the rclone rows are empty, or ""
+	rcloneName                                                   string // its version line
+	vgwBin, vgwVersion                                           string
+	vgwErr                                                       error
 	// storeCPU is versitygw's CPU per unit of work, by row and gateway,
 	// for the summary the runner prints: the table's server CPU is the
 	// gateway's.
@@ -483,11 +484,12 @@ func (b *bench) s3Tests() []test {
 		size, formatBytes(part), conc, on, s3MemoryFormulaText(part, conc))
 	r.upRclone = fmt.Sprintf("S3 upload %s, OpenSSH sftp: wharf vs rclone serve sftp (%s, same part size and concurrency, no VFS cache)%s", size, r.rcloneName, rcloneNote)
 	r.downDirect = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs direct ranged GETs (Go S3 client, %s each, %d at once)", size, formatBytes(part), conc)
+	r.downOneGet = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs one streaming GET (Go S3 client; what one stream gives, as wharf reads one)", size)
 	r.downRclone = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs rclone serve sftp%s", size, rcloneNote)
 	r.list = fmt.Sprintf("S3 list a %s-object folder: wharf (sftp ls -1f) vs a direct paginated ListObjectsV2 (%s a page)",
 		thousands(b.o.entries), thousands(s3ListPage))
 	if b.o.has("s3") {
-		for _, name := range []string{r.upDirect, r.upRclone, r.downDirect, r.downRclone} {
+		for _, name := range []string{r.upDirect, r.upRclone, r.downDirect, r.downOneGet, r.downRclone} {
 			r.rows = append(r.rows, test{name: name, unit: "MB/s", cpuUnit: "s/GB", cpuWork: gb})
 		}
 	}
@@ -527,12 +529,21 @@ type s3Env struct {
 	wharfDaemon, rcloneDaemon *s3Daemon
 }
 
-// gateways are the ways to the bucket, in the order of a run's first
-// repetition: the direct client has no server.
-func (e *s3Env) gateways(withRclone bool) []*server {
-	gs := []*server{e.wharf, {name: s3DirectName}}
-	if withRclone && e.rclone != nil {
-		gs = append(gs, e.rclone)
+// gateways are the ways to the bucket that refs name (and wharf), in the
+// order of a run's first repetition: the direct client's have no server,
+// and rclone is left out when it is not running.
+func (e *s3Env) gateways(refs map[string]string) []*server {
+	gs := []*server{e.wharf}
+	for _, name := range []string{s3DirectName, s3OneGetName, s3RcloneName} {
+		switch _, ok := refs[name]; {
+		case !ok:
+		case name == s3RcloneName:
+			if e.rclone != nil {
+				gs = append(gs, e.rclone)
+			}
+		default:
+			gs = append(gs, &server{name: name})
+		}
 	}
 	return gs
 }
@@ -646,7 +657,7 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 			if up {
 				r.complete[r.upDirect], r.complete[r.upRclone] = true, true
 			} else {
-				r.complete[r.downDirect], r.complete[r.downRclone] = true, true
+				r.complete[r.downDirect], r.complete[r.downOneGet], r.complete[r.downRclone] = true, true, true
 			}
 		}
 		if err := env.direct.remove(ctx, s3DownKey); err != nil {
@@ -683,14 +694,17 @@ func uploadKey(gateway string) string {
 // wharf/rclone from the same runs of wharf.
 func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool) error {
 	b := r.b
-	rowDirect, rowRclone, what := r.downDirect, r.downRclone, "download"
+	// The row each reference's figures go to; wharf's go to every row
+	// whose reference runs, its memory to the first, whose name holds
+	// the formula.
+	refs, first, what := map[string]string{s3DirectName: r.downDirect, s3OneGetName: r.downOneGet, s3RcloneName: r.downRclone}, r.downDirect, "download"
 	if upload {
-		rowDirect, rowRclone, what = r.upDirect, r.upRclone, "upload"
+		refs, first, what = map[string]string{s3DirectName: r.upDirect, s3RcloneName: r.upRclone}, r.upDirect, "upload"
 	}
-	direct, rclone := r.result[rowDirect], r.result[rowRclone]
+	gb := float64(b.o.size) / 1e9
 	for i := range b.o.runs {
-		for j := range len(env.gateways(true)) {
-			gws := env.gateways(true)
+		for j := range len(env.gateways(refs)) {
+			gws := env.gateways(refs)
 			g, err := env.fresh(ctx, b.client, b.loginBatch, gws[(i+j)%len(gws)])
 			if err != nil {
 				return err
@@ -699,41 +713,33 @@ func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool
 			if err != nil {
 				return fmt.Errorf("S3 %s through %s: %w", what, g.name, err)
 			}
-			cpu := m.gatewayCPU.Seconds() / (float64(b.o.size) / 1e9)
-			storeCPU := m.storeCPU.Seconds() / (float64(b.o.size) / 1e9)
+			cpu, storeCPU := m.gatewayCPU.Seconds()/gb, m.storeCPU.Seconds()/gb
 			r.addStoreCPU(what, g.name, storeCPU)
 			line := fmt.Sprintf("%-20s %-17s run %d/%d: %8.1f MB/s, gateway CPU %s s/GB, versitygw CPU %s s/GB",
 				"S3 "+what, g.name, i+1, b.o.runs, m.rate, formatFigure(cpu), formatFigure(storeCPU))
-			// wharf's runs count in both of its rows; its memory goes
-			// into the direct row, whose name holds the formula, and
-			// rclone's into its own.
-			rows, rssRow := []result{direct}, direct
-			switch g.name {
-			case s3WharfName:
-				if env.rclone != nil {
-					rows = append(rows, rclone)
+			rows, rssRow := []string{refs[g.name]}, refs[g.name]
+			if g.name == s3WharfName {
+				rows, rssRow = nil, first
+				for _, ref := range env.gateways(refs)[1:] {
+					rows = append(rows, refs[ref.name])
 				}
-			case s3RcloneName:
-				rows, rssRow = []result{rclone}, rclone
 			}
-			for _, row := range rows {
+			for _, name := range rows {
+				row := r.result[name]
 				row.values[g.name] = append(row.values[g.name], m.rate)
 				row.cpu[g.name] = append(row.cpu[g.name], cpu)
 				if m.client.wall > 0 {
-					row.client[g.name] = append(row.client[g.name], m.client.cpu.Seconds()/(float64(b.o.size)/1e9))
+					row.client[g.name] = append(row.client[g.name], m.client.cpu.Seconds()/gb)
 					row.busy[g.name] = append(row.busy[g.name], (m.client.cpu+m.gatewayCPU).Seconds()/m.client.wall.Seconds())
 				}
 			}
 			if m.rssGrowth >= 0 {
-				rssRow.rss[g.name] = append(rssRow.rss[g.name], float64(m.rssGrowth)/(1<<20))
-			}
-			if m.rssGrowth >= 0 {
+				r.result[rssRow].rss[g.name] = append(r.result[rssRow].rss[g.name], float64(m.rssGrowth)/(1<<20))
 				line += fmt.Sprintf(", peak RSS +%.1f MiB", float64(m.rssGrowth)/(1<<20))
 			}
 			if m.client.wall > 0 {
 				line += fmt.Sprintf(", client CPU %s s/GB, %.2f CPUs busy with versitygw's",
-					formatFigure(m.client.cpu.Seconds()/(float64(b.o.size)/1e9)),
-					(m.client.cpu+m.gatewayCPU+m.storeCPU).Seconds()/m.client.wall.Seconds())
+					formatFigure(m.client.cpu.Seconds()/gb), (m.client.cpu+m.gatewayCPU+m.storeCPU).Seconds()/m.client.wall.Seconds())
 			}
 			fmt.Fprintln(b.progress, line)
 		}
@@ -852,6 +858,8 @@ func (r *s3Runner) transferOnce(ctx context.Context, env *s3Env, g *server, uplo
 		res.client, err = b.client.run(ctx, g, batch, b.transferTimeout())
 	case upload:
 		err = env.direct.upload(ctx, key, b.big)
+	case g.name == s3OneGetName:
+		err = env.direct.downloadStream(ctx, s3DownKey, local, b.transferTimeout())
 	default:
 		err = env.direct.download(ctx, s3DownKey, local, int64(b.o.size))
 	}
@@ -903,8 +911,9 @@ func (r *s3Runner) measureList(ctx context.Context, env *s3Env) error {
 	}
 	row := r.result[r.list]
 	for i := range b.o.runs {
-		for j := range len(env.gateways(false)) {
-			gws := env.gateways(false)
+		refs := map[string]string{s3DirectName: r.list}
+		for j := range len(env.gateways(refs)) {
+			gws := env.gateways(refs)
 			g, err := env.fresh(ctx, b.client, b.loginBatch, gws[(i+j)%len(gws)])
 			if err != nil {
 				return err

@@ -320,6 +320,12 @@ func TestDirectS3(t *testing.T) {
 		if err := sameContent(src, dst); err != nil {
 			t.Fatalf("%d bytes downloaded: %v", size, err)
 		}
+		if err := d.downloadStream(ctx, "k.bin", dst, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := sameContent(src, dst); err != nil {
+			t.Fatalf("%d bytes downloaded in one GET: %v", size, err)
+		}
 		if err := d.remove(ctx, "k.bin", "k.bin"); err != nil {
 			t.Fatal(err)
 		}
@@ -342,5 +348,27 @@ func TestDirectS3(t *testing.T) {
 	}
 	if err := (&bench{o: options{entries: n}}).verifyListing(out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestS3Gateways(t *testing.T) {
+	names := func(gs []*server) []string {
+		var n []string
+		for _, g := range gs {
+			n = append(n, g.name)
+		}
+		return n
+	}
+	refs := map[string]string{s3DirectName: "a", s3OneGetName: "b", s3RcloneName: "c"}
+	e := &s3Env{wharf: &server{name: s3WharfName}}
+	if got, want := names(e.gateways(refs)), []string{s3WharfName, s3DirectName, s3OneGetName}; !slices.Equal(got, want) {
+		t.Errorf("without rclone: %q, want %q", got, want)
+	}
+	e.rclone = &server{name: s3RcloneName}
+	if got, want := names(e.gateways(refs)), []string{s3WharfName, s3DirectName, s3OneGetName, s3RcloneName}; !slices.Equal(got, want) {
+		t.Errorf("with rclone: %q, want %q", got, want)
+	}
+	if got, want := names(e.gateways(map[string]string{s3DirectName: "list"})), []string{s3WharfName, s3DirectName}; !slices.Equal(got, want) {
+		t.Errorf("listing: %q, want %q", got, want)
 	}
 }

@@ -256,6 +256,32 @@ func (d *directS3) download(ctx context.Context, key, path string, size int64) (
 	return nil
 }
 
+// downloadStream writes the object key to path from one GET, as one
+// stream: what a gateway that reads one stream per download (wharf does)
+// can get from the store at most.
+func (d *directS3) downloadStream(ctx context.Context, key, path string, timeout time.Duration) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("direct download: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("direct download: %w", cerr)
+		}
+	}()
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := d.c.GetObject(rctx, &s3.GetObjectInput{Bucket: &d.bucket, Key: &key})
+	if err != nil {
+		return fmt.Errorf("direct download: get %s: %w", key, err)
+	}
+	defer out.Body.Close()
+	if _, err := io.Copy(f, out.Body); err != nil {
+		return fmt.Errorf("direct download: read %s: %w", key, err)
+	}
+	return nil
+}
+
 // byteRange is the HTTP Range of n bytes from off.
 func byteRange(off, n int64) string {
 	return "bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10)
