@@ -118,7 +118,7 @@ func newBench(ctx context.Context, o options, ws *workspace, proc procfs, progre
 
 // transfers reports whether a big upload or download is among the rows.
 func (b *bench) transfers() bool {
-	return b.o.has("upload") || b.o.has("download") || b.o.has("ftps") || b.o.has("fsync")
+	return b.o.has("upload") || b.o.has("download") || b.o.has("ftps") || b.o.has("fsync") || b.o.has("s3")
 }
 
 // smallFiles reports whether a row uploads the many small files.
@@ -236,6 +236,7 @@ func (b *bench) tests() []test {
 	}
 	ts = append(ts, b.fsyncTests()...)
 	ts = append(ts, b.ftpsTests()...)
+	ts = append(ts, b.s3Tests()...)
 	ts = append(ts, b.loadTests()...)
 	return ts
 }

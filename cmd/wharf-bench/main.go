@@ -21,11 +21,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/config"
 )
 
 // allRows are the -rows names, in table order.
 func allRows() []string {
-	return []string{"upload", "download", "files", "logins", "list", "fsync", "ftps", "loginrate", "idle"}
+	return []string{"upload", "download", "files", "logins", "list", "fsync", "ftps", "s3", "s3list", "loginrate", "idle"}
 }
 
 // options are the benchmark's knobs; see newFlagSet for their meaning.
@@ -48,6 +50,12 @@ type options struct {
 	timeout  time.Duration
 	keep     bool
 	quick    bool
+
+	// The s3 rows' store, reference and upload settings (s3.go).
+	versitygw     string
+	rclone        string
+	s3PartSize    byteSize
+	s3Concurrency int
 
 	// The load rows' sizes (load.go).
 	idleSessions  int
@@ -82,7 +90,7 @@ func main() {
 }
 
 func parseFlags(args []string, errOut io.Writer) (options, error) {
-	o := options{size: 1 << 30, fileSize: 64 << 10}
+	o := options{size: 1 << 30, fileSize: 64 << 10, s3PartSize: 16 << 20}
 	var ciphers, rows, sftpArgs string
 	fs := flag.NewFlagSet("wharf-bench", flag.ContinueOnError)
 	fs.SetOutput(errOut)
@@ -96,13 +104,18 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.Var(&o.fileSize, "file-size", "size of each small file")
 	fs.IntVar(&o.logins, "logins", 50, "sequential logins per run")
 	fs.IntVar(&o.runs, "runs", 3, "repetitions of every figure (median, min and max are reported)")
-	fs.IntVar(&o.entries, "list-entries", 100000, "entries of the directory listed by the list row")
+	fs.IntVar(&o.entries, "list-entries", 100000, "entries of the directory listed by the list row, and objects of the folder the s3list row lists")
 	fs.IntVar(&o.idleSessions, "idle-sessions", 10000, "authenticated SFTP sessions the idle row holds open at once")
 	fs.IntVar(&o.loginRate, "login-rate", 200, "logins per second the loginrate row starts")
+	fs.StringVar(&o.versitygw, "versitygw", "", "versitygw binary the s3 rows store their objects in (default: $VERSITYGW, else versitygw on PATH, else $(go env GOPATH)/bin/versitygw)")
+	fs.StringVar(&o.rclone, "rclone", "rclone", "rclone binary the s3 rows compare wharf with (rclone serve sftp); missing, its rows stay empty")
+	fs.Var(&o.s3PartSize, "s3-part-size", "part size of every S3 multipart upload in the s3 rows (wharf's storage.s3.part_size, the direct client's, rclone's chunk size)")
+	fs.IntVar(&o.s3Concurrency, "s3-concurrency", 4, "parts in flight per upload (wharf's storage.s3.upload_concurrency), and ranged GETs at once for the direct client's download")
 	fs.DurationVar(&o.loginDuration, "login-duration", 10*time.Second, "how long the loginrate row keeps starting logins")
 	fs.StringVar(&rows, "rows", strings.Join(allRows(), ","), "comma-separated tests to run: "+strings.Join(allRows(), ", ")+
 		" (ftps: FTPS upload and download with curl, against a vsftpd it starts; needs root and vsftpd;"+
-		" fsync: upload and files against a second wharf with uploads.fsync off, on -dir's filesystem)")
+		" fsync: upload and files against a second wharf with uploads.fsync off, on -dir's filesystem;"+
+		" s3, s3list: wharf on storage.backend s3 against a versitygw it starts, a direct Go S3 client and rclone serve sftp)")
 	fs.StringVar(&ciphers, "ciphers", "default,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
 		`comma-separated ciphers for the upload/download tests; "default" passes none, so the client's preference decides`)
 	fs.StringVar(&sftpArgs, "sftp-args", "", `extra sftp client arguments for every run against both servers, split at spaces (e.g. "-B 261120 -R 128")`)
@@ -173,6 +186,10 @@ func (o options) validate() error {
 		return errors.New("-timeout must be positive")
 	case o.has("fsync") && o.fsyncDir == "":
 		return errors.New("-fsync-dir is empty but the fsync rows are selected")
+	case o.s3PartSize < config.S3MinPartSize || o.s3PartSize > config.S3MaxPartSize:
+		return errors.New("-s3-part-size must be within S3's 5MiB to 5GiB")
+	case o.s3Concurrency < 1 || o.s3Concurrency > config.S3MaxUploadConcurrency:
+		return fmt.Errorf("-s3-concurrency must be in 1..%d", config.S3MaxUploadConcurrency)
 	}
 	for _, r := range o.rows {
 		if !slices.Contains(allRows(), r) {
@@ -212,6 +229,12 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 		}
 	}()
 
+	if o.s3Rows() {
+		// Before anything long: the s3 rows come late in a full run.
+		if _, _, err := findVersitygw(o.versitygw); err != nil {
+			return err
+		}
+	}
 	wharfBin := o.wharf
 	if wharfBin == "" {
 		fmt.Fprintln(progress, "building wharf ...")
