@@ -28,6 +28,10 @@ type Config struct {
 	// one users entry), for configuration management that drops a file per
 	// partner. Empty: none.
 	UsersDir string `yaml:"users_dir"`
+	// StateURL (s3://BUCKET/PREFIX/) is what a fleet of daemons shares:
+	// host keys, the self-signed FTPS certificate, bans (state.go). Empty:
+	// all of it in state_dir or in memory, as on a single daemon.
+	StateURL string `yaml:"state_url"`
 
 	// File is the path the config was loaded from ("" when parsed from bytes).
 	File string `yaml:"-"`
