@@ -246,6 +246,7 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 		{"storage.backend", func(c *config.Config) string { return c.Storage.Backend }},
 		{"storage.root", func(c *config.Config) string { return c.Storage.Root }},
 		{"proxy_protocol.trusted", func(c *config.Config) string { return strings.Join(c.ProxyProtocol.Trusted, ",") }},
+		{"state_url", func(c *config.Config) string { return c.StateURL }},
 	}
 	for _, f := range fields {
 		if f.get(cur) != f.get(next) {
@@ -254,7 +255,7 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 	}
 	c := *next
 	c.StateDir, c.Log, c.SFTP, c.FTPS, c.Storage = cur.StateDir, cur.Log, cur.SFTP, cur.FTPS, cur.Storage
-	c.Limits, c.Defender, c.ProxyProtocol = cur.Limits, cur.Defender, cur.ProxyProtocol
+	c.Limits, c.Defender, c.ProxyProtocol, c.StateURL = cur.Limits, cur.Defender, cur.ProxyProtocol, cur.StateURL
 	c.Uploads, c.AuditLog, c.Admin, c.Hooks = cur.Uploads, cur.AuditLog, cur.Admin, cur.Hooks
 	return &c, restart
 }
