@@ -140,7 +140,11 @@ func ListBans(ctx context.Context, cfg *config.Config) ([]guard.Ban, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fleet.Current(objects, time.Now()), nil
+	bans := fleet.Current(objects, time.Now())
+	if bans == nil {
+		bans = []guard.Ban{} // as the ban file has it: [] in JSON
+	}
+	return bans, nil
 }
 
 // Lift ends addr's ban for `wharf defender lift`: with state_url in the
