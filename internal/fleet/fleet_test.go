@@ -458,3 +458,31 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestLiftBeforeRead: a ban lifted before its own daemon's next listing
+// (an operator quick to act on `wharf defender list`) ends there too.
+func TestLiftBeforeRead(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := bucketConfig(t, srv, srv.NewBucket(t), srv.Endpoint)
+	url := "s3://" + cfg.Bucket + "/state/"
+	ctx := context.Background()
+	var s *Syncer
+	g := guard.New(guard.Limits{}, defender(), slog.New(slog.DiscardHandler), func(b guard.Ban, _ []guard.Ban) { s.Publish(b) })
+	s = NewSyncer(openState(t, cfg, url, nil), g, SyncOptions{})
+	if err := s.Refresh(ctx); err != nil { // as the daemon does at start
+		t.Fatal(err)
+	}
+	ban(g, addrA)
+	if err := s.round(ctx, false); err != nil { // the write a ban wakes, no listing
+		t.Fatal(err)
+	}
+	if n, err := openState(t, cfg, url, nil).LiftBan(ctx, addrA); err != nil || n != 1 {
+		t.Fatalf("LiftBan = %d, %v", n, err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g.Banned(addrA) {
+		t.Error("a ban lifted before its daemon's next listing is still in force there")
+	}
+}

@@ -20,8 +20,12 @@ const (
 	// DefaultRoundTimeout bounds one round (writing new bans, reading the
 	// set): a bucket that hangs delays the next round, never a login.
 	DefaultRoundTimeout = 10 * time.Second
-	// warnEvery spaces the warnings while the bucket stays unreachable.
+	// warnEvery spaces the warnings while the bucket stays unreachable (or
+	// the set too large).
 	warnEvery = 5 * time.Minute
+	// sweepEvery spaces the deletions of ended bans: a delete the store
+	// refuses is not retried every refresh.
+	sweepEvery = time.Minute
 	// finalFlush bounds the last write of new bans at shutdown.
 	finalFlush = 5 * time.Second
 )
@@ -58,11 +62,19 @@ type Syncer struct {
 	pending map[netip.Addr]guard.Ban // made here, not written yet
 
 	// Run's own.
+	// inStep: the set in force is the last listing's, and nothing was
+	// written since; an identical listing then needs no work.
+	inStep  bool
 	sum     [sha256.Size]byte // of the last listing's names and ETags
 	objects []BanObject       // the last listing
-	known   map[netip.Addr]guard.Ban
-	failing bool
-	warned  time.Time
+	// known is each address's latest ban in the last listing, and those
+	// written since: an address in force there that a listing lacks was
+	// lifted.
+	known     map[netip.Addr]guard.Ban
+	swept     time.Time
+	failing   bool
+	warned    time.Time
+	truncWarn time.Time
 }
 
 // NewSyncer returns the syncer of g with the set in state.
@@ -100,13 +112,13 @@ func (s *Syncer) Publish(b guard.Ban) {
 	}
 }
 
-// Run reads the set at once, then every Refresh, and writes new bans as
-// they come, until ctx is done; then it makes a last attempt to write the
-// bans not yet written, for at most a few seconds.
+// Run reads the set every Refresh, and writes new bans as they come,
+// until ctx is done; then it makes a last attempt to write the bans not
+// yet written, for at most a few seconds. Call Refresh before it to have
+// the set in force from the start.
 func (s *Syncer) Run(ctx context.Context) {
 	tick := time.NewTicker(s.opt.Refresh)
 	defer tick.Stop()
-	s.round(ctx, true)
 	for {
 		select {
 		case <-ctx.Done():
@@ -164,6 +176,15 @@ func (s *Syncer) flush(ctx context.Context) error {
 			delete(s.pending, b.Addr)
 		}
 		s.mu.Unlock()
+		// Known from now on: lifted before the next listing, it is lifted
+		// here too, even if that listing is the same as the last.
+		s.inStep = false
+		if k, ok := s.known[b.Addr]; !ok || b.Until.After(k.Until) {
+			if s.known == nil {
+				s.known = map[netip.Addr]guard.Ban{}
+			}
+			s.known[b.Addr] = b
+		}
 	}
 	return firstErr
 }
@@ -174,8 +195,9 @@ func (s *Syncer) read(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if truncated && !s.failing {
+	if now := s.opt.Now(); truncated && now.Sub(s.truncWarn) >= warnEvery {
 		s.opt.Log.Warn("shared ban set holds more bans than a daemon reads; the rest are ignored", "read", len(objects))
+		s.truncWarn = now
 	}
 	h := sha256.New()
 	for _, o := range objects {
@@ -183,11 +205,14 @@ func (s *Syncer) read(ctx context.Context) error {
 	}
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
-	if sum != s.sum || s.known == nil {
+	if sum != s.sum || !s.inStep {
 		s.apply(objects, truncated)
-		s.sum, s.objects = sum, objects
+		s.inStep, s.sum, s.objects = true, sum, objects
 	}
-	s.sweep(ctx)
+	if now := s.opt.Now(); now.Sub(s.swept) >= sweepEvery {
+		s.sweep(ctx)
+		s.swept = now
+	}
 	return nil
 }
 
@@ -227,8 +252,8 @@ func (s *Syncer) apply(objects []BanObject, truncated bool) {
 }
 
 // sweep deletes the objects of bans that ended more than Retain ago. Every
-// daemon may do it; a delete of an object another daemon deleted first is
-// no error.
+// daemon does it, at most every sweepEvery; a delete of an object another
+// daemon deleted first is no error.
 func (s *Syncer) sweep(ctx context.Context) {
 	cut := s.opt.Now().Add(-s.opt.Retain)
 	for _, o := range s.objects {
