@@ -35,7 +35,7 @@ func newGuard(cfg *config.Config, log *slog.Logger, onBan func(guard.Ban)) *guar
 	g := guard.New(
 		guard.Limits{MaxConnections: l.MaxConnections, MaxPerIP: l.MaxConnectionsPerIP, MaxPerUser: l.MaxConnectionsPerUser, MaxUnauthenticated: l.MaxUnauthenticated},
 		guard.Defender{Enabled: d.Enabled, Threshold: d.Threshold, Window: d.Window, BanTime: d.BanTime, MaxBanTime: d.MaxBanTime, Allow: allow},
-		log, func(b guard.Ban, _ []guard.Ban) { onBan(b) })
+		log, onBan)
 	// Bans do not survive a restart: say so in the file, and drop the
 	// lift requests nobody took.
 	if err := writeBans(filepath.Join(cfg.StateDir, BansFile), nil); err != nil {

@@ -154,7 +154,7 @@ func startMember(t *testing.T, cfg s3store.Config, url string, opt SyncOptions) 
 	m := &member{req: &requests{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(m.logs, nil))
 	var s *Syncer
-	m.guard = guard.New(guard.Limits{}, defender(), log, func(b guard.Ban, _ []guard.Ban) { s.Publish(b) })
+	m.guard = guard.New(guard.Limits{}, defender(), log, func(b guard.Ban) { s.Publish(b) })
 	opt.Log = log
 	s = NewSyncer(openState(t, cfg, url, m.req), m.guard, opt)
 	m.sync = s
@@ -467,7 +467,7 @@ func TestLiftBeforeRead(t *testing.T) {
 	url := "s3://" + cfg.Bucket + "/state/"
 	ctx := context.Background()
 	var s *Syncer
-	g := guard.New(guard.Limits{}, defender(), slog.New(slog.DiscardHandler), func(b guard.Ban, _ []guard.Ban) { s.Publish(b) })
+	g := guard.New(guard.Limits{}, defender(), slog.New(slog.DiscardHandler), func(b guard.Ban) { s.Publish(b) })
 	s = NewSyncer(openState(t, cfg, url, nil), g, SyncOptions{})
 	if err := s.Refresh(ctx); err != nil { // as the daemon does at start
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -57,9 +58,11 @@ type Syncer struct {
 	guard *guard.Guard
 	opt   SyncOptions
 
-	kick    chan struct{} // a ban to write: wake Run before the tick
-	mu      sync.Mutex
-	pending map[netip.Addr]guard.Ban // made here, not written yet
+	kick chan struct{} // a ban to write: wake Run before the tick
+	mu   sync.Mutex
+	// pending are the bans made here and not written yet: no more than
+	// the addresses the guard tracks.
+	pending map[netip.Addr]guard.Ban
 
 	// Run's own.
 	// inStep: the set in force is the last listing's, and nothing was
@@ -134,17 +137,20 @@ func (s *Syncer) Run(ctx context.Context) {
 	}
 }
 
-// Refresh runs one round now: writes what is pending, reads the set.
+// Refresh runs one round now: writes what is pending, reads the set. Call
+// it before Run, never while Run runs: they share the syncer's state.
 func (s *Syncer) Refresh(ctx context.Context) error { return s.round(ctx, true) }
 
 func (s *Syncer) round(ctx context.Context, read bool) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opt.RoundTimeout)
 	defer cancel()
 	err := s.flush(ctx)
-	if err == nil && read {
+	if read {
 		// After the writes: a listing then holds every ban made here
-		// before it, so a ban missing from it was lifted (see apply).
-		err = s.read(ctx)
+		// before it but those still pending, so a ban missing from it was
+		// lifted (see apply). Read even when a write failed: one ban the
+		// store refuses must not stop the others from arriving.
+		err = errors.Join(err, s.read(ctx))
 	}
 	s.report(err)
 	return err

@@ -54,7 +54,7 @@ type Guard struct {
 	def    Defender
 	log    *slog.Logger
 	now    func() time.Time
-	onBan  func(Ban, []Ban) // called (outside the lock) with each ban g makes
+	onBan  func(Ban) // called (outside the lock) with each ban g makes
 
 	mu      sync.Mutex
 	total   int
@@ -86,9 +86,9 @@ type Ban struct {
 }
 
 // New returns a guard. onBan, if not nil, is called with each ban the
-// guard makes and the ban list that results: a fleet writes the ban to its
-// shared set there (never in the guard: it makes no I/O).
-func New(l Limits, d Defender, log *slog.Logger, onBan func(ban Ban, all []Ban)) *Guard {
+// guard makes: the daemon lists it in a file, a fleet writes it to its
+// shared set (never the guard: it makes no I/O).
+func New(l Limits, d Defender, log *slog.Logger, onBan func(Ban)) *Guard {
 	return &Guard{
 		limits: l, def: d, log: log.With("component", "guard"), now: time.Now, onBan: onBan,
 		perIP: map[netip.Addr]int{}, perUser: map[string]int{}, records: map[netip.Addr]*record{},
@@ -241,11 +241,10 @@ func (g *Guard) LoginFailed(addr netip.Addr) {
 	r.until = now.Add(ban)
 	r.failures = nil
 	made := Ban{Addr: addr, Until: r.until.UTC(), Offences: r.offences}
-	bans := g.bansLocked()
 	g.mu.Unlock()
 	g.log.Warn("ban", "addr", addr.String(), "duration", ban.String(), "offences", made.Offences, "failures", g.def.Threshold)
 	if g.onBan != nil {
-		g.onBan(made, bans)
+		g.onBan(made)
 	}
 }
 

@@ -16,9 +16,11 @@ func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
 func newGuard(l Limits, d Defender) (*Guard, *clock, *[][]Ban) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var calls [][]Ban
-	g := New(l, d, slog.New(slog.DiscardHandler), func(made Ban, all []Ban) {
+	var g *Guard
+	g = New(l, d, slog.New(slog.DiscardHandler), func(made Ban) {
+		all := g.Bans() // outside the lock: the guard may be asked
 		if !slices.Contains(all, made) {
-			panic("the ban made is not in the list")
+			panic("the ban made is not in force")
 		}
 		calls = append(calls, all)
 	})
