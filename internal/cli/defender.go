@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"text/tabwriter"
 	"time"
 
@@ -13,19 +14,19 @@ import (
 )
 
 func defenderCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "defender", Short: "Inspect the brute-force defender"}
+	cmd := &cobra.Command{Use: "defender", Short: "Inspect the brute-force defender and lift its bans"}
 	var path string
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the addresses the running daemon has banned (from state_dir)",
+		Short: "List the banned addresses: the fleet's (state_url), else the running daemon's (state_dir)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
 			}
-			bans, err := daemon.ReadBans(cfg.StateDir)
+			bans, err := daemon.ListBans(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -53,6 +54,29 @@ func defenderCmd() *cobra.Command {
 	}
 	configFlag(list, &path)
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(list)
+
+	lift := &cobra.Command{
+		Use:   "lift ADDR",
+		Short: "Lift the ban of an address: in the fleet (state_url), else on the running daemon (state_dir)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := netip.ParseAddr(args[0])
+			if err != nil {
+				return fmt.Errorf("lift: %w", err)
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			where, err := daemon.Lift(cmd.Context(), cfg, addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lifted the ban of %s in %s\n", addr.Unmap(), where)
+			return nil
+		},
+	}
+	configFlag(lift, &path)
+	cmd.AddCommand(list, lift)
 	return cmd
 }

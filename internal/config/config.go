@@ -47,6 +47,10 @@ type Restart struct {
 	Admin         Admin         `yaml:"admin"`
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	Hooks         []Hook        `yaml:"hooks"`
+	// StateURL (s3://BUCKET/PREFIX/) is what a fleet of daemons shares:
+	// host keys, the self-signed FTPS certificate, bans (state.go). Empty:
+	// all of it in state_dir or in memory, as on a single daemon.
+	StateURL string `yaml:"state_url"`
 }
 
 // Live holds the settings a reload applies while the daemon runs: the

@@ -19,6 +19,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/events"
+	"github.com/wharf-sftp/wharf/internal/fleet"
 	"github.com/wharf-sftp/wharf/internal/ftpd"
 	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/proxyproto"
@@ -83,6 +84,9 @@ type Daemon struct {
 	events   *events.Bus
 	serving  atomic.Bool        // listeners accepting: what /readyz reports
 	proxy    *proxyproto.Policy // nil: no PROXY protocol (proxy.go)
+	state    *fleet.State       // nil: no state_url (state.go)
+	bans     *fleet.Syncer      // the fleet's bans; nil without state_url
+	bansFile sync.Mutex         // one writer of state_dir's ban file (saveBans)
 
 	admin   *admin.Server
 	adminLn net.Listener
@@ -137,13 +141,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// nobody would see it.
 	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
 	d.sessions.SetEvents(d.metrics.Sink(d.events))
-	d.guard = newGuard(cfg, log, d.metrics.Banned)
+	d.guard = newGuard(cfg, log, d.banned)
 	checks := checkLimits(cfg.Limits)
 	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks})
 	log.Info("password checks", "component", "session", "limits", checks.String())
 	d.initReload(cfg)
 
 	d.proxy, err = newProxyPolicy(cfg, log, d.metrics)
+	if err == nil {
+		err = d.openState()
+	}
 	if err == nil && cfg.SFTP.Listen != "" {
 		err = d.setupSFTP()
 	}
@@ -164,7 +171,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 }
 
 func (d *Daemon) setupSFTP() error {
-	keys, err := sftpd.LoadHostKeys(d.cfg.SFTP.HostKeys, d.cfg.StateDir)
+	keys, err := d.hostKeys()
 	if err != nil {
 		return err
 	}
@@ -210,7 +217,7 @@ func (d *Daemon) setupSFTP() error {
 
 func (d *Daemon) setupFTPS() error {
 	f := d.cfg.FTPS
-	cert, err := ftpd.LoadCertificate(f.CertFile, f.KeyFile, d.cfg.StateDir)
+	cert, err := d.certificate()
 	if err != nil {
 		return err
 	}
@@ -281,6 +288,7 @@ func (d *Daemon) SFTPAddr() net.Addr { return addrOf(d.sftpLn) }
 // connections, and a serve error if a listener failed.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.startWatcher()()
+	defer d.startBans()()
 	// Each listener's Serve runs until shutdown closes it; Run returns
 	// only after every one has returned.
 	var serving sync.WaitGroup

@@ -26,6 +26,9 @@ func TestImportRules(t *testing.T) {
 		{"session", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd"}},
 		{"sftpd", true, []string{"github.com/fclairamb/ftpserverlib", mod + "config", mod + "ftpd", mod + "daemon"}},
 		{"ftpd", true, []string{"github.com/pkg/sftp", mod + "config", mod + "sftpd", mod + "daemon"}},
+		// The fleet's shared state knows the bucket and the guard, not who
+		// uses its identity: sftpd and ftpd take it through an interface.
+		{"fleet", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd", mod + "session", mod + "daemon", mod + "config"}},
 		// The PROXY protocol wrapper is a leaf: listeners in, listeners out.
 		{"proxyproto", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "guard", mod + "session"}},
 	}

@@ -1,6 +1,7 @@
 package ftpd
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -40,7 +41,7 @@ const certCheckInterval = 5 * time.Second
 // configured certificate is re-read when its files change, so a renewal
 // (certbot, an ACME client) needs no restart.
 type Certificate struct {
-	certFile, keyFile string
+	certFile, keyFile string // "" for a fleet's certificate, held in memory
 	checkEvery        time.Duration
 
 	mu      sync.Mutex
@@ -87,7 +88,7 @@ func (c *Certificate) Fingerprint() string {
 // if its files changed. A broken renewal keeps the old certificate.
 func (c *Certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
-	due := time.Since(c.checked) >= c.checkEvery
+	due := c.certFile != "" && time.Since(c.checked) >= c.checkEvery
 	c.mu.Unlock()
 	if due {
 		_ = c.reload() // on error the previous certificate stays in force
@@ -156,13 +157,31 @@ func EnsureSelfSigned(certFile, keyFile string) error {
 	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
+	certPEM, keyPEM, err := selfSigned()
+	if err != nil {
+		return err
+	}
+	// Key first: a certificate without its key would be useless.
+	if err := atomicfile.Write(keyFile, keyPEM, 0o600); err != nil {
+		return fmt.Errorf("tls key: %w", err)
+	}
+	if err := atomicfile.Write(certFile, certPEM, 0o644); err != nil {
+		return fmt.Errorf("tls certificate: %w", err)
+	}
+	return nil
+}
+
+// selfSigned makes the certificate EnsureSelfSigned writes: ECDSA P-256,
+// for localhost, the loopback addresses and the host name, valid ten
+// years. It returns the certificate and the key in PEM.
+func selfSigned() (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("generate tls key: %w", err)
+		return nil, nil, fmt.Errorf("generate tls key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return fmt.Errorf("generate tls certificate: %w", err)
+		return nil, nil, fmt.Errorf("generate tls certificate: %w", err)
 	}
 	host, _ := os.Hostname()
 	tmpl := &x509.Certificate{
@@ -181,20 +200,63 @@ func EnsureSelfSigned(certFile, keyFile string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return fmt.Errorf("generate tls certificate: %w", err)
+		return nil, nil, fmt.Errorf("generate tls certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("encode tls key: %w", err)
+		return nil, nil, fmt.Errorf("encode tls key: %w", err)
 	}
-	// Key first: a certificate without its key would be useless.
-	if err := atomicfile.Write(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return fmt.Errorf("tls key: %w", err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// Shared is the store a fleet of daemons shares (state_url). Ensure
+// returns the content stored under name; when there is none it stores
+// gen's result first, create-only, so that of daemons starting at once
+// every one gets the first writer's.
+type Shared interface {
+	Ensure(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)
+}
+
+// sharedCert names the fleet's self-signed certificate in a Shared store:
+// key and certificate in one object (key first, as PEM blocks), so that no
+// daemon can pair one writer's certificate with another's key.
+const sharedCert = "ftps.pem"
+
+// LoadSharedCertificate returns the fleet's self-signed certificate from
+// s, which every daemon then presents. When s has none, it is created
+// there from the certificate a single daemon's life left in stateDir, if
+// any (partners keep the fingerprint they accepted), else generated.
+// Nothing is written to stateDir, and the certificate is never re-read.
+func LoadSharedCertificate(ctx context.Context, s Shared, stateDir string) (*Certificate, error) {
+	data, err := s.Ensure(ctx, sharedCert, func() ([]byte, error) {
+		certPEM, certErr := regfile.Read(filepath.Join(stateDir, generatedCert), maxPEMFile)
+		keyPEM, keyErr := regfile.Read(filepath.Join(stateDir, generatedKey), maxPEMFile)
+		switch {
+		case certErr == nil && keyErr == nil:
+			if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+				return nil, fmt.Errorf("tls certificate in state_dir: %w", err)
+			}
+		case errors.Is(certErr, fs.ErrNotExist) || errors.Is(keyErr, fs.ErrNotExist):
+			var err error
+			if certPEM, keyPEM, err = selfSigned(); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("tls certificate in state_dir: %w", errors.Join(certErr, keyErr))
+		}
+		return append(keyPEM, certPEM...), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shared tls certificate: %w", err)
 	}
-	if err := atomicfile.Write(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return fmt.Errorf("tls certificate: %w", err)
+	// The bundle holds both: X509KeyPair takes the CERTIFICATE blocks of
+	// its first argument and the first key block of its second.
+	cert, err := tls.X509KeyPair(data, data)
+	if err != nil {
+		return nil, fmt.Errorf("shared tls certificate %s: %w", sharedCert, err)
 	}
-	return nil
+	return &Certificate{cert: &cert}, nil
 }
 
 // errNoResumption is what a data connection that did not resume the

@@ -1,6 +1,7 @@
 package ftpd
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -195,5 +197,76 @@ func TestRebindPassiveListener(t *testing.T) {
 	data, err := os.ReadFile("/proc/net/tcp6")
 	if err == nil && strings.Contains(strings.ToUpper(string(data)), fmt.Sprintf(":%04X 00000000000000000000000000000000:0000 0A", port)) {
 		t.Fatalf("port %d still listens on the wildcard address", port)
+	}
+}
+
+// memShared is a Shared store in memory, create-only like the bucket.
+type memShared struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+}
+
+func (m *memShared) Ensure(_ context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if data, ok := m.objects[name]; ok {
+		return data, nil
+	}
+	data, err := gen()
+	if err != nil {
+		return nil, err
+	}
+	if m.objects == nil {
+		m.objects = map[string][]byte{}
+	}
+	m.objects[name] = data
+	return data, nil
+}
+
+// TestSharedCertificate: daemons of a fleet present the first one's
+// certificate; a daemon that ran alone founds the fleet with its own.
+func TestSharedCertificate(t *testing.T) {
+	ctx := context.Background()
+	shared := &memShared{}
+	empty := t.TempDir()
+	first, err := LoadSharedCertificate(ctx, shared, empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := os.ReadDir(empty); len(names) != 0 {
+		t.Errorf("state_dir got %d files; a fleet's certificate lives in the shared store only", len(names))
+	}
+	other := t.TempDir()
+	if _, err := LoadCertificate("", "", other); err != nil { // one of its own, not used
+		t.Fatal(err)
+	}
+	second, err := LoadSharedCertificate(ctx, shared, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Fingerprint() != second.Fingerprint() {
+		t.Errorf("second daemon presents %s, want %s", second.Fingerprint(), first.Fingerprint())
+	}
+	// The handshake serves it, and never looks for files.
+	if c, err := second.get(nil); err != nil || c != second.cert {
+		t.Errorf("get = %v, %v", c, err)
+	}
+
+	alone := t.TempDir()
+	local, err := LoadCertificate("", "", alone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	founded, err := LoadSharedCertificate(ctx, &memShared{}, alone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if founded.Fingerprint() != local.Fingerprint() {
+		t.Errorf("founded with %s, want the state_dir certificate %s", founded.Fingerprint(), local.Fingerprint())
+	}
+
+	bad := &memShared{objects: map[string][]byte{sharedCert: []byte("not PEM")}}
+	if _, err := LoadSharedCertificate(ctx, bad, empty); err == nil || !strings.Contains(err.Error(), sharedCert) {
+		t.Errorf("a broken shared certificate: %v, want an error naming it", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -53,7 +54,7 @@ type Guard struct {
 	def    Defender
 	log    *slog.Logger
 	now    func() time.Time
-	onBan  func([]Ban) // called (outside the lock) when the ban list changes
+	onBan  func(Ban) // called (outside the lock) with each ban g makes
 
 	mu      sync.Mutex
 	total   int
@@ -64,6 +65,10 @@ type Guard struct {
 	// checks counts the password checks in flight (queued or hashing) per
 	// address; bounded by the admitted connections, which each run one.
 	checks map[netip.Addr]int
+	// shared is a fleet's ban set as last read (SetShared): the bans every
+	// daemon made, this one's included once written, and those expired
+	// but not yet deleted, whose offences still count.
+	shared map[netip.Addr]Ban
 }
 
 type record struct {
@@ -80,8 +85,10 @@ type Ban struct {
 	Offences int        `json:"offences"`
 }
 
-// New returns a guard. onBan may be nil.
-func New(l Limits, d Defender, log *slog.Logger, onBan func([]Ban)) *Guard {
+// New returns a guard. onBan, if not nil, is called with each ban the
+// guard makes: the daemon lists it in a file, a fleet writes it to its
+// shared set (never the guard: it makes no I/O).
+func New(l Limits, d Defender, log *slog.Logger, onBan func(Ban)) *Guard {
 	return &Guard{
 		limits: l, def: d, log: log.With("component", "guard"), now: time.Now, onBan: onBan,
 		perIP: map[netip.Addr]int{}, perUser: map[string]int{}, records: map[netip.Addr]*record{},
@@ -179,11 +186,15 @@ func (g *Guard) Banned(addr netip.Addr) bool {
 }
 
 func (g *Guard) bannedLocked(addr netip.Addr) bool {
+	now := g.now()
+	if b, ok := g.shared[addr]; ok && now.Before(b.Until) {
+		return true
+	}
 	r := g.records[addr]
 	if r == nil || r.until.IsZero() {
 		return false
 	}
-	if g.now().Before(r.until) {
+	if now.Before(r.until) {
 		return true
 	}
 	r.until = time.Time{}
@@ -211,23 +222,71 @@ func (g *Guard) LoginFailed(addr netip.Addr) {
 	if len(r.failures) < failuresPerAddress {
 		r.failures = append(r.failures, now)
 	}
-	if len(r.failures) < g.def.Threshold || now.Before(r.until) {
+	// A ban of the fleet's in force counts as this daemon's own: the
+	// failures of logins already under way when it arrived do not ban the
+	// address again, for longer.
+	shared := g.shared[addr]
+	if len(r.failures) < g.def.Threshold || now.Before(r.until) || now.Before(shared.Until) {
 		g.mu.Unlock()
 		return
 	}
-	ban := g.def.BanTime << min(r.offences, 30)
+	// Offences the fleet recorded count as this daemon's: a partner banned
+	// by one daemon and failing again on another gets the doubled ban.
+	offences := max(r.offences, shared.Offences)
+	ban := g.def.BanTime << min(offences, 30)
 	if ban <= 0 || ban > g.def.MaxBanTime {
 		ban = g.def.MaxBanTime
 	}
-	r.offences++
+	r.offences = offences + 1
 	r.until = now.Add(ban)
 	r.failures = nil
-	bans := g.bansLocked()
+	made := Ban{Addr: addr, Until: r.until.UTC(), Offences: r.offences}
 	g.mu.Unlock()
-	g.log.Warn("ban", "addr", addr.String(), "duration", ban.String(), "offences", r.offences, "failures", g.def.Threshold)
+	g.log.Warn("ban", "addr", addr.String(), "duration", ban.String(), "offences", made.Offences, "failures", g.def.Threshold)
 	if g.onBan != nil {
-		g.onBan(bans)
+		g.onBan(made)
 	}
+}
+
+// SetShared puts a fleet's ban set, as just read, in force: an address
+// banned there is refused here too, until its ban ends. Expired bans still
+// in the set are kept for their offences. It reports whether the addresses
+// banned now changed.
+func (g *Guard) SetShared(bans []Ban) bool {
+	m := make(map[netip.Addr]Ban, len(bans))
+	for _, b := range bans {
+		if g.allowed(b.Addr) {
+			continue // defender.allow: never banned here, whoever banned it
+		}
+		if old, ok := m[b.Addr]; !ok || b.Until.After(old.Until) {
+			m[b.Addr] = b
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	before := g.bansLocked()
+	g.shared = m
+	return !slices.Equal(before, g.bansLocked())
+}
+
+// Lift ends addr's ban, this daemon's and the fleet's as last read, and
+// forgets its failures and offences: an operator's pardon. It reports
+// whether addr was banned.
+func (g *Guard) Lift(addr netip.Addr) bool {
+	g.mu.Lock()
+	banned := g.bannedLocked(addr)
+	delete(g.records, addr)
+	if _, ok := g.shared[addr]; ok {
+		// Replaced, not changed: SetShared's maps are never written.
+		m := maps.Clone(g.shared)
+		delete(m, addr)
+		g.shared = m
+	}
+	g.mu.Unlock()
+	if banned {
+		g.log.Info("ban lifted", "addr", addr.String())
+	}
+	return banned
 }
 
 // StartCheck registers a password check from addr, before it queues for
@@ -281,7 +340,7 @@ func (g *Guard) pruneLocked(now time.Time) {
 	}
 }
 
-// Bans lists the addresses banned now.
+// Bans lists the addresses banned now, by this daemon or its fleet.
 func (g *Guard) Bans() []Ban {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -293,11 +352,27 @@ func (g *Guard) bansLocked() []Ban {
 	var out []Ban
 	for a, r := range g.records {
 		if now.Before(r.until) {
-			out = append(out, Ban{Addr: a, Until: r.until.UTC(), Offences: r.offences})
+			b := Ban{Addr: a, Until: r.until.UTC(), Offences: r.offences}
+			if s, ok := g.shared[a]; ok && now.Before(s.Until) {
+				b.Until, b.Offences = maxTime(b.Until, s.Until.UTC()), max(b.Offences, s.Offences)
+			}
+			out = append(out, b)
+		}
+	}
+	for a, s := range g.shared {
+		if r := g.records[a]; now.Before(s.Until) && (r == nil || !now.Before(r.until)) {
+			out = append(out, Ban{Addr: a, Until: s.Until.UTC(), Offences: s.Offences})
 		}
 	}
 	slices.SortFunc(out, func(x, y Ban) int { return x.Addr.Compare(y.Addr) })
 	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // String describes the limits, for the start-up log.

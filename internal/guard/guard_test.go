@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -15,7 +16,14 @@ func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
 func newGuard(l Limits, d Defender) (*Guard, *clock, *[][]Ban) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var calls [][]Ban
-	g := New(l, d, slog.New(slog.DiscardHandler), func(b []Ban) { calls = append(calls, b) })
+	var g *Guard
+	g = New(l, d, slog.New(slog.DiscardHandler), func(made Ban) {
+		all := g.Bans() // outside the lock: the guard may be asked
+		if !slices.Contains(all, made) {
+			panic("the ban made is not in force")
+		}
+		calls = append(calls, all)
+	})
 	g.now = c.now
 	return g, c, &calls
 }
@@ -146,5 +154,77 @@ func TestRecordsBounded(t *testing.T) {
 	}
 	if n := len(g.records); n > maxTracked {
 		t.Fatalf("%d records kept, bound is %d", n, maxTracked)
+	}
+}
+
+// TestSharedBans: a fleet's set, as SetShared puts it in force, refuses
+// its addresses until their bans end, counts their offences, and never
+// bans an allow-listed address; Lift pardons either kind.
+func TestSharedBans(t *testing.T) {
+	d := Defender{Enabled: true, Threshold: 3, Window: time.Minute, BanTime: 10 * time.Minute, MaxBanTime: time.Hour,
+		Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	g, c, calls := newGuard(Limits{}, d)
+	ip3 := netip.MustParseAddr("2001:db8::3")
+	allowed := netip.MustParseAddr("198.51.100.7")
+	now := c.now()
+	changed := g.SetShared([]Ban{
+		{Addr: ip1, Until: now.Add(5 * time.Minute), Offences: 1},
+		{Addr: ip1, Until: now.Add(-time.Minute), Offences: 1}, // an older object of the same address
+		{Addr: ip2, Until: now.Add(-time.Minute), Offences: 2}, // expired, offences kept
+		{Addr: allowed, Until: now.Add(time.Hour), Offences: 1},
+	})
+	if !changed {
+		t.Error("SetShared of a new ban reported no change")
+	}
+	if _, err := g.Admit(ip1); !errors.Is(err, ErrBanned) {
+		t.Errorf("address of the fleet's set admitted: %v", err)
+	}
+	for _, a := range []netip.Addr{ip2, ip3, allowed} {
+		if g.Banned(a) {
+			t.Errorf("%s banned", a)
+		}
+	}
+	if bans := g.Bans(); len(bans) != 1 || bans[0].Addr != ip1 || !bans[0].Until.Equal(now.Add(5*time.Minute)) {
+		t.Errorf("Bans = %v, want ip1's shared ban", bans)
+	}
+	// Failures of logins already under way do not ban it again.
+	for range 3 {
+		g.LoginFailed(ip1)
+	}
+	if len(*calls) != 0 {
+		t.Errorf("a shared ban in force was made again: %v", *calls)
+	}
+	// ip2's two offences elsewhere make its ban here the third: 40 minutes.
+	for range 3 {
+		g.LoginFailed(ip2)
+	}
+	if bans := g.Bans(); len(bans) != 2 || bans[1].Addr != ip2 || bans[1].Offences != 3 || bans[1].Until.Sub(c.now()) != 40*time.Minute {
+		t.Errorf("Bans = %v, want ip2 for 40m at its third offence", bans)
+	}
+	if g.SetShared([]Ban{{Addr: ip1, Until: now.Add(5 * time.Minute), Offences: 1}, {Addr: ip2, Until: now.Add(-time.Minute), Offences: 2}}) {
+		t.Error("SetShared without the expired allow-listed entry reported a change")
+	}
+	// Time ends a shared ban as it ends a local one.
+	c.add(5 * time.Minute)
+	if g.Banned(ip1) {
+		t.Error("ip1 still banned after its shared ban ended")
+	}
+	// Lift pardons: ip2's ban (its own) and offences go.
+	if !g.Lift(ip2) || g.Banned(ip2) {
+		t.Error("ip2 not lifted")
+	}
+	if g.Lift(ip3) {
+		t.Error("Lift of an address never banned reported a ban")
+	}
+	for range 3 {
+		g.LoginFailed(ip2)
+	}
+	if bans := g.Bans(); len(bans) != 1 || bans[0].Offences != 1 || bans[0].Until.Sub(c.now()) != 10*time.Minute {
+		// The fleet's offences went with the lift too: a first offence.
+		t.Errorf("Bans after lift and new failures = %v, want a first offence", bans)
+	}
+	g.SetShared([]Ban{{Addr: ip3, Until: c.now().Add(time.Minute), Offences: 1}})
+	if !g.Lift(ip3) || g.Banned(ip3) {
+		t.Error("a shared ban was not lifted")
 	}
 }

@@ -25,3 +25,8 @@ func countRequests(count func(op string)) func(*s3.Options) {
 		})
 	}
 }
+
+// CountRequests is the client option behind Options.CountRequest, for the
+// clients NewObjects builds (a fleet's shared state): they count in the
+// same wharf_s3_requests_total.
+func CountRequests(count func(op string)) func(*s3.Options) { return countRequests(count) }

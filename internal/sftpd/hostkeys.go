@@ -1,6 +1,7 @@
 package sftpd
 
 import (
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -74,11 +75,11 @@ func ensureKey(path string, gen func() (crypto.Signer, error)) error {
 	if err != nil {
 		return fmt.Errorf("generate host key: %w", err)
 	}
-	block, err := ssh.MarshalPrivateKey(key, "wharf host key")
+	private, err := marshalKey(key)
 	if err != nil {
-		return fmt.Errorf("encode host key: %w", err)
+		return err
 	}
-	if err := atomicfile.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := atomicfile.Write(path, private, 0o600); err != nil {
 		return fmt.Errorf("host key: %w", err)
 	}
 	// The public half, as OpenSSH keeps it, for operators to hand to
@@ -91,6 +92,59 @@ func ensureKey(path string, gen func() (crypto.Signer, error)) error {
 		return fmt.Errorf("write host public key: %w", err)
 	}
 	return nil
+}
+
+// marshalKey encodes a private key in OpenSSH's format, as ssh-keygen
+// writes it.
+func marshalKey(key crypto.Signer) ([]byte, error) {
+	block, err := ssh.MarshalPrivateKey(key, "wharf host key")
+	if err != nil {
+		return nil, fmt.Errorf("encode host key: %w", err)
+	}
+	return pem.EncodeToMemory(block), nil
+}
+
+// Shared is the store a fleet of daemons shares (state_url). Ensure
+// returns the content stored under name; when there is none it stores
+// gen's result first, create-only, so that of daemons starting at once
+// every one gets the first writer's.
+type Shared interface {
+	Ensure(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)
+}
+
+// LoadSharedHostKeys returns the fleet's host keys, the ones LoadHostKeys
+// would generate (ed25519 and RSA 3072, under the same names), from s:
+// every daemon presents the same fingerprints. A key s lacks is created
+// there from the daemon's state_dir when it holds one (a daemon that ran
+// alone keeps, in the fleet it founds, the fingerprint its partners
+// pinned), else generated. Nothing is written to stateDir.
+func LoadSharedHostKeys(ctx context.Context, s Shared, stateDir string) ([]ssh.Signer, error) {
+	signers := make([]ssh.Signer, 0, len(generated))
+	for _, g := range generated {
+		data, err := s.Ensure(ctx, g.file, func() ([]byte, error) {
+			local, err := regfile.Read(filepath.Join(stateDir, g.file), maxHostKeyFile)
+			if err == nil {
+				return local, nil
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("read host key: %w", err)
+			}
+			key, err := g.gen()
+			if err != nil {
+				return nil, fmt.Errorf("generate host key: %w", err)
+			}
+			return marshalKey(key)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("shared host key %s: %w", g.file, err)
+		}
+		signer, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("parse shared host key %s: %w", g.file, err)
+		}
+		signers = append(signers, signer)
+	}
+	return signers, nil
 }
 
 // maxHostKeyFile bounds a host key file: an RSA-16384 private key in

@@ -42,6 +42,44 @@ type Daemon struct {
 // Users and storage backend are the caller's.
 func Start(t testing.TB, cfg *config.Config) *Daemon {
 	t.Helper()
+	fillIn(t, cfg)
+	return run(t, cfg)
+}
+
+// StartMany is Start for several daemons built at once, each in its own
+// goroutine, as a fleet's daemons start when deployed together: what they
+// do at start-up races (a fleet's identity is created by whichever is
+// first).
+func StartMany(t testing.TB, cfgs ...*config.Config) []*Daemon {
+	t.Helper()
+	for _, cfg := range cfgs {
+		fillIn(t, cfg)
+	}
+	built := make([]*daemon.Daemon, len(cfgs))
+	logs := make([]*SyncBuffer, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		wg.Go(func() { built[i], logs[i], errs[i] = build(cfg) })
+	}
+	wg.Wait()
+	out := make([]*Daemon, len(cfgs))
+	for i, cfg := range cfgs {
+		if errs[i] == nil {
+			out[i] = serve(t, built[i], cfg, logs[i])
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("daemontest: start daemon %d: %v\n%s", i, err, logs[i].String())
+		}
+	}
+	return out
+}
+
+// fillIn is Start's part before the daemon is built.
+func fillIn(t testing.TB, cfg *config.Config) {
+	t.Helper()
 	// Tests listen on loopback only, on ports the kernel picks.
 	cfg.SFTP.Listen = "127.0.0.1:0"
 	for _, addr := range []*string{&cfg.SFTP.Legacy.Listen, &cfg.FTPS.Listen, &cfg.FTPS.ImplicitListen, &cfg.Admin.Listen} {
@@ -61,7 +99,6 @@ func Start(t testing.TB, cfg *config.Config) *Daemon {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("daemontest: invalid config: %v", err)
 	}
-	return run(t, cfg)
 }
 
 // StartFile loads the config file at path, as `wharf serve` does, and
@@ -84,6 +121,15 @@ func StartFile(t testing.TB, path string) *Daemon {
 
 func run(t testing.TB, cfg *config.Config) *Daemon {
 	t.Helper()
+	d, logs, err := build(cfg)
+	if err != nil {
+		t.Fatalf("daemontest: start: %v", err)
+	}
+	return serve(t, d, cfg, logs)
+}
+
+// build makes the daemon of cfg, logging JSON at debug level to logs.
+func build(cfg *config.Config) (*daemon.Daemon, *SyncBuffer, error) {
 	// Every test client comes from loopback: unless a test configures the
 	// defender itself, its failed logins must not ban the next test step.
 	if reflect.DeepEqual(cfg.Defender, config.DefaultDefender()) {
@@ -92,9 +138,12 @@ func run(t testing.TB, cfg *config.Config) *Daemon {
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := daemon.New(cfg, log)
-	if err != nil {
-		t.Fatalf("daemontest: start: %v", err)
-	}
+	return d, logs, err
+}
+
+// serve runs d until the test ends.
+func serve(t testing.TB, d *daemon.Daemon, cfg *config.Config, logs *SyncBuffer) *Daemon {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	td := &Daemon{Daemon: d, Config: cfg, Addr: d.SFTPAddr().String(), logs: logs, stop: cancel, done: make(chan error, 1)}
 	go func() { td.done <- d.Run(ctx) }()

@@ -1,0 +1,52 @@
+package config
+
+import "testing"
+
+func TestStateURL(t *testing.T) {
+	// s3 is storage on the bucket "files", homes under "homes/"; the
+	// state_url line is line 1.
+	const s3 = "storage:\n  backend: s3\n  s3: {bucket: files, prefix: homes/}\n"
+	tests := []struct {
+		name string
+		doc  string
+		want []want // nil: valid
+	}{
+		{"absent", s3, nil},
+		{"own prefix", "state_url: s3://files/wharf/state/\n" + s3, nil},
+		{"without the final slash", "state_url: s3://files/state\n" + s3, nil},
+		{"another bucket's root", "state_url: s3://fleet-state\n" + s3, nil},
+		{"another bucket's root, slash", "state_url: s3://fleet-state/\n" + s3, nil},
+		{"a sibling prefix", "state_url: s3://files/homes-state/\n" + s3, nil},
+		{"not s3", "state_url: https://files/state/\n" + s3, []want{{1, "state_url", "want s3://BUCKET/PREFIX/"}}},
+		{"a path", "state_url: /var/lib/wharf/state\n" + s3, []want{{1, "state_url", "want s3://BUCKET/PREFIX/"}}},
+		{"no bucket", "state_url: s3:///state/\n" + s3, []want{{1, "state_url", "want s3://BUCKET/PREFIX/"}}},
+		{"user info", "state_url: s3://key@files/state/\n" + s3, []want{{1, "state_url", "want s3://BUCKET/PREFIX/"}}},
+		{"query", "state_url: s3://files/state/?versionId=1\n" + s3, []want{{1, "state_url", "want s3://BUCKET/PREFIX/"}}},
+		{"bad bucket", "state_url: s3://Files/state/\n" + s3, []want{{1, "state_url", "bucket \"Files\": only lowercase"}}},
+		{"empty folder", "state_url: s3://files/a//b/\n" + s3, []want{{1, "state_url", "prefix must be empty or folder names"}}},
+		{"dot dot", "state_url: s3://files/a/../b/\n" + s3, []want{{1, "state_url", "prefix must be empty or folder names"}}},
+		{"local backend", "state_url: s3://files/state/\nstorage: {backend: local, root: /srv}\n",
+			[]want{{1, "state_url", "needs storage.backend: s3"}}},
+		{"memory backend", "state_url: s3://files/state/\nstorage: {backend: memory}\n",
+			[]want{{1, "state_url", "needs storage.backend: s3"}}},
+		{"inside the homes", "state_url: s3://files/homes/.state/\n" + s3,
+			[]want{{1, "state_url", `overlaps storage.s3.prefix "homes/" in bucket "files"`}}},
+		{"the homes themselves", "state_url: s3://files/homes\n" + s3,
+			[]want{{1, "state_url", "overlaps storage.s3.prefix"}}},
+		{"around the homes", "state_url: s3://files/\n" + s3, []want{{1, "state_url", "overlaps storage.s3.prefix"}}},
+		{"homes are the whole bucket", "state_url: s3://files/state/\nstorage:\n  backend: s3\n  s3: {bucket: files}\n",
+			[]want{{1, "state_url", `overlaps storage.s3.prefix "" in bucket "files"`}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			checkErrors(t, err, tt.want)
+		})
+	}
+}
