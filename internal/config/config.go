@@ -26,8 +26,11 @@ type Config struct {
 	Users         []User        `yaml:"users"`
 	// UsersDir is a folder of *.yaml files, one user each (the fields of
 	// one users entry), for configuration management that drops a file per
-	// partner. Empty: none.
+	// partner, or a folder of a bucket, s3://BUCKET/PREFIX/, of such
+	// objects (fleet_users.go). Empty: none.
 	UsersDir string `yaml:"users_dir"`
+	// UsersPoll is how often every daemon lists a bucket users_dir; 0: DefaultUsersPoll.
+	UsersPoll time.Duration `yaml:"users_poll"`
 
 	// File is the path the config was loaded from ("" when parsed from bytes).
 	File string `yaml:"-"`
