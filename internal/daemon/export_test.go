@@ -1,0 +1,4 @@
+package daemon
+
+// IsolateAWS is isolateAWS for the tests of package daemon_test.
+var IsolateAWS = isolateAWS
