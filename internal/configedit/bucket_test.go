@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,7 +32,7 @@ type operators struct {
 func newOperators(t *testing.T, n int) *operators {
 	t.Helper()
 	srv := s3test.Start(t)
-	isolateAWS(t)
+	s3test.IsolateAWS(t)
 	o := &operators{srv: srv, bucket: srv.NewBucket(t)}
 	o.url = "s3://" + o.bucket + "/wharf/users/"
 	for i := range n {
@@ -309,22 +308,4 @@ func TestBucketConcurrentEdits(t *testing.T) {
 func changed(t *testing.T, o *operators, before string) bool {
 	got, _ := o.get(t, "bob.yaml")
 	return got != before
-}
-
-// isolateAWS keeps the developer's AWS setup away from the clients under
-// test; AWS_CA_BUNDLE stays, as these machines set it.
-func isolateAWS(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, v := range os.Environ() {
-		name, _, _ := strings.Cut(v, "=")
-		if strings.HasPrefix(name, "AWS_") && name != "AWS_CA_BUNDLE" &&
-			name != "AWS_CONFIG_FILE" && name != "AWS_SHARED_CREDENTIALS_FILE" && name != "AWS_EC2_METADATA_DISABLED" {
-			t.Setenv(name, "")
-			os.Unsetenv(name)
-		}
-	}
 }

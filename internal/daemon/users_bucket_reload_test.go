@@ -39,7 +39,7 @@ type bucketEnv struct {
 func newBucketEnv(t *testing.T, poll time.Duration, users ...fileUser) *bucketEnv {
 	t.Helper()
 	srv := s3test.Start(t)
-	daemon.IsolateAWS(t)
+	s3test.IsolateAWS(t)
 	bucket := srv.NewBucket(t)
 	dir := t.TempDir()
 	e := &bucketEnv{env: &env{t: t, dir: dir, path: filepath.Join(dir, "wharf.yaml"), cfg: baseConfig(t)},

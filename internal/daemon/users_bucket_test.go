@@ -22,25 +22,6 @@ import (
 	"github.com/wharf-sftp/wharf/internal/s3test"
 )
 
-// isolateAWS keeps the developer's AWS setup (profiles, credentials,
-// instance metadata) away from the client under test; AWS_CA_BUNDLE stays,
-// as the daemon sees it on these machines.
-func isolateAWS(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, v := range os.Environ() {
-		name, _, _ := strings.Cut(v, "=")
-		if strings.HasPrefix(name, "AWS_") && name != "AWS_CA_BUNDLE" &&
-			name != "AWS_CONFIG_FILE" && name != "AWS_SHARED_CREDENTIALS_FILE" && name != "AWS_EC2_METADATA_DISABLED" {
-			t.Setenv(name, "")
-			os.Unsetenv(name)
-		}
-	}
-}
-
 // bucketConfig is a config with users_dir in a bucket of srv.
 func bucketConfig(t *testing.T, srv *s3test.Server, bucket string) *config.Config {
 	t.Helper()
@@ -115,7 +96,7 @@ func (c failClient) Do(req *http.Request) (*http.Response, error) {
 // nothing.
 func TestUsersBucketPoll(t *testing.T) {
 	srv := s3test.Start(t)
-	isolateAWS(t)
+	s3test.IsolateAWS(t)
 	bucket := srv.NewBucket(t)
 	cfg := bucketConfig(t, srv, bucket)
 	store := srv.Client()
@@ -227,7 +208,7 @@ func TestUsersBucketPoll(t *testing.T) {
 // a change only, and stops with its context.
 func TestUsersBucketRun(t *testing.T) {
 	srv := s3test.Start(t)
-	isolateAWS(t)
+	s3test.IsolateAWS(t)
 	bucket := srv.NewBucket(t)
 	cfg := bucketConfig(t, srv, bucket)
 	cfg.UsersPoll = 100 * time.Millisecond
