@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/configedit"
 	"github.com/wharf-sftp/wharf/internal/daemon"
 	"github.com/wharf-sftp/wharf/internal/gctune"
 	"github.com/wharf-sftp/wharf/internal/proctune"
@@ -117,10 +118,10 @@ func configCmd() *cobra.Command {
 	var path string
 	check := &cobra.Command{
 		Use:   "check",
-		Short: "Validate a config file; print every problem with file:line",
+		Short: "Validate a config file (and the user objects of a users_dir in a bucket); print every problem with file:line",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path)
+			cfg, err := configedit.LoadConfig(path)
 			if err == nil {
 				_, err = daemon.Check(cfg)
 			}

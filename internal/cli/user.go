@@ -22,7 +22,7 @@ import (
 func userCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Add, remove, list and change users in the config file (a running wharf reloads it)",
+		Short: "Add, remove, list and change users in the config file, its users_dir, or a users_dir bucket (a running wharf reloads them)",
 	}
 	cmd.AddCommand(userAddCmd(), userRemoveCmd(), userListCmd(), userKeyCmd(),
 		userDisableCmd(true), userDisableCmd(false), userPasswdCmd())
@@ -60,7 +60,7 @@ func userAddCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "add NAME --home DIR [--key KEY | --key-file FILE]... [--password-stdin] [--permissions LIST] [--protocols LIST]",
-		Short: "Add a user (to users_dir/NAME.yaml when users_dir is set)",
+		Short: "Add a user (to users_dir/NAME.yaml when users_dir is set, a folder or a bucket)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nu := configedit.NewUser{Name: args[0], Home: home}
@@ -98,7 +98,7 @@ func userAddCmd() *cobra.Command {
 			}
 			did := fmt.Sprintf("added user %q", nu.Name)
 			if res.Created {
-				did += " (new file)"
+				did += " (new " + fileKind(res.File) + ")"
 			}
 			report(cmd, res, did, "")
 			return nil
@@ -117,6 +117,14 @@ func userAddCmd() *cobra.Command {
 		panic(err) // the flag is defined just above
 	}
 	return cmd
+}
+
+// fileKind names what a users_dir entry is: a file, or an object of a bucket.
+func fileKind(file string) string {
+	if config.IsBucketURL(file) {
+		return "object"
+	}
+	return "file"
 }
 
 // splitList splits a --permissions or --protocols value. An empty value is
@@ -171,7 +179,7 @@ func userRemoveCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "remove NAME",
-		Short: "Remove a user (its users_dir file, if it has one)",
+		Short: "Remove a user (its users_dir file or object, if it has one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := editor(path).RemoveUser(args[0])
@@ -180,7 +188,7 @@ func userRemoveCmd() *cobra.Command {
 			}
 			did := fmt.Sprintf("removed user %q", args[0])
 			if res.Removed {
-				did += " (file deleted)"
+				did += " (" + fileKind(res.File) + " deleted)"
 			}
 			report(cmd, res, did, "")
 			return nil

@@ -51,6 +51,9 @@ type Restart struct {
 	// host keys, the self-signed FTPS certificate, bans (state.go). Empty:
 	// all of it in state_dir or in memory, as on a single daemon.
 	StateURL string `yaml:"state_url"`
+	// UsersPoll is how often every daemon lists a bucket users_dir; 0:
+	// DefaultUsersPoll.
+	UsersPoll time.Duration `yaml:"users_poll"`
 }
 
 // Live holds the settings a reload applies while the daemon runs: the
@@ -61,7 +64,8 @@ type Live struct {
 	Users         []User        `yaml:"users"`
 	// UsersDir is a folder of *.yaml files, one user each (the fields of
 	// one users entry), for configuration management that drops a file per
-	// partner. Empty: none.
+	// partner, or a folder of a bucket, s3://BUCKET/PREFIX/, of such
+	// objects (fleet_users.go). Empty: none.
 	UsersDir string `yaml:"users_dir"`
 }
 

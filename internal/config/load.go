@@ -16,6 +16,10 @@ import (
 // A failure to read the main file is returned as is (it wraps the
 // *fs.PathError); everything else is the errors.Join of every problem found
 // across all the files, each a *FieldError.
+//
+// A users_dir in a bucket (s3://...) is not read: Load does no network
+// I/O. Its users are added by LoadWith or WithUserObjects from objects the
+// caller read.
 func Load(path string) (*Config, error) {
 	return LoadOverlay(path, nil)
 }
@@ -39,6 +43,10 @@ type Snapshot struct {
 	Sum      [sha256.Size]byte
 	UsersDir string // the users_dir that was read; "" none
 	Blank    bool   // the config file holds only white space
+	// Main is the SHA-256 of the config file's bytes alone (zero when it
+	// could not be read): a change of a bucket users_dir's objects alone
+	// leaves it as it was.
+	Main [sha256.Size]byte
 }
 
 // LoadSnapshot is Load, and the Snapshot of exactly the bytes it parsed.
@@ -53,13 +61,23 @@ func LoadSnapshot(path string) (*Config, Snapshot, error) {
 // way to tell whether the files changed since a LoadSnapshot.
 func ReadSnapshot(path, usersDir string) Snapshot {
 	l := &loader{sum: newSummer()}
-	if _, err := l.readFile(path); err == nil && usersDir != "" {
+	return l.readSnapshot(path, usersDir)
+}
+
+func (l *loader) readSnapshot(path, usersDir string) Snapshot {
+	if _, err := l.readFile(path); err == nil && l.readsUsersDir(usersDir) {
 		files, _ := l.userFiles(usersDir)
 		for _, f := range files {
 			_, _ = l.readFile(f)
 		}
 	}
 	return l.snapshot()
+}
+
+// readsUsersDir reports whether the loader reads the users_dir dir: not
+// when there is none, nor when it is a bucket whose objects were not given.
+func (l *loader) readsUsersDir(dir string) bool {
+	return dir != "" && (!IsBucketURL(dir) || l.bucket != nil)
 }
 
 func (l *loader) load(path string) (*Config, error) {
@@ -72,7 +90,7 @@ func (l *loader) load(path string) (*Config, error) {
 		errs := setFile(err, path)
 		// The main file is broken, but its users_dir may still be readable:
 		// reporting those files' problems now saves the operator a round.
-		if dir, line := usersDirOf(root); dir != "" {
+		if dir, line := usersDirOf(root); dir != "" && l.readsUsersDir(dir) {
 			errs = append(errs, l.loadUsersDir(nil, path, dir, line)...)
 		}
 		return nil, JoinErrors(errs)
@@ -81,7 +99,7 @@ func (l *loader) load(path string) (*Config, error) {
 	for i := range c.Users {
 		c.Users[i].Src.File = path
 	}
-	if c.UsersDir == "" {
+	if !l.readsUsersDir(c.UsersDir) {
 		return c, nil
 	}
 	if errs := l.loadUsersDir(c, path, c.UsersDir, c.lines["users_dir"]); len(errs) > 0 {
@@ -135,6 +153,6 @@ func (l *loader) snapshot() Snapshot {
 	if l.sum != nil {
 		copy(snap.Sum[:], l.sum.h.Sum(nil))
 	}
-	snap.UsersDir, snap.Blank = l.usersDir, l.blank
+	snap.UsersDir, snap.Blank, snap.Main = l.usersDir, l.blank, l.main
 	return snap
 }

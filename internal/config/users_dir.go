@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -71,13 +72,15 @@ func UserFiles(dir string) ([]string, error) {
 // Every file is read through ReadFile, so the same limits hold everywhere.
 type loader struct {
 	overlay map[string][]byte // cleaned path -> contents; nil contents: removed
+	bucket  *UserObjects      // a bucket users_dir's objects; nil: such a users_dir is not read (fleet_users.go)
 
 	// sum, when set, records every read (path, then bytes or error) and
 	// every folder listing, for a Snapshot.
 	sum      *summer
-	blank    bool   // the first file read (the config file) is only white space
-	read     int    // files read so far
-	usersDir string // the folder listed, if any
+	blank    bool              // the first file read (the config file) is only white space
+	main     [sha256.Size]byte // of the first file read, when summing
+	read     int               // files read so far
+	usersDir string            // the folder listed, if any
 }
 
 // readFile returns a file's contents, from the overlay or through ReadFile,
@@ -86,6 +89,9 @@ func (l *loader) readFile(path string) ([]byte, error) {
 	data, err := l.readContents(path)
 	if l.read == 0 {
 		l.blank = err == nil && len(bytes.TrimSpace(data)) == 0
+		if err == nil && l.sum != nil {
+			l.main = sha256.Sum256(data)
+		}
 	}
 	l.read++
 	l.sum.add("file", path, data, err)
@@ -93,6 +99,9 @@ func (l *loader) readFile(path string) ([]byte, error) {
 }
 
 func (l *loader) readContents(path string) ([]byte, error) {
+	if IsBucketURL(path) {
+		return l.readObject(path)
+	}
 	if data, ok := l.overlay[filepath.Clean(path)]; ok {
 		if data == nil {
 			return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
@@ -111,6 +120,9 @@ func (l *loader) userFiles(dir string) ([]string, error) {
 }
 
 func (l *loader) listUserFiles(dir string) ([]string, error) {
+	if IsBucketURL(dir) {
+		return l.listObjects(dir)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

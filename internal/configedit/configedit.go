@@ -7,8 +7,9 @@
 // byte-for-byte as it was.
 //
 // With users_dir set, new users get a file of their own there, and every
-// other edit changes whichever file defines the user. Nothing here talks to
-// a running daemon: it notices the change by itself.
+// other edit changes whichever file defines the user. A users_dir in a
+// bucket holds objects instead of files, written conditionally (bucket.go).
+// Nothing here talks to a running daemon: it notices the change by itself.
 package configedit
 
 import (
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/ssh"
 
@@ -52,6 +54,8 @@ type Check func(*config.Config) error
 type Editor struct {
 	Path  string // the main config file, as given to --config
 	Check Check  // nil: auth.NewDirectory over the users
+	// S3Client tunes the S3 client of a users_dir in a bucket (tests).
+	S3Client []func(*s3.Options)
 }
 
 // NewUser is what AddUser writes.
@@ -66,7 +70,7 @@ type NewUser struct {
 
 // Result says what an edit did.
 type Result struct {
-	File    string // the file written, created or removed
+	File    string // the file written, created or removed (an s3:// URL for an object)
 	Changed bool   // false: it already was as asked (Enable of an enabled user...)
 	Created bool   // File is a new users_dir file
 	Removed bool   // File, a users_dir file, was deleted
@@ -96,7 +100,7 @@ type UserInfo struct {
 
 // List returns every user of a valid config, in the order Load reads them.
 func (e *Editor) List() ([]UserInfo, error) {
-	cfg, err := e.load()
+	cfg, _, err := e.load()
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +151,7 @@ func (e *Editor) AddUser(nu NewUser) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cfg, unlock, err := e.begin()
+	cfg, b, unlock, err := e.begin()
 	if err != nil {
 		return Result{}, err
 	}
@@ -161,6 +165,9 @@ func (e *Editor) AddUser(nu NewUser) (Result, error) {
 		return Result{}, fmt.Errorf("read config: %w", err)
 	}
 
+	if b != nil {
+		return e.addObject(cfg, b, nu.Name+".yaml", node, u, mainData)
+	}
 	if cfg.UsersDir != "" {
 		file := filepath.Join(cfg.UsersDir, nu.Name+".yaml")
 		if _, err := os.Lstat(file); err == nil {
@@ -173,7 +180,7 @@ func (e *Editor) AddUser(nu NewUser) (Result, error) {
 			return Result{}, err
 		}
 		u.Src.File = file
-		if err := e.verify(cfg, map[string][]byte{file: out}, append(slices.Clone(cfg.Users), *u)); err != nil {
+		if err := e.verify(cfg, nil, map[string][]byte{file: out}, append(slices.Clone(cfg.Users), *u)); err != nil {
 			return Result{}, err
 		}
 		fi, err := os.Stat(cfg.File)
@@ -197,7 +204,28 @@ func (e *Editor) AddUser(nu NewUser) (Result, error) {
 	}
 	appendItem(users, node)
 	u.Src.File = cfg.File
-	return e.write(cfg, cfg.File, mainData, doc, append(slices.Clone(cfg.Users), *u))
+	return e.write(&target{cfg: cfg, b: b, file: cfg.File, data: mainData, doc: doc}, append(slices.Clone(cfg.Users), *u))
+}
+
+// addObject is AddUser into a bucket: the object name, created only if
+// there is none.
+func (e *Editor) addObject(cfg *config.Config, b *bucket, name string, node *yaml.Node, u *config.User, mainData []byte) (Result, error) {
+	url := b.users.URL + name
+	if _, ok := b.users.Objects[name]; ok {
+		return Result{}, fmt.Errorf("%s already exists but does not define user %q; rename or remove it first", url, u.Name)
+	}
+	out, err := encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{node}}, detectStyle(mainData))
+	if err != nil {
+		return Result{}, err
+	}
+	u.Src.File = url
+	if err := e.verify(cfg, b.with(name, out), nil, append(slices.Clone(cfg.Users), *u)); err != nil {
+		return Result{}, err
+	}
+	if err := b.create(name, out); err != nil {
+		return Result{}, err
+	}
+	return Result{File: url, Changed: true, Created: true}, nil
 }
 
 // RemoveUser removes a user: its entry in `users`, or its users_dir file.
@@ -208,8 +236,17 @@ func (e *Editor) RemoveUser(name string) (Result, error) {
 	}
 	defer unlock()
 	want := slices.Delete(slices.Clone(t.cfg.Users), t.i, t.i+1)
+	if t.object != "" {
+		if err := e.verify(t.cfg, t.b.with(t.object, nil), nil, want); err != nil {
+			return Result{}, err
+		}
+		if err := t.b.remove(t.object); err != nil {
+			return Result{}, err
+		}
+		return Result{File: t.file, Changed: true, Removed: true}, nil
+	}
 	if t.list == nil {
-		if err := e.verify(t.cfg, map[string][]byte{t.file: nil}, want); err != nil {
+		if err := e.verify(t.cfg, t.b.objects(), map[string][]byte{t.file: nil}, want); err != nil {
 			return Result{}, err
 		}
 		if err := removeFile(t.file, t.data); err != nil {
@@ -218,7 +255,7 @@ func (e *Editor) RemoveUser(name string) (Result, error) {
 		return Result{File: t.file, Changed: true, Removed: true}, nil
 	}
 	removeItem(t.list, t.j, t.listKey, true)
-	return e.write(t.cfg, t.file, t.data, t.doc, want)
+	return e.write(t, want)
 }
 
 // AddKey appends an authorized_keys line to a user's public_keys.
@@ -315,16 +352,20 @@ func (e *Editor) modify(name string, fn func(m *yaml.Node, want *config.User) (b
 	if err != nil || !changed {
 		return Result{File: t.file}, err
 	}
-	return e.write(t.cfg, t.file, t.data, t.doc, want)
+	return e.write(t, want)
 }
 
 // target is an existing user opened for editing.
 type target struct {
 	cfg  *config.Config
+	b    *bucket    // the users_dir in a bucket; nil: none
 	i    int        // the user's index in cfg.Users
-	file string     // the file that defines it
+	file string     // the file that defines it (an s3:// URL for an object)
 	data []byte     // that file's bytes
 	doc  *yaml.Node // and its tree
+	// object is the name in b of the object that defines the user; "":
+	// a local file.
+	object string
 	// For a user of the main file: the `users` list (safe to edit), its
 	// key, and the user's index in it. list is nil for a users_dir user,
 	// whose file is the user's mapping.
@@ -332,27 +373,29 @@ type target struct {
 	j             int
 }
 
-// begin takes the lock and loads the config.
-func (e *Editor) begin() (*config.Config, func(), error) {
+// begin takes the lock and loads the config. The lock is the config
+// file's: it orders the edits of one machine; a bucket's conditional writes
+// order those of several.
+func (e *Editor) begin() (*config.Config, *bucket, func(), error) {
 	unlock, err := lock(e.Path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	cfg, err := e.load()
+	cfg, b, err := e.load()
 	if err != nil {
 		unlock()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return cfg, unlock, nil
+	return cfg, b, unlock, nil
 }
 
 // open begins an edit of the user called name.
 func (e *Editor) open(name string) (*target, func(), error) {
-	cfg, unlock, err := e.begin()
+	cfg, b, unlock, err := e.begin()
 	if err != nil {
 		return nil, nil, err
 	}
-	t, err := find(cfg, name)
+	t, err := find(cfg, b, name)
 	if err != nil {
 		unlock()
 		return nil, nil, err
@@ -360,14 +403,16 @@ func (e *Editor) open(name string) (*target, func(), error) {
 	return t, unlock, nil
 }
 
-func find(cfg *config.Config, name string) (*target, error) {
-	t := &target{cfg: cfg, i: indexOf(cfg.Users, name)}
+func find(cfg *config.Config, b *bucket, name string) (*target, error) {
+	t := &target{cfg: cfg, b: b, i: indexOf(cfg.Users, name)}
 	if t.i < 0 {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, name)
 	}
 	t.file = cfg.Users[t.i].Src.File
 	var err error
-	if t.data, err = config.ReadFile(t.file); err != nil {
+	if t.object = b.objectName(t.file); t.object != "" {
+		t.data = b.users.Objects[t.object]
+	} else if t.data, err = config.ReadFile(t.file); err != nil {
 		return nil, fmt.Errorf("read %s: %w", t.file, err)
 	}
 	if t.doc, err = decode(t.data, t.file); err != nil {
@@ -388,37 +433,47 @@ func find(cfg *config.Config, name string) (*target, error) {
 	return t, nil
 }
 
-// write renders doc, the edited tree of file (whose bytes were data), checks
-// the result and replaces the file.
-func (e *Editor) write(cfg *config.Config, file string, data []byte, doc *yaml.Node, want []config.User) (Result, error) {
-	out, reformatted, lost, err := render(doc, data)
+// write renders t.doc, the edited tree of t.file (whose bytes were
+// t.data), checks the result and replaces the file, or the object if the
+// version read is still there.
+func (e *Editor) write(t *target, want []config.User) (Result, error) {
+	out, reformatted, lost, err := render(t.doc, t.data)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := e.verify(cfg, map[string][]byte{file: out}, want); err != nil {
-		return Result{}, err
+	if t.object != "" {
+		if err := e.verify(t.cfg, t.b.with(t.object, out), nil, want); err != nil {
+			return Result{}, err
+		}
+		if err := t.b.replace(t.object, out); err != nil {
+			return Result{}, err
+		}
+	} else {
+		if err := e.verify(t.cfg, t.b.objects(), map[string][]byte{t.file: out}, want); err != nil {
+			return Result{}, err
+		}
+		if err := replaceFile(t.file, out, t.data); err != nil {
+			return Result{}, err
+		}
 	}
-	if err := replaceFile(file, out, data); err != nil {
-		return Result{}, err
-	}
-	return Result{File: file, Changed: true, Reformatted: reformatted, LostComments: lost}, nil
+	return Result{File: t.file, Changed: true, Reformatted: reformatted, LostComments: lost}, nil
 }
 
 // load loads and checks the config as it is now: an edit starts only from a
 // config that start-up would accept.
-func (e *Editor) load() (*config.Config, error) {
-	cfg, err := config.Load(e.Path)
+func (e *Editor) load() (*config.Config, *bucket, error) {
+	cfg, b, err := loadConfig(e.Path, e.S3Client)
 	if err == nil {
 		err = e.check(cfg)
 	}
 	if err != nil {
 		var fe *config.FieldError
 		if errors.As(err, &fe) {
-			return nil, fmt.Errorf("the config is not valid; fix it first (`wharf config check`), nothing was changed:\n%w", err)
+			return nil, nil, fmt.Errorf("the config is not valid; fix it first (`wharf config check`), nothing was changed:\n%w", err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return cfg, nil
+	return cfg, b, nil
 }
 
 func (e *Editor) check(cfg *config.Config) error {
@@ -429,12 +484,13 @@ func (e *Editor) check(cfg *config.Config) error {
 	return err
 }
 
-// verify loads the config with overlay in place of the files it names and
+// verify loads the config with overlay in place of the files it names (and
+// objs as the objects of a users_dir in a bucket; nil: none) and
 // checks it as start-up would; then it checks that the edit did exactly
 // what was asked: the users are want (compared by name, with their files),
 // and nothing else changed.
-func (e *Editor) verify(old *config.Config, overlay map[string][]byte, want []config.User) error {
-	cfg, err := config.LoadOverlay(e.Path, overlay)
+func (e *Editor) verify(old *config.Config, objs *config.UserObjects, overlay map[string][]byte, want []config.User) error {
+	cfg, err := config.LoadWith(e.Path, config.LoadOptions{Overlay: overlay, Objects: objs})
 	if err == nil {
 		err = e.check(cfg)
 	}

@@ -90,7 +90,8 @@ type Daemon struct {
 
 	admin   *admin.Server
 	adminLn net.Listener
-	rl      reloader // hot reload: the config in force (reload.go)
+	rl      reloader     // hot reload: the config in force (reload.go)
+	ub      *usersBucket // the poller of a users_dir in a bucket; nil: none (users_bucket.go)
 
 	sftp   *sftpd.Server
 	sftpLn net.Listener
@@ -109,13 +110,7 @@ type Daemon struct {
 // New builds every part from cfg and binds the listeners, so that a bad
 // address or a port in use fails start-up rather than the first login.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	dir, err := Check(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d := &Daemon{cfg: cfg, log: log}
-	d.users.Store(dir)
-
+	d := &Daemon{log: log}
 	d.metrics = admin.NewMetrics(admin.Sources{
 		Sessions: d.sessionsByProtocol,
 		Bans:     func() int { return len(d.guard.Bans()) },
@@ -123,6 +118,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		// The gate is built below; nothing scrapes before New returns.
 		PasswordChecks: func() (int, int) { return d.gate.PasswordChecks() },
 	})
+	// A users_dir in a bucket: cfg comes from config.Load without its
+	// users, which are read here.
+	ub, cfg, err := openUsersBucket(cfg, log, d.metrics.S3Request)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := Check(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.cfg, d.ub = cfg, ub
+	d.users.Store(dir)
+
 	// The event queue holds state_dir's lock: opened first, a second
 	// daemon started by mistake on the same state_dir stops here, before
 	// its storage recovery could take the first one's uploads in progress

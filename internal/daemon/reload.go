@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ const (
 	triggerWatch  = "watch"  // a file event or the periodic re-check
 	triggerSignal = "signal" // SIGHUP
 	triggerCall   = "call"   // Reload called by the embedder (tests)
+	triggerBucket = "bucket" // the poll of a users_dir in a bucket found changes (users_bucket.go)
 )
 
 // reloader is the hot-reload state of a Daemon. d.cfg stays the config
@@ -59,6 +61,7 @@ type reloader struct {
 	mu     sync.Mutex     // one reload (or re-check) at a time
 	cur    *config.Config // in force: the last good config, restart-only settings as at start
 	sum    digest         // of the bytes cur came from; zero when unknown
+	main   digest         // of the config file's bytes alone, within sum
 	badSum digest         // of the last bytes that failed, so a failure is logged once
 	badErr error
 
@@ -85,7 +88,8 @@ func (d *Daemon) initReload(cfg *config.Config) {
 		// A file that changed since the CLI loaded it differs from this sum
 		// only if it changed before this read: the first re-check then
 		// reloads, which is right either way.
-		r.sum = config.ReadSnapshot(r.path, cfg.UsersDir).Sum
+		snap := d.readSnapshot(cfg.UsersDir)
+		r.sum, r.main = snap.Sum, snap.Main
 	}
 }
 
@@ -99,7 +103,8 @@ func (d *Daemon) Directory() *auth.Directory { return d.users.Load() }
 // Reload re-reads the config file and its users_dir. Identical bytes are a
 // no-op. New bytes are applied only once two reads at least reloadStable
 // apart have seen them, so Reload may wait that long (and gives up on files
-// that keep changing). Then the whole new config is loaded and checked; only
+// that keep changing); new objects of a users_dir in a bucket, which are
+// written whole, at once. Then the whole new config is loaded and checked; only
 // when all of it is valid is the new user directory swapped in (a login
 // sees the old one or the new one, never a mix), what changed logged, and
 // the live sessions reconciled: those whose user, key or password the new
@@ -108,7 +113,13 @@ func (d *Daemon) Directory() *auth.Directory { return d.users.Load() }
 // Settings that cannot change live are logged as needing a restart and
 // keep their old values. An invalid config changes nothing; Reload returns
 // its errors (errors.Join of *config.FieldError, each with file and line).
+// A users_dir in a bucket is polled first.
 func (d *Daemon) Reload() error {
+	if d.ub != nil {
+		if _, err := d.ub.poll(context.Background()); err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+	}
 	for range reloadCallTries {
 		res, due, err := d.reload(triggerCall)
 		if res != reloadPending {
@@ -144,7 +155,7 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 	if !r.pendAt.IsZero() {
 		usersDir = r.pendDir // a pending config may name another users_dir
 	}
-	snap := config.ReadSnapshot(r.path, usersDir)
+	snap := d.readSnapshot(usersDir)
 	switch {
 	case snap.Sum == r.sum:
 		// Back to the config in force: a failure seen before is over, and
@@ -155,18 +166,25 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 		return reloadStillFailed, time.Time{}, r.badErr
 	}
 	now := time.Now()
-	if r.pendAt.IsZero() || snap.Sum != r.pendSum {
+	switch {
+	case d.ub != nil && snap.Main == r.main && snap.UsersDir == r.cur.UsersDir:
+		// Only the objects of the users_dir in a bucket changed: an object
+		// is written whole, and the poller hands over a whole listing's
+		// worth, so there is nothing half written to wait out.
+		r.pendSum, r.pendAt, r.pendDir = snap.Sum, now, snap.UsersDir
+	case r.pendAt.IsZero() || snap.Sum != r.pendSum:
 		r.pendSum, r.pendAt, r.pendDir = snap.Sum, now, snap.UsersDir
 		return reloadPending, now.Add(reloadStable), nil
-	}
-	if due := r.pendAt.Add(reloadStable); now.Before(due) {
-		return reloadPending, due, nil
+	default:
+		if due := r.pendAt.Add(reloadStable); now.Before(due) {
+			return reloadPending, due, nil
+		}
 	}
 
 	// The same bytes a second apart: load them. LoadSnapshot says what it
 	// parsed; if that is not what was pending (a write since, or the new
 	// config names another users_dir), it is the new first read.
-	cfg, snap, err := config.LoadSnapshot(r.path)
+	cfg, snap, err := config.LoadSnapshotWith(r.path, d.loadOptions())
 	if snap.Sum != r.pendSum {
 		r.pendSum, r.pendAt, r.pendDir = snap.Sum, now, snap.UsersDir
 		return reloadPending, now.Add(reloadStable), nil
@@ -199,7 +217,7 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 	changes := auth.Diff(d.users.Load(), dir)
 	d.users.Store(dir)
 	// sum covers the users_dir of the new config, now in force.
-	r.cur, r.sum, r.badSum, r.badErr = next, sum, digest{}, nil
+	r.cur, r.sum, r.main, r.badSum, r.badErr = next, sum, snap.Main, digest{}, nil
 	r.grace.Store(int64(next.ShutdownGrace))
 
 	for _, c := range changes {
@@ -287,6 +305,9 @@ func nonNil(s []string) []string {
 // was not loaded from a file.
 func (d *Daemon) startWatcher() (stop func()) {
 	if d.rl.path == "" {
+		if d.ub != nil {
+			d.log.Warn("users_dir is read once: the config was not loaded from a file, so nothing reloads", "component", "reload", "users_dir", d.ub.url)
+		}
 		return func() {}
 	}
 	quit := make(chan struct{})
@@ -295,7 +316,26 @@ func (d *Daemon) startWatcher() (stop func()) {
 		defer close(done)
 		d.watch(quit)
 	}()
+	stopPoll := func() {}
+	if d.ub != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		polled := make(chan struct{})
+		go func() {
+			defer close(polled)
+			d.ub.run(ctx, func() {
+				select {
+				case d.ub.changed <- struct{}{}:
+				default: // the watcher has a cue pending already
+				}
+			})
+		}()
+		stopPoll = func() {
+			cancel()
+			<-polled
+		}
+	}
 	return func() {
+		stopPoll()
 		close(quit)
 		<-done
 	}
@@ -319,6 +359,10 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 	}
 	w.sync()
 	log.Debug("watching config", "file", d.rl.path, "dirs", w.dirs())
+	var bucketChanged <-chan struct{} // nil without a users_dir in a bucket: never ready
+	if d.ub != nil {
+		bucketChanged = d.ub.changed
+	}
 
 	poll := time.NewTicker(reloadPoll)
 	defer poll.Stop()
@@ -360,7 +404,14 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 			return
 		case <-hup:
 			log.Info("reload requested", "signal", "SIGHUP")
+			if d.ub != nil {
+				d.ub.pollNow() // its changes come back through bucketChanged
+			}
 			look(triggerSignal)
+		case <-bucketChanged:
+			// Objects are written whole: no debounce. A change of the
+			// config file at the same time still waits for reloadStable.
+			look(triggerBucket)
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
@@ -434,8 +485,26 @@ func (d *Daemon) changed() bool {
 	r := &d.rl
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sum := config.ReadSnapshot(r.path, r.cur.UsersDir).Sum
+	sum := d.readSnapshot(r.cur.UsersDir).Sum
 	return sum != r.sum && sum != r.badSum
+}
+
+// loadOptions are what a load of the config file reads besides local
+// files: the objects of a users_dir in a bucket as last polled. A daemon
+// without a poller passes an empty set, so that a config that now names a
+// bucket fails to load (the poller starts only with the daemon) rather
+// than loading without the users_dir's users.
+func (d *Daemon) loadOptions() config.LoadOptions {
+	if d.ub == nil {
+		return config.LoadOptions{Objects: &config.UserObjects{}}
+	}
+	return config.LoadOptions{Objects: d.ub.current()}
+}
+
+// readSnapshot is config.ReadSnapshot of the config file with usersDir,
+// with the bucket's objects as last polled.
+func (d *Daemon) readSnapshot(usersDir string) config.Snapshot {
+	return config.ReadSnapshotWith(d.rl.path, usersDir, d.loadOptions())
 }
 
 // flatten lists the errors joined in err (errors.Join nests).
@@ -478,7 +547,7 @@ func (w *watcher) targets() (dirs, names []string, usersDir string) {
 		dirs = append(dirs, filepath.Dir(p))
 	}
 	for _, p := range []string{w.d.rl.path, ud} {
-		if p == "" {
+		if p == "" || config.IsBucketURL(p) { // a bucket is polled (users_bucket.go)
 			continue
 		}
 		abs, err := filepath.Abs(p)
