@@ -69,12 +69,7 @@ func readBucket(ctx context.Context, cfg *config.Config, s3opts []func(*s3.Optio
 		return nil, fmt.Errorf("users_dir %s: %s", cfg.UsersDir, msg)
 	}
 	c := cfg.Storage.S3
-	objs, err := s3store.NewObjects(ctx, s3store.Config{
-		Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle,
-		AccessKeyID: c.AccessKeyID, SecretAccessKeyFile: c.SecretAccessKeyFile,
-		// Checked by Validate, unused by Objects.
-		PartSize: int64(c.PartSize), UploadConcurrency: c.UploadConcurrency, Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects,
-	}, url, s3opts...)
+	objs, err := s3store.NewObjects(ctx, s3store.FromConfig(c), url, s3opts...)
 	if err != nil {
 		return nil, fmt.Errorf("users_dir %s: %w", url, err)
 	}

@@ -40,7 +40,7 @@ func OpenState(ctx context.Context, cfg *config.Config, count func(op string)) (
 	if count != nil {
 		opts = append(opts, s3store.CountRequests(count))
 	}
-	obj, err := s3store.NewObjects(ctx, s3Config(cfg.Storage.S3), cfg.StateURL, opts...)
+	obj, err := s3store.NewObjects(ctx, s3store.FromConfig(cfg.Storage.S3), cfg.StateURL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("state_url: %w", err)
 	}

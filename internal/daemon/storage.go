@@ -60,7 +60,7 @@ func openS3(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend
 	log = log.With("component", "s3")
 	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
 	defer cancel()
-	b, err := s3store.NewBackend(ctx, s3Config(c), s3store.Options{SpoolDir: spool, PartialTTL: cfg.Uploads.PartialTTL, Log: log, CountRequest: m.S3Request})
+	b, err := s3store.NewBackend(ctx, s3store.FromConfig(c), s3store.Options{SpoolDir: spool, PartialTTL: cfg.Uploads.PartialTTL, Log: log, CountRequest: m.S3Request})
 	if err != nil {
 		return nil, err
 	}
@@ -77,14 +77,4 @@ func openS3(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend
 	m.RecoveredUploads(recovered)
 	m.SweptUploads(aborted)
 	return b, nil
-}
-
-// s3Config is storage.s3 as s3store takes it.
-func s3Config(c config.S3) s3store.Config {
-	return s3store.Config{
-		Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle, Prefix: c.Prefix,
-		AccessKeyID: c.AccessKeyID, SecretAccessKeyFile: c.SecretAccessKeyFile,
-		PartSize: int64(c.PartSize), UploadConcurrency: c.UploadConcurrency,
-		Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects,
-	}
 }

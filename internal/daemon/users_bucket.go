@@ -7,12 +7,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
 
@@ -79,7 +77,11 @@ func openUsersBucket(cfg *config.Config, log *slog.Logger, count func(op string)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), usersReadTimeout)
 	defer cancel()
-	b, err := newUsersBucket(ctx, cfg, log, countedHTTP(count))
+	var opts []func(*s3.Options)
+	if count != nil {
+		opts = append(opts, s3store.CountRequests(count))
+	}
+	b, err := newUsersBucket(ctx, cfg, log, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,12 +103,7 @@ func newUsersBucket(ctx context.Context, cfg *config.Config, log *slog.Logger, o
 		return nil, fmt.Errorf("users_dir %s: %s", cfg.UsersDir, msg) // validated already
 	}
 	c := cfg.Storage.S3
-	objs, err := s3store.NewObjects(ctx, s3store.Config{
-		Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle,
-		AccessKeyID: c.AccessKeyID, SecretAccessKeyFile: c.SecretAccessKeyFile,
-		// Checked by Validate, unused by Objects.
-		PartSize: int64(c.PartSize), UploadConcurrency: c.UploadConcurrency, Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects,
-	}, canon, opts...)
+	objs, err := s3store.NewObjects(ctx, s3store.FromConfig(c), canon, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("users_dir %s: %w", canon, err)
 	}
@@ -284,26 +281,4 @@ func (b *usersBucket) report(err error) {
 	default:
 		b.log.Debug("cannot read the users bucket", "err", err.Error())
 	}
-}
-
-// countedHTTP returns an S3 client option that calls count with the
-// operation's name ("ListObjectsV2", "GetObject") for every HTTP request
-// the client sends, retries included, so that the poller's requests show in
-// wharf_s3_requests_total beside the storage's. nil count: no option.
-func countedHTTP(count func(op string)) func(*s3.Options) {
-	return func(o *s3.Options) {
-		if count != nil {
-			o.HTTPClient = countingClient{next: o.HTTPClient, count: count}
-		}
-	}
-}
-
-type countingClient struct {
-	next  s3.HTTPClient
-	count func(op string)
-}
-
-func (c countingClient) Do(r *http.Request) (*http.Response, error) {
-	c.count(awsmiddleware.GetOperationName(r.Context()))
-	return c.next.Do(r)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/s3store"
 	"github.com/wharf-sftp/wharf/internal/s3test"
 )
 
@@ -121,7 +122,7 @@ func TestUsersBucketPoll(t *testing.T) {
 	put("homes/acme/report.yaml", user("evil"))
 
 	var reqs requests
-	b, err := newUsersBucket(ctx, cfg, slog.New(slog.DiscardHandler), countedHTTP(reqs.count), reqs.failing())
+	b, err := newUsersBucket(ctx, cfg, slog.New(slog.DiscardHandler), s3store.CountRequests(reqs.count), reqs.failing())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestUsersBucketRun(t *testing.T) {
 	cfg := bucketConfig(t, srv, bucket)
 	cfg.UsersPoll = 100 * time.Millisecond
 	var reqs requests
-	b, err := newUsersBucket(context.Background(), cfg, slog.New(slog.DiscardHandler), countedHTTP(reqs.count))
+	b, err := newUsersBucket(context.Background(), cfg, slog.New(slog.DiscardHandler), s3store.CountRequests(reqs.count))
 	if err != nil {
 		t.Fatal(err)
 	}

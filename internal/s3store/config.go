@@ -197,3 +197,15 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// FromConfig is storage.s3 of the config file as this package takes it:
+// the one mapping, for the backend and for every fleet folder (users,
+// state) reached with the same endpoint and credentials.
+func FromConfig(c config.S3) Config {
+	return Config{
+		Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle, Prefix: c.Prefix,
+		AccessKeyID: c.AccessKeyID, SecretAccessKeyFile: c.SecretAccessKeyFile,
+		PartSize: int64(c.PartSize), UploadConcurrency: c.UploadConcurrency,
+		Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects,
+	}
+}
