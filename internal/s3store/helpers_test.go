@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,25 +23,9 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// isolateAWS keeps the developer's AWS setup out of a test: no profile
-// files, no credentials or region from the environment, and no instance
-// metadata lookups (the SDK's default chain would otherwise try
-// 169.254.169.254, off this machine). AWS_CA_BUNDLE is left as it is.
-func isolateAWS(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, v := range os.Environ() {
-		name, _, _ := strings.Cut(v, "=")
-		if strings.HasPrefix(name, "AWS_") && name != "AWS_CA_BUNDLE" &&
-			name != "AWS_CONFIG_FILE" && name != "AWS_SHARED_CREDENTIALS_FILE" && name != "AWS_EC2_METADATA_DISABLED" {
-			t.Setenv(name, "")
-			os.Unsetenv(name)
-		}
-	}
-}
+// isolateAWS keeps the developer's AWS setup away from the clients a
+// test builds (s3test.IsolateAWS).
+func isolateAWS(t *testing.T) { s3test.IsolateAWS(t) }
 
 // machineBundle sets AWS_CA_BUNDLE as these machines do (to the system
 // bundle) unless it is already set, and returns it: every S3 test runs as
