@@ -94,8 +94,8 @@ type Daemon struct {
 	adminLn net.Listener
 	// probe reads state_url's folder for /readyz; nil without state_url.
 	probe *s3store.Objects
-	rl      reloader     // hot reload: the config in force (reload.go)
-	ub      *usersBucket // the poller of a users_dir in a bucket; nil: none (users_bucket.go)
+	rl    reloader     // hot reload: the config in force (reload.go)
+	ub    *usersBucket // the poller of a users_dir in a bucket; nil: none (users_bucket.go)
 
 	sftp   *sftpd.Server
 	sftpLn net.Listener
