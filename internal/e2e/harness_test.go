@@ -182,6 +182,10 @@ type daemonOpts struct {
 	S3Endpoint func(store string) string
 	// S3Setstat is storage.s3.setstat; "": absent (the default, ignore).
 	S3Setstat string
+	// S3Shared and S3Bucket, for the s3 backend, point the daemon at an
+	// existing store and bucket instead of its own: a fleet shares one.
+	S3Shared *s3test.Server
+	S3Bucket string
 }
 
 // daemon is one running `wharf serve`. Port, Addr, HostKeyFP and KnownHosts
@@ -247,7 +251,10 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 			t.Fatalf("create storage root: %v", err)
 		}
 	}
-	if backend == "s3" {
+	if backend == "s3" && o.S3Shared != nil {
+		d.S3, d.Bucket = o.S3Shared, o.S3Bucket
+		d.secrets = append(d.secrets, d.S3.SecretKey)
+	} else if backend == "s3" {
 		d.S3 = s3test.Start(t)
 		d.Bucket = d.S3.NewBucket(t)
 		d.secrets = append(d.secrets, d.S3.SecretKey)
