@@ -188,8 +188,10 @@ type daemonOpts struct {
 	// existing store and bucket instead of its own: a fleet shares one.
 	S3Shared *s3test.Server
 	S3Bucket string
+	// S3Prefix is storage.s3.prefix; "": absent (the bucket's root).
+	S3Prefix string
 	// StatePrefix is the key prefix in the bucket of the daemon's
-	// state_url: known_hosts is then made of the fleet's host keys there,
+	// state_url's identity folder: known_hosts is then made of the fleet's host keys there,
 	// not state_dir's (a daemon with state_url writes none there).
 	StatePrefix string
 	// Deferred: startDaemon writes the config and returns the daemon
@@ -279,7 +281,7 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 	}
 	d.ciphers = o.Ciphers
 	if d.S3 != nil {
-		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat}
+		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat, Prefix: o.S3Prefix}
 		if o.S3Endpoint != nil {
 			d.s3conf.Endpoint = o.S3Endpoint(d.S3.Endpoint)
 		}
@@ -337,6 +339,7 @@ type yamlS3 struct {
 	// multipart path.
 	PartSize string `yaml:"part_size"`
 	Setstat  string `yaml:"setstat,omitempty"`
+	Prefix   string `yaml:"prefix,omitempty"`
 }
 
 // writeConfig marshals the config rather than templating it, so that no key,
@@ -358,7 +361,7 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 			t.Fatalf("write s3 secret: %v", err)
 		}
 		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.s3conf.Endpoint, PathStyle: true,
-			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat}
+			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat, Prefix: d.s3conf.Prefix}
 	}
 	for _, u := range d.users {
 		yu := yamlUser{Name: u.Name, Home: u.Home}
