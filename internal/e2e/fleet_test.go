@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/csv"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -36,7 +38,7 @@ const haproxyExample = "../../deploy/haproxy/haproxy.cfg"
 type fleet struct {
 	daemons []*daemon
 	front   int    // the balancer's port on 127.0.0.1
-	ready   string // the balancer's monitor URL: 200 while all daemons pass /readyz
+	ready   string // the balancer's statistics, in CSV (balancerReady)
 	haproxy *bgClient
 }
 
@@ -48,7 +50,8 @@ func startFleet(t *testing.T, users ...*testUser) *fleet {
 	bucket := store.NewBucket(t)
 	// A failure threshold of 3: each daemon counts the failures it sees
 	// (only bans are shared), and the balancer spreads ten attempts over
-	// three daemons, 4+3+3.
+	// three daemons, 4+3+3. 127.0.9.0/24 is exempt: the polls for a user's
+	// arrival and removal fail logins on purpose.
 	extra := fmt.Sprintf(`users_dir: s3://%[1]s/fleet/users/
 users_poll: 1s
 state_url: s3://%[1]s/fleet/state/
@@ -56,7 +59,7 @@ admin:
   listen: 127.0.0.1:0
 defender:
   threshold: 3
-  allow: []
+  allow: [127.0.9.0/24]
 `, bucket) + proxyTrusted
 	f := &fleet{}
 	for range fleetSize {
@@ -93,19 +96,20 @@ defender:
 }
 
 // startHAProxyConfig runs HAProxy with cfg, a whole config, plus a
-// monitor frontend that answers 200 only while every daemon of backend
-// wharf_sftp passes its health check; it waits until it does.
+// frontend of HAProxy's statistics in CSV; it waits until every daemon of
+// backend wharf_sftp has passed a /readyz check (L7OK), and returns the
+// statistics' URL.
 func startHAProxyConfig(t *testing.T, cfg string) (string, *bgClient) {
 	t.Helper()
 	bin := haproxyBin(t)
 	port := freePortOn(t, "127.0.0.1")
 	cfg += fmt.Sprintf(`
-frontend ready
+frontend stats
     mode http
     bind 127.0.0.1:%d
-    monitor-uri /ready
-    monitor fail if { nbsrv(wharf_sftp) lt %d }
-`, port, fleetSize)
+    stats enable
+    stats uri /stats
+`, port)
 	path := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -120,30 +124,56 @@ frontend ready
 		}
 	})
 	h = startBackground(t, nil, bin, "-db", "-f", path)
-	url := fmt.Sprintf("http://127.0.0.1:%d/ready", port)
+	url := fmt.Sprintf("http://127.0.0.1:%d/stats;csv", port)
 	deadline := time.Now().Add(haproxyStart)
-	for !balancerReady(url) {
+	for balancerReady(url) != "" {
 		select {
 		case <-h.done:
 			t.Fatalf("haproxy exited at start:\n%s", h.output())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not ready with %d daemons after %v:\n%s", fleetSize, haproxyStart, h.output())
+			t.Fatalf("haproxy's checks of /readyz not all passed after %v: %s\n%s", haproxyStart, balancerReady(url), h.output())
 		}
 	}
 	return url, h
 }
 
-// balancerReady reports whether the monitor URL answers 200.
-func balancerReady(url string) bool {
+// balancerReady reads HAProxy's statistics at url and returns "" when
+// each of the fleet's daemons is UP in backend wharf_sftp with its last
+// check an HTTP one that passed (L7OK: /readyz answered 200), else what
+// is not.
+func balancerReady(url string) string {
 	client := http.Client{Timeout: time.Second}
 	resp, err := client.Get(url)
 	if err != nil {
-		return false
+		return err.Error()
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	defer resp.Body.Close()
+	rows, err := csv.NewReader(io.LimitReader(resp.Body, 1<<20)).ReadAll()
+	if err != nil || len(rows) == 0 {
+		return fmt.Sprintf("stats: %v", err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[strings.TrimPrefix(name, "# ")] = i
+	}
+	ok := 0
+	var not []string
+	for _, r := range rows[1:] {
+		if r[col["pxname"]] != "wharf_sftp" || !strings.HasPrefix(r[col["svname"]], "wharf") {
+			continue
+		}
+		if r[col["status"]] == "UP" && r[col["check_status"]] == "L7OK" {
+			ok++
+		} else {
+			not = append(not, r[col["svname"]]+": "+r[col["status"]]+" "+r[col["check_status"]])
+		}
+	}
+	if ok != fleetSize {
+		return fmt.Sprintf("%d of %d daemons UP with /readyz passed; %v", ok, fleetSize, not)
+	}
+	return ""
 }
 
 // runCmdErr runs a short command (haproxy -c) and returns its output.
@@ -224,20 +254,20 @@ func TestFleet(t *testing.T) {
 	}
 
 	// (c) A user added against the bucket logs in through all three; a
-	// removed key stops working on all three. Failed attempts come from
-	// 127.0.0.6, so that they count against no address used later.
+	// removed key stops working on all three. The polls come from
+	// 127.0.9.1, in defender.allow: their failures ban nobody.
 	cfg := f.daemons[0].ConfigPath
 	added := time.Now()
 	wharfUser(t, cfg, "", "add", "bob", "--home", "/bob", "--key-file", bob.KeyFile+".pub")
 	took := f.eachWithin(t, "bob logs in", added, fleetWithin, func(d *daemon) bool {
-		_, _, err := sftpDirect(t, d, bob, "127.0.0.2", "ls\n")
+		_, _, err := sftpDirect(t, d, bob, "127.0.9.1", "ls\n")
 		return err == nil
 	})
 	t.Logf("`wharf user add`: bob logs in on all %d daemons %v after it started", fleetSize, took.Round(time.Millisecond))
 	removed := time.Now()
 	wharfUser(t, cfg, "", "key", "remove", "bob", bob.Fingerprint())
 	took = f.eachWithin(t, "bob's removed key refused", removed, fleetWithin, func(d *daemon) bool {
-		_, _, err := sftpDirect(t, d, bob, "127.0.0.6", "ls\n")
+		_, _, err := sftpDirect(t, d, bob, "127.0.9.1", "ls\n")
 		return err != nil
 	})
 	t.Logf("`wharf user key remove`: bob's key refused on all %d daemons %v after it started", fleetSize, took.Round(time.Millisecond))
@@ -258,6 +288,12 @@ func TestFleet(t *testing.T) {
 		return err != nil
 	})
 	t.Logf("ten failed logins through the balancer: 127.0.0.3 refused by all %d daemons %v after the first", fleetSize, took.Round(time.Millisecond))
+	for _, d := range f.daemons { // refused for the ban, not for another reason
+		d.WaitLog(t, func(l map[string]any) bool {
+			r, _ := l["remote"].(string)
+			return l["msg"] == "refused" && strings.HasPrefix(r, "127.0.0.3:") && strings.Contains(fmt.Sprint(l["err"]), "too many failed logins")
+		}, time.Second)
+	}
 	if _, _, err := f.sftpBalanced(t, alice, "127.0.0.3", "ls\n"); err == nil {
 		t.Error("banned 127.0.0.3 logged in through the balancer")
 	}
@@ -272,8 +308,8 @@ func TestFleet(t *testing.T) {
 
 	// The health checks on /readyz passed all along: every daemon is
 	// still in the balancer.
-	if !balancerReady(f.ready) || strings.Contains(f.haproxy.output(), " is DOWN") {
-		t.Errorf("a daemon failed HAProxy's /readyz check:\n%s", f.haproxy.output())
+	if why := balancerReady(f.ready); why != "" || strings.Contains(f.haproxy.output(), " is DOWN") {
+		t.Errorf("a daemon failed HAProxy's /readyz check: %s\n%s", why, f.haproxy.output())
 	}
 	t.Logf("TestFleet ran %v", time.Since(began).Round(time.Millisecond))
 }
