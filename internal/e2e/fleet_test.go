@@ -48,9 +48,10 @@ func startFleet(t *testing.T, users ...*testUser) *fleet {
 	t.Helper()
 	store := s3test.Start(t)
 	bucket := store.NewBucket(t)
-	// A failure threshold of 3: each daemon counts the failures it sees
+	// A failure threshold of 4: each daemon counts the failures it sees
 	// (only bans are shared), and the balancer spreads ten attempts over
-	// three daemons, 4+3+3. 127.0.9.0/24 is exempt: the polls for a user's
+	// three daemons, 4+3+3: one bans, the others must learn it from the
+	// bucket. 127.0.9.0/24 is exempt: the polls for a user's
 	// arrival and removal fail logins on purpose.
 	extra := fmt.Sprintf(`users_dir: s3://%[1]s/fleet/users/
 users_poll: 1s
@@ -58,7 +59,7 @@ state_url: s3://%[1]s/fleet/state/
 admin:
   listen: 127.0.0.1:0
 defender:
-  threshold: 3
+  threshold: 4
   allow: [127.0.9.0/24]
 `, bucket) + proxyTrusted
 	f := &fleet{}
@@ -275,7 +276,7 @@ func TestFleet(t *testing.T) {
 	// (d) Ten wrong passwords through the balancer from 127.0.0.3.
 	sftp, sshpass := requireClient(t, "sftp"), requireClient(t, "sshpass")
 	wrong := "not-" + alice.Password
-	failed := time.Now()
+	first := time.Now()
 	for i := range 10 {
 		args := append([]string{"-e", sftp}, viaBalancer(f.daemons[0], f.front, "127.0.0.3")...)
 		args = append(append(args, opensshPasswordArgs(f.daemons[0])...), "-b", writeBatch(t, "pwd\n"), target(alice))
@@ -283,15 +284,32 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("wrong password %d accepted", i)
 		}
 	}
+	// The ban comes at the tenth failure, on the daemon that saw four.
+	failed := time.Now()
 	took = f.eachWithin(t, "127.0.0.3 banned", failed, fleetWithin, func(d *daemon) bool {
 		_, _, err := sftpDirect(t, d, alice, "127.0.0.3", "ls\n")
 		return err != nil
 	})
-	t.Logf("ten failed logins through the balancer: 127.0.0.3 refused by all %d daemons %v after the first", fleetSize, took.Round(time.Millisecond))
+	t.Logf("ten failed logins through the balancer (%v): 127.0.0.3 refused by all %d daemons %v after the last",
+		failed.Sub(first).Round(time.Millisecond), fleetSize, took.Round(time.Millisecond))
+	own := 0 // daemons that banned 127.0.0.3 from their own count
+	for _, d := range f.daemons {
+		for _, l := range d.Logs() {
+			if logMatch("msg", "ban", "addr", "127.0.0.3")(l) {
+				own++
+				break
+			}
+		}
+	}
+	if own == 0 || own == fleetSize {
+		t.Errorf("%d of %d daemons banned 127.0.0.3 on their own count: the shared ban set was not what spread it", own, fleetSize)
+	}
+	t.Logf("%d of %d daemons banned 127.0.0.3 on their own count, the others from the bucket", own, fleetSize)
 	for _, d := range f.daemons { // refused for the ban, not for another reason
 		d.WaitLog(t, func(l map[string]any) bool {
 			r, _ := l["remote"].(string)
-			return l["msg"] == "refused" && strings.HasPrefix(r, "127.0.0.3:") && strings.Contains(fmt.Sprint(l["err"]), "too many failed logins")
+			// At the door, or at the login when the ban arrived in between.
+			return (l["msg"] == "refused" || l["msg"] == "login") && strings.HasPrefix(r, "127.0.0.3:") && strings.Contains(fmt.Sprint(l["err"]), "too many failed logins")
 		}, time.Second)
 	}
 	if _, _, err := f.sftpBalanced(t, alice, "127.0.0.3", "ls\n"); err == nil {
