@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/proxyproto"
 	"github.com/wharf-sftp/wharf/internal/regfile"
+	"github.com/wharf-sftp/wharf/internal/s3store"
 	"github.com/wharf-sftp/wharf/internal/session"
 	"github.com/wharf-sftp/wharf/internal/sftpd"
 	"github.com/wharf-sftp/wharf/internal/vfs"
@@ -90,8 +92,10 @@ type Daemon struct {
 
 	admin   *admin.Server
 	adminLn net.Listener
-	rl      reloader     // hot reload: the config in force (reload.go)
-	ub      *usersBucket // the poller of a users_dir in a bucket; nil: none (users_bucket.go)
+	// probe reads state_url's folder for /readyz; nil without state_url.
+	probe *s3store.Objects
+	rl    reloader     // hot reload: the config in force (reload.go)
+	ub    *usersBucket // the poller of a users_dir in a bucket; nil: none (users_bucket.go)
 
 	sftp   *sftpd.Server
 	sftpLn net.Listener
@@ -449,6 +453,15 @@ func (d *Daemon) setupAdmin() error {
 			return fmt.Errorf("admin token: %s is empty", f)
 		}
 	}
+	if d.cfg.StateURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+		defer cancel()
+		var err error
+		if d.probe, err = s3store.NewObjects(ctx, s3store.FromConfig(d.cfg.Storage.S3), d.cfg.StateURL,
+			s3store.CountRequests(d.metrics.S3Request)); err != nil {
+			return fmt.Errorf("admin: state_url: %w", err)
+		}
+	}
 	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof}, d.ready, d.log)
 	var err error
 	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
@@ -460,10 +473,29 @@ func (d *Daemon) setupAdmin() error {
 // AdminAddr is the bound admin address, or nil.
 func (d *Daemon) AdminAddr() net.Addr { return addrOf(d.adminLn) }
 
-// ready is /readyz: the listeners accept and the storage takes a write.
+// readyProbe is the object /readyz reads in state_url's folder. It never
+// exists: a "not found" answer is the bucket reachable with these
+// credentials, one GET per check (stores bill it like any other).
+const readyProbe = "readyz-probe"
+
+// readyTimeout bounds the bucket's answer to /readyz, below a balancer's
+// usual check timeout.
+const readyTimeout = 3 * time.Second
+
+// ready is /readyz: the listeners accept, the storage takes a write and,
+// with state_url, the fleet's state bucket answers: a daemon that cannot
+// see the shared users, identity and bans is taken out of the balancer.
 func (d *Daemon) ready() error {
 	if !d.serving.Load() {
 		return errors.New("listeners not serving")
+	}
+	if d.probe != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		_, _, err := d.probe.Get(ctx, readyProbe)
+		cancel()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return errors.New("state bucket unreachable")
+		}
 	}
 	root, err := d.backend.Home("/")
 	if err != nil {

@@ -40,6 +40,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -182,6 +184,20 @@ type daemonOpts struct {
 	S3Endpoint func(store string) string
 	// S3Setstat is storage.s3.setstat; "": absent (the default, ignore).
 	S3Setstat string
+	// S3Shared and S3Bucket, for the s3 backend, point the daemon at an
+	// existing store and bucket instead of its own: a fleet shares one.
+	S3Shared *s3test.Server
+	S3Bucket string
+	// S3Prefix is storage.s3.prefix; "": absent (the bucket's root).
+	S3Prefix string
+	// StatePrefix is the key prefix in the bucket of the daemon's
+	// state_url's identity folder: known_hosts is then made of the fleet's host keys there,
+	// not state_dir's (a daemon with state_url writes none there).
+	StatePrefix string
+	// Deferred: startDaemon writes the config and returns the daemon
+	// unstarted; the test calls launch and then awaitListening, so that
+	// several daemons start at once.
+	Deferred bool
 }
 
 // daemon is one running `wharf serve`. Port, Addr, HostKeyFP and KnownHosts
@@ -203,6 +219,9 @@ type daemon struct {
 	ciphers []string
 	s3conf  yamlS3   // what the test chose of storage.s3: the endpoint the daemon uses, setstat
 	secrets []string // strings no log line may contain
+	// statePrefix: known_hosts from the bucket's keys under it (StatePrefix).
+	statePrefix string
+	launched    int // the log mark at the last launch
 
 	proc *process
 
@@ -247,7 +266,10 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 			t.Fatalf("create storage root: %v", err)
 		}
 	}
-	if backend == "s3" {
+	if backend == "s3" && o.S3Shared != nil {
+		d.S3, d.Bucket = o.S3Shared, o.S3Bucket
+		d.secrets = append(d.secrets, d.S3.SecretKey)
+	} else if backend == "s3" {
 		d.S3 = s3test.Start(t)
 		d.Bucket = d.S3.NewBucket(t)
 		d.secrets = append(d.secrets, d.S3.SecretKey)
@@ -259,11 +281,12 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 	}
 	d.ciphers = o.Ciphers
 	if d.S3 != nil {
-		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat}
+		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat, Prefix: o.S3Prefix}
 		if o.S3Endpoint != nil {
 			d.s3conf.Endpoint = o.S3Endpoint(d.S3.Endpoint)
 		}
 	}
+	d.statePrefix = o.StatePrefix
 	d.writeConfig(t, backend, o.Extra)
 	t.Cleanup(func() {
 		d.stop(t)
@@ -272,7 +295,9 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 			t.Logf("wharf log (tail):\n%s", d.logTail(200))
 		}
 	})
-	d.start(t)
+	if !o.Deferred {
+		d.start(t)
+	}
 	return d
 }
 
@@ -314,6 +339,7 @@ type yamlS3 struct {
 	// multipart path.
 	PartSize string `yaml:"part_size"`
 	Setstat  string `yaml:"setstat,omitempty"`
+	Prefix   string `yaml:"prefix,omitempty"`
 }
 
 // writeConfig marshals the config rather than templating it, so that no key,
@@ -335,7 +361,7 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 			t.Fatalf("write s3 secret: %v", err)
 		}
 		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.s3conf.Endpoint, PathStyle: true,
-			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat}
+			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat, Prefix: d.s3conf.Prefix}
 	}
 	for _, u := range d.users {
 		yu := yamlUser{Name: u.Name, Home: u.Home}
@@ -395,6 +421,13 @@ func redact(s, secret string) string {
 // dir and config are the daemon's fields, so a restart reuses them.
 func (d *daemon) start(t *testing.T) {
 	t.Helper()
+	d.launch(t)
+	d.awaitListening(t)
+}
+
+// launch execs the daemon without waiting for it.
+func (d *daemon) launch(t *testing.T) {
+	t.Helper()
 	cmd := exec.Command(wharfBin, "serve", "--config", d.ConfigPath)
 	cmd.Dir = d.dir
 	cmd.Stdout = lockedWriter{d, &d.stdout}
@@ -411,7 +444,14 @@ func (d *daemon) start(t *testing.T) {
 		close(p.exited)
 	}()
 	d.proc = p
+	d.launched = mark
+}
 
+// awaitListening waits for the launched daemon's "listening" line and
+// reads its port and host key.
+func (d *daemon) awaitListening(t *testing.T) {
+	t.Helper()
+	mark := d.launched
 	l := d.WaitLogSince(t, mark, logMatch("msg", "listening", "proto", "sftp"), startTimeout)
 	addr, _ := l["addr"].(string)
 	host, portStr, err := net.SplitHostPort(addr)
@@ -444,9 +484,13 @@ func (d *daemon) writeKnownHosts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("glob host keys: %v", err)
 	}
+	read := os.ReadFile
+	if d.statePrefix != "" {
+		files, read = d.sharedHostKeys(t)
+	}
 	var b strings.Builder
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := read(f)
 		if err != nil {
 			t.Fatalf("read host key: %v", err)
 		}
@@ -462,6 +506,35 @@ func (d *daemon) writeKnownHosts(t *testing.T) {
 	}
 	if err := os.WriteFile(d.KnownHosts, []byte(b.String()), 0o644); err != nil {
 		t.Fatalf("write known_hosts: %v", err)
+	}
+}
+
+// sharedHostKeys lists the host key objects under statePrefix in d.Bucket
+// and returns their keys and a reader of them.
+func (d *daemon) sharedHostKeys(t *testing.T) ([]string, func(string) ([]byte, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := d.S3.Client()
+	out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &d.Bucket, Prefix: aws.String(d.statePrefix + "ssh_host_")})
+	if err != nil {
+		t.Fatalf("list shared host keys: %v", err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		if strings.HasSuffix(*o.Key, "_key") {
+			keys = append(keys, *o.Key)
+		}
+	}
+	return keys, func(key string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		o, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: &d.Bucket, Key: &key})
+		if err != nil {
+			return nil, err
+		}
+		defer o.Body.Close()
+		return io.ReadAll(io.LimitReader(o.Body, 1<<20))
 	}
 }
 
