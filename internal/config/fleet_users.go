@@ -88,14 +88,10 @@ func (c *Config) validateUsersBucket(src Source) []error {
 	if bucket != c.Storage.S3.Bucket {
 		return errs
 	}
-	homes := c.Storage.S3.Prefix
-	if homes != "" && !strings.HasSuffix(homes, "/") {
-		homes += "/"
-	}
 	// A partner whose home reached the users' objects could write a user
 	// of its own; the users' objects in a partner's home would be
 	// listed as its files.
-	if strings.HasPrefix(prefix, homes) || strings.HasPrefix(homes, prefix) {
+	if overlaps(prefix, c.Storage.S3.Prefix) {
 		add("users_dir", "%s overlaps the homes (storage.s3.bucket %s, prefix %s): a partner whose home reached it could define users; give the homes and the users prefixes of their own (e.g. storage.s3.prefix: homes/, users_dir: s3://%s/wharf/users/)",
 			quote(c.UsersDir), quote(bucket), quote(c.Storage.S3.Prefix), bucket)
 	}

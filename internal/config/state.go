@@ -1,9 +1,6 @@
 package config
 
-import (
-	"net/url"
-	"strings"
-)
+import "strings"
 
 // validateState checks state_url. The state is reached with storage.s3's
 // endpoint, region and credentials, so it needs the s3 backend: a fleet
@@ -14,7 +11,7 @@ func (c *Config) validateState(src Source) []error {
 	if c.StateURL == "" {
 		return nil
 	}
-	bucket, prefix, msg := splitS3URL(c.StateURL)
+	bucket, prefix, _, msg := BucketFolder(c.StateURL)
 	if msg != "" {
 		return []error{src.Errorf("state_url", "%s", msg)}
 	}
@@ -28,28 +25,16 @@ func (c *Config) validateState(src Source) []error {
 		return []error{src.Errorf("state_url", "overlaps storage.s3.prefix %s in bucket %s: the state holds private keys and must lie outside every home; use another prefix or bucket",
 			quote(c.Storage.S3.Prefix), quote(bucket))}
 	}
+	if IsBucketURL(c.UsersDir) {
+		// Users and state are told apart by their prefixes: the users
+		// poller would read key objects as user files, and `wharf user`
+		// could overwrite them.
+		if ub, up, _, msg := BucketFolder(c.UsersDir); msg == "" && ub == bucket && overlaps(prefix, up) {
+			return []error{src.Errorf("state_url", "overlaps users_dir %s: give the users and the state prefixes of their own (e.g. s3://%s/wharf/users/ and s3://%s/wharf/state/)",
+				quote(c.UsersDir), bucket, bucket)}
+		}
+	}
 	return nil
-}
-
-// splitS3URL applies s3store.ParseURL's rules (which config cannot import:
-// s3store imports config): s3://BUCKET/PREFIX/ with nothing else, a valid
-// bucket name and a prefix of folder names. msg says what is wrong, or "".
-func splitS3URL(raw string) (bucket, prefix, msg string) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "s3" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return "", "", "want s3://BUCKET/PREFIX/"
-	}
-	if m := CheckS3Bucket(u.Host); m != "" {
-		return "", "", "bucket " + m
-	}
-	prefix = strings.TrimPrefix(u.Path, "/")
-	if m := CheckS3Prefix(prefix); m != "" {
-		return "", "", "prefix " + m
-	}
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	return u.Host, prefix, ""
 }
 
 // overlaps reports whether one of two key prefixes ("" is the whole

@@ -34,6 +34,12 @@ func TestStateURL(t *testing.T) {
 		{"the homes themselves", "state_url: s3://files/homes\n" + s3,
 			[]want{{1, "state_url", "overlaps storage.s3.prefix"}}},
 		{"around the homes", "state_url: s3://files/\n" + s3, []want{{1, "state_url", "overlaps storage.s3.prefix"}}},
+		{"beside the users", "state_url: s3://files/wharf/state/\nusers_dir: s3://files/wharf/users/\n" + s3, nil},
+		{"the users' folder", "state_url: s3://files/wharf/users/\nusers_dir: s3://files/wharf/users/\n" + s3,
+			[]want{{1, "state_url", `overlaps users_dir "s3://files/wharf/users/"`}}},
+		{"around the users", "state_url: s3://files/wharf/\nusers_dir: s3://files/wharf/users\n" + s3,
+			[]want{{1, "state_url", "overlaps users_dir"}}},
+		{"users in another bucket", "state_url: s3://files/wharf/\nusers_dir: s3://fleet-users/wharf/\n" + s3, nil},
 		{"homes are the whole bucket", "state_url: s3://files/state/\nstorage:\n  backend: s3\n  s3: {bucket: files}\n",
 			[]want{{1, "state_url", `overlaps storage.s3.prefix "" in bucket "files"`}}},
 	}
