@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,30 +44,8 @@ func bucketConfig(t *testing.T, srv *s3test.Server, bucket string) *config.Confi
 // requests counts the S3 requests by operation, and fails those of the
 // operation fail names.
 type requests struct {
-	mu   sync.Mutex
-	n    map[string]int
+	s3test.Requests
 	fail atomic.Value // string: an operation to fail
-}
-
-func (r *requests) count(op string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.n == nil {
-		r.n = map[string]int{}
-	}
-	r.n[op]++
-}
-
-// take returns the counts since the last take.
-func (r *requests) take() map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.n
-	r.n = nil
-	if n == nil {
-		n = map[string]int{}
-	}
-	return n
 }
 
 // failing makes requests of the operation r.fail names fail, as a store
@@ -122,14 +99,14 @@ func TestUsersBucketPoll(t *testing.T) {
 	put("homes/acme/report.yaml", user("evil"))
 
 	var reqs requests
-	b, err := newUsersBucket(ctx, cfg, slog.New(slog.DiscardHandler), s3store.CountRequests(reqs.count), reqs.failing())
+	b, err := newUsersBucket(ctx, cfg, slog.New(slog.DiscardHandler), s3store.CountRequests(reqs.Count), reqs.failing())
 	if err != nil {
 		t.Fatal(err)
 	}
 	step := func(name string, wantChanged bool, want map[string]int) {
 		t.Helper()
 		changed, err := b.poll(ctx)
-		got := reqs.take()
+		got := reqs.Take()
 		if err != nil || changed != wantChanged || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: poll = %v, %v with requests %v; want %v, nil with %v", name, changed, err, got, wantChanged, want)
 		}
@@ -176,12 +153,12 @@ func TestUsersBucketPoll(t *testing.T) {
 	if b.current() != before {
 		t.Error("a failed poll published a new set")
 	}
-	reqs.take()
+	reqs.Take()
 	reqs.fail.Store("ListObjectsV2")
 	if changed, err := b.poll(ctx); changed || err == nil {
 		t.Errorf("poll with a failing listing = %v, %v", changed, err)
 	}
-	reqs.take()
+	reqs.Take()
 	reqs.fail.Store("")
 	step("after the failures", true, map[string]int{"ListObjectsV2": 1, "GetObject": 1})
 	has("after the failures", map[string]string{"acme.yaml": user("acme") + "disabled: true\n", "delta.yaml": user("delta")})
@@ -202,7 +179,7 @@ func TestUsersBucketPoll(t *testing.T) {
 	if _, err := b.poll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("an unchanged poll of 1,002 user objects: %v, %v", time.Since(start).Round(time.Millisecond), reqs.take())
+	t.Logf("an unchanged poll of 1,002 user objects: %v, %v", time.Since(start).Round(time.Millisecond), reqs.Take())
 }
 
 // TestUsersBucketRun: run polls on its ticker and cues the watcher after
@@ -214,7 +191,7 @@ func TestUsersBucketRun(t *testing.T) {
 	cfg := bucketConfig(t, srv, bucket)
 	cfg.UsersPoll = 100 * time.Millisecond
 	var reqs requests
-	b, err := newUsersBucket(context.Background(), cfg, slog.New(slog.DiscardHandler), s3store.CountRequests(reqs.count))
+	b, err := newUsersBucket(context.Background(), cfg, slog.New(slog.DiscardHandler), s3store.CountRequests(reqs.Count))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +210,7 @@ func TestUsersBucketRun(t *testing.T) {
 	if len(cues) != 0 {
 		t.Errorf("%d cues for an empty folder", len(cues))
 	}
-	if n := reqs.take(); n["GetObject"] != 0 || n["ListObjectsV2"] < 3 || n["ListObjectsV2"] > 6 {
+	if n := reqs.Take(); n["GetObject"] != 0 || n["ListObjectsV2"] < 3 || n["ListObjectsV2"] > 6 {
 		t.Errorf("requests in 550ms of 100ms polls: %v", n)
 	}
 	key := "wharf/users/acme.yaml"

@@ -41,35 +41,14 @@ func bucketConfig(t *testing.T, srv *s3test.Server, bucket, endpoint string) s3s
 	return c
 }
 
-// requests counts the requests of a client by operation.
-type requests struct {
-	mu sync.Mutex
-	n  map[string]int
-}
+// requests counts the state's S3 requests by operation.
+type requests = s3test.Requests
 
-func (r *requests) count(op string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.n == nil {
-		r.n = map[string]int{}
-	}
-	r.n[op]++
-}
-
-func (r *requests) take() map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.n
-	r.n = nil
-	return n
-}
-
-// openState opens url with a client of its own, counting into req if set.
 func openState(t *testing.T, cfg s3store.Config, url string, req *requests) *State {
 	t.Helper()
 	var count func(string)
 	if req != nil {
-		count = req.count
+		count = req.Count
 	} else {
 		count = func(string) {}
 	}
@@ -225,9 +204,9 @@ func TestBansShared(t *testing.T) {
 	waitFor(t, 10*time.Second, "IPv6 ban seen", func() bool { return a.guard.Banned(addrB) })
 
 	// Steady state: each refresh is one LIST.
-	a.req.take()
+	a.req.Take()
 	time.Sleep(10 * refresh)
-	got := a.req.take()
+	got := a.req.Take()
 	lists := got["ListObjectsV2"]
 	if lists < 5 || len(got) != 1 {
 		t.Errorf("requests over 10 refreshes of an unchanged set: %v, want only ListObjectsV2, about 10", got)

@@ -1,27 +1,18 @@
 package s3store
 
 import (
-	"sync"
 	"testing"
 
+	"github.com/wharf-sftp/wharf/internal/s3test"
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
 
 // Every request the store sends is counted by operation: a small upload
 // is one PutObject, and no request goes uncounted or unnamed.
 func TestCountRequests(t *testing.T) {
-	var mu sync.Mutex
-	counts := map[string]int{}
-	e := newEnv(t, func(_ *Config, o *Options) {
-		o.CountRequest = func(op string) {
-			mu.Lock()
-			counts[op]++
-			mu.Unlock()
-		}
-	})
-	mu.Lock()
-	clear(counts) // Home's own requests
-	mu.Unlock()
+	var reqs s3test.Requests
+	e := newEnv(t, func(_ *Config, o *Options) { o.CountRequest = reqs.Count })
+	reqs.Take() // Home's own requests
 	u := mustCreate(t, e.home, "/order.edi", vfs.CreateOptions{})
 	if _, err := u.WriteAt([]byte("UNB+UNOC:3"), 0); err != nil {
 		t.Fatal(err)
@@ -29,8 +20,7 @@ func TestCountRequests(t *testing.T) {
 	if err := u.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	counts := reqs.Take()
 	if counts["PutObject"] != 1 || counts[""] != 0 {
 		t.Errorf("requests of a 10-byte upload: %v; want one PutObject and every request named", counts)
 	}

@@ -1167,7 +1167,7 @@ func (o *opLog) seen() []string {
 
 // localFixture lays out a storage root with two homes and a secret outside
 // it, plus symlinks planted on disk that point out of alice's home.
-func localFixture(t *testing.T) (storage, outside string) {
+func localFixture(t testing.TB) (storage, outside string) {
 	t.Helper()
 	top := t.TempDir()
 	storage = filepath.Join(top, "storage")
@@ -1201,6 +1201,18 @@ func localFixture(t *testing.T) (storage, outside string) {
 	}
 	return storage, outside
 }
+
+// escapeFiles and escapeDirs name, in localFixture's alice home, files
+// and directories outside it, by every route: "..", absolute paths,
+// symlinks planted on disk. The store's table and the session's both
+// walk them.
+var (
+	escapeFiles = []string{
+		"../bob/secret.txt", "/../bob/secret.txt", "../../outside/secret.txt",
+		"etc/passwd", "/etc/passwd", "out-file", "to-bob/secret.txt", "sub/up",
+	}
+	escapeDirs = []string{"etc", "to-bob", "etc/", "to-bob/."}
+)
 
 // TestLocalEscapes is the security table: every way out of a home fails
 // with what FS reduces to permission denied or not found, in an error
@@ -1245,10 +1257,7 @@ func escapes(t *testing.T, alice *localStore, storage, outside string) {
 			t.Errorf("error %v is not a *fs.PathError with a client path", err)
 		}
 	}
-	for _, name := range []string{
-		"../bob/secret.txt", "/../bob/secret.txt", "../../outside/secret.txt",
-		"etc/passwd", "/etc/passwd", "out-file", "to-bob/secret.txt", "sub/up",
-	} {
+	for _, name := range escapeFiles {
 		t.Run("open "+name, func(t *testing.T) {
 			f, err := alice.Open(name, 0)
 			if err == nil {
@@ -1263,7 +1272,7 @@ func escapes(t *testing.T, alice *localStore, storage, outside string) {
 			refused(t, err)
 		})
 	}
-	for _, name := range []string{"etc", "to-bob", "etc/", "to-bob/."} {
+	for _, name := range escapeDirs {
 		t.Run("list "+name, func(t *testing.T) {
 			l, err := alice.List(name)
 			if err == nil {
