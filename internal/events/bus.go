@@ -35,9 +35,12 @@ var ErrClosed = errors.New("events: bus closed")
 
 // Options configure a Bus.
 type Options struct {
-	// StateDir holds the delivery queue (QueueFile). Required when Hooks
-	// is not empty.
+	// StateDir holds the delivery queue (QueueFile) unless Queue is set.
+	// One of them is required when Hooks is not empty.
 	StateDir string
+	// Queue, if set, is the delivery queue instead of StateDir's file
+	// (a fleet's, in the bucket). The bus closes it.
+	Queue Queue
 	// Hooks receive matching events, each through its own queue and
 	// worker. The config package has validated them.
 	Hooks []config.Hook
@@ -67,7 +70,7 @@ type Bus struct {
 	backoffBase time.Duration
 	backoffMax  time.Duration
 
-	q     *queue // nil when there are no hooks and no state dir
+	q     Queue // nil when there are no hooks and no state dir
 	hooks []*hook
 	audit io.WriteCloser // nil: off
 
@@ -156,21 +159,24 @@ func Open(opts Options) (*Bus, error) {
 		b.hooks = append(b.hooks, h)
 	}
 
-	if opts.StateDir == "" {
-		if len(b.hooks) > 0 {
-			return nil, errors.New("events: hooks need a state dir for their queue")
-		}
-	} else {
+	switch {
+	case opts.Queue != nil:
+		b.q = opts.Queue
+	case opts.StateDir != "":
 		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("events: state dir: %w", err)
 		}
-		q, err := openQueue(filepath.Join(opts.StateDir, QueueFile))
+		q, err := OpenLocal(filepath.Join(opts.StateDir, QueueFile))
 		if err != nil {
 			return nil, err
 		}
 		b.q = q
+	case len(b.hooks) > 0:
+		return nil, errors.New("events: hooks need a state dir for their queue")
+	}
+	if b.q != nil {
 		if err := b.resume(); err != nil {
-			_ = q.close()
+			_ = b.q.Close()
 			return nil, err
 		}
 	}
@@ -187,7 +193,7 @@ func Open(opts Options) (*Bus, error) {
 		r, err := openRotating(opts.AuditLog.Path, int64(opts.AuditLog.MaxSize), opts.AuditLog.MaxBackups, b.now)
 		if err != nil {
 			if b.q != nil {
-				_ = b.q.close()
+				_ = b.q.Close()
 			}
 			return nil, err
 		}
@@ -200,7 +206,7 @@ func Open(opts Options) (*Bus, error) {
 // about queues of hooks that are no longer configured: their deliveries
 // stay on disk and resume if a hook of that name returns.
 func (b *Bus) resume() error {
-	counts, err := b.q.counts()
+	counts, err := b.q.Pending()
 	if err != nil {
 		return err
 	}
@@ -222,8 +228,8 @@ func (b *Bus) resume() error {
 
 // Emit records ev in the audit log and queues one delivery per matching
 // hook. It fills in ID and Time when empty. It returns once the deliveries
-// are on disk (one fsync'd write for all hooks), never waiting for an
-// endpoint. Failures are logged, never returned: the operation the event
+// are stored (on disk, fsync'd, in a group commit with other sessions'
+// events; or in the fleet's bucket), never waiting for an endpoint. Failures are logged, never returned: the operation the event
 // reports has already happened.
 func (b *Bus) Emit(ev Event) {
 	if b.audit == nil && len(b.hooks) == 0 {
@@ -290,7 +296,7 @@ func (b *Bus) emit(ev Event) {
 	for i, h := range targets {
 		names[i] = h.name
 	}
-	if err := b.q.push(names, body); err != nil {
+	if err := b.q.Push(names, &ev, body); err != nil {
 		for _, h := range targets {
 			h.depth.Add(-1)
 			h.dropped.Add(1)
@@ -359,7 +365,7 @@ func (b *Bus) Close() error {
 		errs = append(errs, b.audit.Close())
 	}
 	if b.q != nil {
-		errs = append(errs, b.q.close())
+		errs = append(errs, b.q.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -367,9 +373,15 @@ func (b *Bus) Close() error {
 // work is one hook's delivery loop.
 func (b *Bus) work(ctx context.Context, h *hook) {
 	log := b.log.With("hook", h.name, "kind", h.target.kind())
+	var poll <-chan time.Time // an idle worker's second wake-up, for a shared queue
+	if p := b.q.Poll(); p > 0 {
+		t := time.NewTicker(p)
+		defer t.Stop()
+		poll = t.C
+	}
 	failures := 0 // consecutive, for the oldest delivery
 	for ctx.Err() == nil {
-		key, body, ok, err := b.q.oldest(h.name)
+		d, ok, err := b.q.Next(ctx, h.name)
 		if err != nil {
 			failures++
 			log.Error("reading hook queue failed", "err", err)
@@ -379,20 +391,31 @@ func (b *Bus) work(ctx context.Context, h *hook) {
 		if !ok {
 			select {
 			case <-h.wake:
+			case <-poll:
 			case <-ctx.Done():
 			}
 			continue
 		}
+		if d.Adopted {
+			h.depth.Add(1)
+		}
+		if d.Lost {
+			// Another daemon took it over and delivers it: not ours to
+			// count any more.
+			h.depth.Add(-1)
+			failures = 0
+			continue
+		}
 		var ev Event
-		if err := json.Unmarshal(body, &ev); err != nil {
+		if err := json.Unmarshal(d.Body, &ev); err != nil {
 			// Retrying cannot fix a record we cannot read: set it aside
 			// rather than block the hook forever.
 			log.Error("unreadable queued event dropped", "err", err)
 			h.dropped.Add(1)
-			b.remove(ctx, log, h, key)
+			b.remove(ctx, log, h, d)
 			continue
 		}
-		attrs, err := h.target.deliver(ctx, &ev, body)
+		attrs, err := h.target.deliver(ctx, &ev, d.Body)
 		if ctx.Err() != nil {
 			return // shutting down: the delivery stays queued
 		}
@@ -417,16 +440,16 @@ func (b *Bus) work(ctx context.Context, h *hook) {
 		}
 		log.Info("hook delivered", args...)
 		failures = 0
-		b.remove(ctx, log, h, key)
+		b.remove(ctx, log, h, d)
 		h.delivered.Add(1) // after remove, so Delivered never runs ahead of Queued
 	}
 }
 
 // remove deletes a delivered (or unreadable) entry, retrying on a storage
 // error so that the queue never loses an entry it still counts.
-func (b *Bus) remove(ctx context.Context, log *slog.Logger, h *hook, key []byte) {
+func (b *Bus) remove(ctx context.Context, log *slog.Logger, h *hook, d Delivery) {
 	for attempt := 1; ; attempt++ {
-		err := b.q.remove(h.name, key)
+		err := b.q.Done(ctx, h.name, d)
 		if err == nil {
 			h.depth.Add(-1)
 			return

@@ -76,7 +76,7 @@ func TestQueueLimitConcurrentEmit(t *testing.T) {
 	if s := hookStats(b, "h"); s.Queued != 20 || s.Dropped != 60 {
 		t.Errorf("%+v, want exactly the limit queued (20) and the rest (60) dropped", s)
 	}
-	counts, err := b.q.counts()
+	counts, err := b.q.(*local).counts()
 	if err != nil {
 		t.Fatal(err)
 	}
