@@ -54,6 +54,10 @@ type Restart struct {
 	// UsersPoll is how often every daemon lists a bucket users_dir; 0:
 	// DefaultUsersPoll.
 	UsersPoll time.Duration `yaml:"users_poll"`
+	// EventLease is, with state_url, how long a daemon's hold on a hook
+	// delivery lasts before another daemon may take it over (state.go);
+	// 0: DefaultEventLease.
+	EventLease time.Duration `yaml:"event_lease"`
 }
 
 // Live holds the settings a reload applies while the daemon runs: the

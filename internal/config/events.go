@@ -48,6 +48,13 @@ type Admin struct {
 	Pprof bool `yaml:"pprof"`
 }
 
+// Timeouts of hooks that set none: one webhook request, one run of a
+// command.
+const (
+	DefaultWebhookTimeout = 10 * time.Second
+	DefaultCommandTimeout = 60 * time.Second
+)
+
 // Hook delivers matching events to a webhook or a command.
 type Hook struct {
 	Name    string       `yaml:"name"`

@@ -1,6 +1,68 @@
 package config
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultEventLease is how long a daemon of a fleet holds a hook delivery
+// before another may take it over: how late the deliveries of a daemon
+// that died are made.
+const DefaultEventLease = 2 * time.Minute
+
+// MinEventLease bounds event_lease from below: a hold is dated by the
+// store to the second.
+const MinEventLease = 2 * time.Second
+
+// EventLeaseOrDefault is event_lease, or DefaultEventLease when not set.
+func (c *Config) EventLeaseOrDefault() time.Duration {
+	if c.EventLease > 0 {
+		return c.EventLease
+	}
+	return DefaultEventLease
+}
+
+// validateEventLease checks event_lease against the hooks' timeouts: a
+// daemon renews its hold before each attempt, and an attempt longer than
+// half the lease could outlast the hold, so that another daemon delivers
+// the same event at the same time.
+func (c *Config) validateEventLease(src Source) []error {
+	switch {
+	case c.EventLease < 0:
+		return []error{src.Errorf("event_lease", "must not be negative")}
+	case c.EventLease == 0:
+	case c.StateURL == "":
+		return []error{src.Errorf("event_lease", "applies only with state_url (a fleet's delivery queue in the bucket)")}
+	case c.EventLease < MinEventLease:
+		return []error{src.Errorf("event_lease", "%s is below %s", c.EventLease, MinEventLease)}
+	}
+	if c.StateURL == "" {
+		return nil
+	}
+	lease := c.EventLeaseOrDefault()
+	var errs []error
+	for i, h := range c.Hooks {
+		field, timeout := "", time.Duration(0)
+		switch {
+		case h.Webhook != nil:
+			field, timeout = "webhook.timeout", h.Webhook.Timeout
+			if timeout == 0 {
+				timeout = DefaultWebhookTimeout
+			}
+		case h.Command != nil:
+			field, timeout = "command.timeout", h.Command.Timeout
+			if timeout == 0 {
+				timeout = DefaultCommandTimeout
+			}
+		}
+		if 2*timeout > lease {
+			errs = append(errs, src.Errorf(fmt.Sprintf("hooks[%d].%s", i, field),
+				"%s is more than half of event_lease (%s): an attempt could outlast the daemon's hold on the delivery; shorten the timeout or lengthen event_lease", timeout, lease))
+		}
+	}
+	return errs
+}
 
 // validateState checks state_url. The state is reached with storage.s3's
 // endpoint, region and credentials, so it needs the s3 backend: a fleet

@@ -56,3 +56,47 @@ func TestStateURL(t *testing.T) {
 		})
 	}
 }
+
+func TestEventLease(t *testing.T) {
+	// The state_url line is line 1, event_lease line 2, the hook's
+	// timeout line 6.
+	const fleet = "state_url: s3://files/state/\n"
+	const s3 = "storage:\n  backend: s3\n  s3: {bucket: files, prefix: homes/}\n"
+	hook := func(kind, timeout string) string {
+		if kind == "webhook" {
+			return "hooks:\n  - name: h\n    webhook:\n      timeout: " + timeout + "\n      url: http://127.0.0.1:9/\n"
+		}
+		return "hooks:\n  - name: h\n    command:\n      timeout: " + timeout + "\n      argv: [/bin/true]\n"
+	}
+	tests := []struct {
+		name string
+		doc  string
+		want []want // nil: valid
+	}{
+		{"default", fleet + "\n" + hook("webhook", "0s") + s3, nil},
+		{"default, command's default timeout", fleet + "\n" + hook("command", "0s") + s3, nil},
+		{"short, short timeout", fleet + "event_lease: 3s\n" + hook("webhook", "1s") + s3, nil},
+		{"short, default timeout", fleet + "event_lease: 3s\n" + hook("webhook", "0s") + s3,
+			[]want{{6, "hooks[0].webhook.timeout", "10s is more than half of event_lease (3s)"}}},
+		{"command longer than half", fleet + "event_lease: 1m\n" + hook("command", "31s") + s3,
+			[]want{{6, "hooks[0].command.timeout", "31s is more than half of event_lease (1m0s)"}}},
+		{"default lease, long command", fleet + "\n" + hook("command", "5m") + s3,
+			[]want{{6, "hooks[0].command.timeout", "5m0s is more than half of event_lease (2m0s)"}}},
+		{"without a fleet, long command", "\n\n" + hook("command", "5m") + s3, nil},
+		{"without state_url", "\nevent_lease: 1m\n" + s3, []want{{2, "event_lease", "applies only with state_url"}}},
+		{"below the minimum", fleet + "event_lease: 1s\n" + s3, []want{{2, "event_lease", "1s is below 2s"}}},
+		{"negative", fleet + "event_lease: -1s\n" + s3, []want{{2, "event_lease", "must not be negative"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			checkErrors(t, err, tt.want)
+		})
+	}
+}

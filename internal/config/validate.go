@@ -59,6 +59,7 @@ func (c *Config) validate() []error {
 	errs = append(errs, c.Uploads.validate(src)...)
 	errs = append(errs, c.ProxyProtocol.validate(src)...)
 	errs = append(errs, c.validateState(src)...)
+	errs = append(errs, c.validateEventLease(src)...)
 	errs = append(errs, c.validateUsersBucket(src)...)
 
 	first := map[string]int{} // user name -> index of its first definition

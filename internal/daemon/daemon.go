@@ -87,6 +87,7 @@ type Daemon struct {
 	serving  atomic.Bool        // listeners accepting: what /readyz reports
 	proxy    *proxyproto.Policy // nil: no PROXY protocol (proxy.go)
 	state    *fleet.State       // nil: no state_url (state.go)
+	unlock   func()             // releases state_dir (lockStateDir)
 	bans     *fleet.Syncer      // the fleet's bans; nil without state_url
 	bansFile sync.Mutex         // one writer of state_dir's ban file (saveBans)
 
@@ -135,17 +136,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.cfg, d.ub = cfg, ub
 	d.users.Store(dir)
 
-	// The event queue holds state_dir's lock: opened first, a second
-	// daemon started by mistake on the same state_dir stops here, before
-	// its storage recovery could take the first one's uploads in progress
-	// for its own dead ones.
-	d.events, err = events.Open(events.Options{StateDir: cfg.StateDir, Hooks: cfg.Hooks, AuditLog: cfg.AuditLog, Log: log})
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
+	// state_dir's lock is taken first: see lockStateDir.
+	if d.unlock, err = lockStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if err := d.openEvents(); err != nil {
+		d.unlock()
+		return nil, err
 	}
 	d.backend, err = openStorage(cfg, log, d.metrics)
 	if err != nil {
 		d.events.Close()
+		d.unlock()
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	d.sessions = session.NewManager(d.backend)
@@ -176,6 +178,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		d.closeListeners()
 		d.events.Close()
 		d.backend.Close()
+		d.unlock()
 		return nil, err
 	}
 	log.Info("started", "users", dir.Len(), "storage", cfg.Storage.Backend)
@@ -360,6 +363,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Error("close event queue", "err", cerr)
 	}
 	d.closeOnce.Do(func() { d.backend.Close() })
+	d.unlock()
 	d.log.Info("stopped")
 	return err
 }

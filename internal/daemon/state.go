@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/events"
 	"github.com/wharf-sftp/wharf/internal/fleet"
 	"github.com/wharf-sftp/wharf/internal/ftpd"
 	"github.com/wharf-sftp/wharf/internal/guard"
@@ -47,17 +48,46 @@ func OpenState(ctx context.Context, cfg *config.Config, count func(op string)) (
 	return fleet.New(obj), nil
 }
 
-// openState opens state_url, if set, and reads the fleet's bans once, so
-// that an address the fleet banned is refused from the first connection.
-// An unreachable bucket only delays that to the syncer's next round.
-func (d *Daemon) openState() error {
+// openEvents opens the event bus. With state_url its delivery queue is the
+// fleet's, in the bucket (fleet.Queue): the deliveries of a daemon that
+// dies are made by the others; else a bbolt file in state_dir.
+func (d *Daemon) openEvents() error {
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
 	var err error
-	if d.state, err = OpenState(ctx, d.cfg, d.metrics.S3Request); err != nil || d.state == nil {
+	if d.state, err = OpenState(ctx, d.cfg, d.metrics.S3Request); err != nil {
 		return err
 	}
-	d.log.Info("fleet state", "component", "fleet", "url", d.state.URL())
+	opts := events.Options{StateDir: d.cfg.StateDir, Hooks: d.cfg.Hooks, AuditLog: d.cfg.AuditLog, Log: d.log}
+	if d.state != nil {
+		d.log.Info("fleet state", "component", "fleet", "url", d.state.URL())
+		opts.StateDir = ""
+		if len(d.cfg.Hooks) > 0 {
+			q, err := d.state.Queue(ctx, fleet.QueueOptions{Lease: d.cfg.EventLeaseOrDefault(), Log: d.log})
+			if err != nil {
+				return err
+			}
+			opts.Queue = q
+		}
+	}
+	if d.events, err = events.Open(opts); err != nil {
+		if opts.Queue != nil {
+			_ = opts.Queue.Close()
+		}
+		return fmt.Errorf("events: %w", err)
+	}
+	return nil
+}
+
+// openState reads the fleet's bans once, with state_url, so
+// that an address the fleet banned is refused from the first connection.
+// An unreachable bucket only delays that to the syncer's next round.
+func (d *Daemon) openState() error {
+	if d.state == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
 	d.bans = fleet.NewSyncer(d.state, d.guard, fleet.SyncOptions{
 		Retain:  d.cfg.Defender.MaxBanTime,
 		Changed: d.saveBans,

@@ -399,13 +399,6 @@ func (b *Bus) work(ctx context.Context, h *hook) {
 		if d.Adopted {
 			h.depth.Add(1)
 		}
-		if d.Lost {
-			// Another daemon took it over and delivers it: not ours to
-			// count any more.
-			h.depth.Add(-1)
-			failures = 0
-			continue
-		}
 		var ev Event
 		if err := json.Unmarshal(d.Body, &ev); err != nil {
 			// Retrying cannot fix a record we cannot read: set it aside
@@ -449,7 +442,9 @@ func (b *Bus) work(ctx context.Context, h *hook) {
 // error so that the queue never loses an entry it still counts.
 func (b *Bus) remove(ctx context.Context, log *slog.Logger, h *hook, d Delivery) {
 	for attempt := 1; ; attempt++ {
-		err := b.q.Done(ctx, h.name, d)
+		// Not cancelled by a shutdown: the event was delivered, and an
+		// entry left behind is delivered again.
+		err := b.q.Done(context.WithoutCancel(ctx), h.name, d)
 		if err == nil {
 			h.depth.Add(-1)
 			return

@@ -15,10 +15,6 @@ import (
 	"github.com/wharf-sftp/wharf/internal/config"
 )
 
-// DefaultCommandTimeout bounds one run of a command hook when the hook sets
-// none.
-const DefaultCommandTimeout = 60 * time.Second
-
 // stderrLimit is how much of a command's stderr reaches the log.
 const stderrLimit = 4 << 10
 
@@ -40,7 +36,7 @@ func newCommand(c *config.HookCommand, pathEnv string) (*command, error) {
 	}
 	cmd := &command{argv: c.Argv, timeout: c.Timeout, path: pathEnv, waitDelay: waitDelay}
 	if cmd.timeout <= 0 {
-		cmd.timeout = DefaultCommandTimeout
+		cmd.timeout = config.DefaultCommandTimeout
 	}
 	return cmd, nil
 }

@@ -50,9 +50,6 @@ type Delivery struct {
 	// over from another process (its owner died): the bus counts it as
 	// queued from then on.
 	Adopted bool
-	// Lost is set when a delivery the queue held (and the bus counted) was
-	// taken over by another process: the bus forgets it, and Body is nil.
-	Lost bool
 	// Ref is the queue's own handle on the delivery.
 	Ref any
 }

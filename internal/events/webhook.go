@@ -33,9 +33,6 @@ const (
 	HeaderDelivery = "X-Wharf-Delivery"
 )
 
-// DefaultWebhookTimeout bounds one webhook request when the hook sets none.
-const DefaultWebhookTimeout = 10 * time.Second
-
 // Signature returns the X-Wharf-Signature value for body.
 func Signature(secret, body []byte) string {
 	m := hmac.New(sha256.New, secret)
@@ -58,7 +55,7 @@ type webhook struct {
 func newWebhook(c *config.Webhook) (*webhook, error) {
 	w := &webhook{url: c.URL, timeout: c.Timeout}
 	if w.timeout <= 0 {
-		w.timeout = DefaultWebhookTimeout
+		w.timeout = config.DefaultWebhookTimeout
 	}
 	if c.SecretFile != "" {
 		data, err := regfile.Read(c.SecretFile, maxSecretFile)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/wharf-sftp/wharf/internal/config"
@@ -170,6 +171,11 @@ type Entry struct {
 	ETag    string
 	Size    int64
 	ModTime time.Time
+	// Age is how long ago the object was last written, on the store's
+	// clock (the listing's Date header against LastModified), so that
+	// daemons whose clocks disagree agree on it; to a second, as the
+	// store dates.
+	Age time.Duration
 }
 
 // List calls fn with every object under dir ("" for the whole folder, or
@@ -186,6 +192,10 @@ func (o *Objects) List(ctx context.Context, dir string, fn func(Entry) error) er
 		if err != nil {
 			return s3Err("list", prefix, err)
 		}
+		now := time.Now()
+		if server, ok := awsmiddleware.GetServerTime(page.ResultMetadata); ok {
+			now = server
+		}
 		for _, obj := range page.Contents {
 			if obj.Key == nil {
 				continue
@@ -196,6 +206,7 @@ func (o *Objects) List(ctx context.Context, dir string, fn func(Entry) error) er
 			}
 			if obj.LastModified != nil {
 				e.ModTime = *obj.LastModified
+				e.Age = now.Sub(e.ModTime)
 			}
 			if err := fn(e); err != nil {
 				return err
