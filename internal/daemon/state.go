@@ -88,8 +88,13 @@ func (d *Daemon) openState() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
+	var window time.Duration // failed logins counted across the fleet
+	if d.cfg.Defender.Enabled {
+		window = d.cfg.Defender.Window
+	}
 	d.bans = fleet.NewSyncer(d.state, d.guard, fleet.SyncOptions{
 		Retain:  d.cfg.Defender.MaxBanTime,
+		Window:  window,
 		Changed: d.saveBans,
 		Log:     d.log,
 	})

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -44,7 +45,13 @@ type SyncOptions struct {
 	// Changed is called (from Run's goroutine) when the bans this daemon
 	// enforces changed through the fleet: a ban read, or lifted. nil: none.
 	Changed func()
-	Log     *slog.Logger
+	// Window is defender.window: failed logins are counted across the
+	// fleet within it (failures.go). 0: each daemon counts its own only.
+	Window time.Duration
+	// Owner names this daemon in the failure counts; empty: host name and
+	// process id.
+	Owner string
+	Log   *slog.Logger
 	Now     func() time.Time // nil: time.Now
 }
 
@@ -75,7 +82,12 @@ type Syncer struct {
 	// lifted.
 	known     map[netip.Addr]guard.Ban
 	swept     time.Time
-	failing   bool
+	// pendingFail are this daemon's counts not written yet, ownFail the
+	// names of those written, failObjects the last listing of everyone's.
+	pendingFail map[netip.Addr]guard.Failures
+	ownFail     map[netip.Addr]string
+	failObjects []FailureObject
+	failing     bool
 	warned    time.Time
 	truncWarn time.Time
 }
@@ -97,8 +109,13 @@ func NewSyncer(state *State, g *guard.Guard, opt SyncOptions) *Syncer {
 	if opt.Changed == nil {
 		opt.Changed = func() {}
 	}
+	opt.Owner = ownerName(opt.Owner)
 	opt.Log = opt.Log.With("component", "guard", "state", state.URL())
-	return &Syncer{state: state, guard: g, opt: opt, kick: make(chan struct{}, 1), pending: map[netip.Addr]guard.Ban{}}
+	if opt.Window > 0 {
+		g.TakeFailures() // starts the guard's tracking of changed counts
+	}
+	return &Syncer{state: state, guard: g, opt: opt, kick: make(chan struct{}, 1), pending: map[netip.Addr]guard.Ban{},
+		pendingFail: map[netip.Addr]guard.Failures{}, ownFail: map[netip.Addr]string{}}
 }
 
 // Publish queues a ban the guard made for the shared set and wakes Run.
@@ -145,6 +162,11 @@ func (s *Syncer) round(ctx context.Context, read bool) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opt.RoundTimeout)
 	defer cancel()
 	err := s.flush(ctx)
+	if read && s.opt.Window > 0 {
+		// Counts go with the reading rounds only: at most one write per
+		// address and refresh, however fast the failures come.
+		err = errors.Join(err, s.flushFailures(ctx))
+	}
 	if read {
 		// After the writes: a listing then holds every ban made here
 		// before it but those still pending, so a ban missing from it was
@@ -215,6 +237,14 @@ func (s *Syncer) read(ctx context.Context) error {
 		s.apply(objects, truncated)
 		s.inStep, s.sum, s.objects = true, sum, objects
 	}
+	if s.opt.Window > 0 {
+		objects, err := s.state.ListFailures(ctx)
+		if err != nil {
+			return err
+		}
+		s.failObjects = objects
+		s.guard.SetSharedFailures(othersFailed(objects, s.opt.Owner, s.opt.Window, s.opt.Now()))
+	}
 	if now := s.opt.Now(); now.Sub(s.swept) >= sweepEvery {
 		s.sweep(ctx)
 		s.swept = now
@@ -269,6 +299,51 @@ func (s *Syncer) sweep(ctx context.Context) {
 			}
 		}
 	}
+	// Counts whose latest failure left the window count for nobody.
+	for _, o := range s.failObjects {
+		if o.Age > s.opt.Window+time.Minute {
+			if err := s.state.obj.Delete(ctx, o.Name, ""); err != nil {
+				s.opt.Log.Debug("delete an old failure count", "addr", o.Addr.String(), "err", err)
+			}
+		}
+	}
+}
+
+// flushFailures writes this daemon's changed counts, up to
+// maxFailureWrites a round, and deletes the objects they replace.
+func (s *Syncer) flushFailures(ctx context.Context) error {
+	for _, f := range s.guard.TakeFailures() {
+		s.pendingFail[f.Addr] = f
+	}
+	var firstErr error
+	writes := 0
+	for addr, f := range s.pendingFail {
+		if writes == maxFailureWrites {
+			break
+		}
+		name := ""
+		if f.Count > 0 {
+			writes++
+			var err error
+			if name, err = s.state.PutFailures(ctx, s.opt.Owner, f); err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+		}
+		if old := s.ownFail[addr]; old != "" && old != name {
+			if err := s.state.obj.Delete(ctx, old, ""); err != nil {
+				// Left for the sweep: it ages out of the window.
+				s.opt.Log.Debug("delete a replaced failure count", "addr", addr.String(), "err", err)
+			}
+		}
+		if name == "" {
+			delete(s.ownFail, addr)
+		} else {
+			s.ownFail[addr] = name
+		}
+		delete(s.pendingFail, addr)
+	}
+	return firstErr
 }
 
 // report logs the bucket becoming unreachable (a warning, repeated every

@@ -69,6 +69,12 @@ type Guard struct {
 	// daemon made, this one's included once written, and those expired
 	// but not yet deleted, whose offences still count.
 	shared map[netip.Addr]Ban
+	// othersFailed is a fleet's failed logins per address within the
+	// window as the other daemons last reported them (SetSharedFailures);
+	// changed lists the addresses whose own count changed since the last
+	// TakeFailures, for the fleet (nil without one: nobody takes them).
+	othersFailed map[netip.Addr]int
+	changed      map[netip.Addr]bool
 }
 
 type record struct {
@@ -222,13 +228,25 @@ func (g *Guard) LoginFailed(addr netip.Addr) {
 	if len(r.failures) < failuresPerAddress {
 		r.failures = append(r.failures, now)
 	}
+	if g.changed != nil {
+		g.changed[addr] = true
+	}
+	made, ok := g.scoreLocked(addr, r, now)
+	g.mu.Unlock()
+	if ok {
+		g.banned(made)
+	}
+}
+
+// scoreLocked bans addr if its failures within the window, this daemon's
+// and those the fleet's other daemons reported, reach the threshold.
+func (g *Guard) scoreLocked(addr netip.Addr, r *record, now time.Time) (Ban, bool) {
 	// A ban of the fleet's in force counts as this daemon's own: the
 	// failures of logins already under way when it arrived do not ban the
 	// address again, for longer.
 	shared := g.shared[addr]
-	if len(r.failures) < g.def.Threshold || now.Before(r.until) || now.Before(shared.Until) {
-		g.mu.Unlock()
-		return
+	if len(r.failures)+g.othersFailed[addr] < g.def.Threshold || now.Before(r.until) || now.Before(shared.Until) {
+		return Ban{}, false
 	}
 	// Offences the fleet recorded count as this daemon's: a partner banned
 	// by one daemon and failing again on another gets the doubled ban.
@@ -240,11 +258,85 @@ func (g *Guard) LoginFailed(addr netip.Addr) {
 	r.offences = offences + 1
 	r.until = now.Add(ban)
 	r.failures = nil
-	made := Ban{Addr: addr, Until: r.until.UTC(), Offences: r.offences}
-	g.mu.Unlock()
-	g.log.Warn("ban", "addr", addr.String(), "duration", ban.String(), "offences", made.Offences, "failures", g.def.Threshold)
+	if g.changed != nil {
+		g.changed[addr] = true // its count is 0 again
+	}
+	return Ban{Addr: addr, Until: r.until.UTC(), Offences: r.offences}, true
+}
+
+// banned logs a ban scoreLocked made and hands it on; outside the lock.
+func (g *Guard) banned(b Ban) {
+	g.log.Warn("ban", "addr", b.Addr.String(), "duration", b.Until.Sub(g.now()).Round(time.Second).String(), "offences", b.Offences, "failures", g.def.Threshold)
 	if g.onBan != nil {
-		g.onBan(made)
+		g.onBan(b)
+	}
+}
+
+// Failures is one address's failed logins within the window as this
+// daemon counts them, for a fleet's other daemons.
+type Failures struct {
+	Addr  netip.Addr
+	Count int       // 0: none any more (banned, lifted, or aged out)
+	Last  time.Time // the latest failure
+}
+
+// TakeFailures returns the addresses whose count changed since the last
+// call, with their counts now. The first call starts the tracking: a
+// daemon without a fleet never calls it, and keeps no such set.
+func (g *Guard) TakeFailures() []Failures {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.changed == nil {
+		g.changed = map[netip.Addr]bool{}
+		return nil
+	}
+	out := make([]Failures, 0, len(g.changed))
+	for a := range g.changed {
+		f := Failures{Addr: a}
+		if r := g.records[a]; r != nil && len(r.failures) > 0 {
+			f.Count, f.Last = len(r.failures), r.failures[len(r.failures)-1]
+		}
+		out = append(out, f)
+	}
+	clear(g.changed)
+	return out
+}
+
+// SetSharedFailures puts in force the failed logins per address within
+// the window that a fleet's other daemons reported, and bans the
+// addresses whose failures, theirs and this daemon's, reach the
+// threshold now: a partner whose attempts the balancer spreads over N
+// daemons is banned after threshold failures in all, not N × threshold.
+func (g *Guard) SetSharedFailures(others map[netip.Addr]int) {
+	if !g.def.Enabled {
+		return
+	}
+	g.mu.Lock()
+	g.othersFailed = others
+	now := g.now()
+	cut := now.Add(-g.def.Window)
+	var made []Ban
+	for addr, n := range others {
+		if n <= 0 || g.allowed(addr) {
+			continue
+		}
+		r := g.records[addr]
+		if r == nil {
+			if n < g.def.Threshold {
+				continue
+			}
+			g.pruneLocked(now)
+			r = &record{last: now}
+			g.records[addr] = r
+		}
+		r.failures = slices.DeleteFunc(r.failures, func(t time.Time) bool { return t.Before(cut) })
+		if b, ok := g.scoreLocked(addr, r, now); ok {
+			made = append(made, b)
+		}
+	}
+	g.mu.Unlock()
+	for _, b := range made {
+		g.banned(b)
 	}
 }
 
@@ -276,6 +368,9 @@ func (g *Guard) Lift(addr netip.Addr) bool {
 	g.mu.Lock()
 	banned := g.bannedLocked(addr)
 	delete(g.records, addr)
+	if g.changed != nil {
+		g.changed[addr] = true
+	}
 	if _, ok := g.shared[addr]; ok {
 		// Replaced, not changed: SetShared's maps are never written.
 		m := maps.Clone(g.shared)

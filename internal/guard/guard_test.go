@@ -228,3 +228,57 @@ func TestSharedBans(t *testing.T) {
 		t.Error("a shared ban was not lifted")
 	}
 }
+
+// A fleet's daemons count failures together: this daemon's and those the
+// others report add up to the threshold, whichever arrives last.
+func TestSharedFailures(t *testing.T) {
+	d := Defender{Enabled: true, Threshold: 10, Window: time.Minute, BanTime: 10 * time.Minute, MaxBanTime: time.Hour,
+		Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	g, c, calls := newGuard(Limits{}, d)
+	if got := g.TakeFailures(); got != nil {
+		t.Fatalf("first TakeFailures = %v, want nil (it starts the tracking)", got)
+	}
+	for range 4 {
+		g.LoginFailed(ip1)
+	}
+	got := g.TakeFailures()
+	if len(got) != 1 || got[0].Addr != ip1 || got[0].Count != 4 || !got[0].Last.Equal(c.t) {
+		t.Fatalf("TakeFailures = %+v, want ip1 with 4", got)
+	}
+	if got := g.TakeFailures(); len(got) != 0 {
+		t.Fatalf("nothing changed, TakeFailures = %+v", got)
+	}
+	// The others saw 5: 9 in all, no ban yet; the tenth, here, bans.
+	g.SetSharedFailures(map[netip.Addr]int{ip1: 5})
+	if g.Banned(ip1) {
+		t.Fatal("banned at 9 failures in all")
+	}
+	g.LoginFailed(ip1)
+	if !g.Banned(ip1) || len(*calls) != 1 {
+		t.Fatalf("not banned at 4+1 here and 5 elsewhere (bans made %d)", len(*calls))
+	}
+	// The ban reset the count, and says so.
+	if got := g.TakeFailures(); len(got) != 1 || got[0].Count != 0 {
+		t.Fatalf("after the ban, TakeFailures = %+v, want ip1 with 0", got)
+	}
+	// The others' reports alone reach it: banned when they arrive, with no
+	// failure here.
+	g.SetSharedFailures(map[netip.Addr]int{ip2: 10, netip.MustParseAddr("198.51.100.7"): 50})
+	if !g.Banned(ip2) || len(*calls) != 2 {
+		t.Fatalf("ip2 with 10 failures elsewhere not banned (bans made %d)", len(*calls))
+	}
+	if g.Banned(netip.MustParseAddr("198.51.100.7")) {
+		t.Fatal("an allowed address was banned")
+	}
+	// Failures here that left the window do not count with the others'.
+	c.add(time.Hour)
+	ip3 := netip.MustParseAddr("192.0.2.3")
+	for range 6 {
+		g.LoginFailed(ip3)
+	}
+	c.add(2 * time.Minute)
+	g.SetSharedFailures(map[netip.Addr]int{ip3: 6})
+	if g.Banned(ip3) {
+		t.Fatal("banned with failures here older than the window")
+	}
+}
