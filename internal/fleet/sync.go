@@ -52,7 +52,7 @@ type SyncOptions struct {
 	// process id.
 	Owner string
 	Log   *slog.Logger
-	Now     func() time.Time // nil: time.Now
+	Now   func() time.Time // nil: time.Now
 }
 
 // Syncer keeps a guard's bans and a fleet's shared set in step: it writes
@@ -80,16 +80,16 @@ type Syncer struct {
 	// known is each address's latest ban in the last listing, and those
 	// written since: an address in force there that a listing lacks was
 	// lifted.
-	known     map[netip.Addr]guard.Ban
-	swept     time.Time
+	known map[netip.Addr]guard.Ban
+	swept time.Time
 	// pendingFail are this daemon's counts not written yet, ownFail the
 	// names of those written, failObjects the last listing of everyone's.
 	pendingFail map[netip.Addr]guard.Failures
 	ownFail     map[netip.Addr]string
 	failObjects []FailureObject
 	failing     bool
-	warned    time.Time
-	truncWarn time.Time
+	warned      time.Time
+	truncWarn   time.Time
 }
 
 // NewSyncer returns the syncer of g with the set in state.
