@@ -57,12 +57,13 @@ const (
 )
 
 // Bounds of storage.s3.upload_lease: the default, and the shortest a
-// daemon accepts. Below a couple of seconds a heartbeat (a fifth of the
-// lease) is as short as a slow request to the store, and a live upload
-// would be taken for a dead one.
+// daemon accepts. A live upload's record is rewritten every fifth of the
+// lease, and stores date it in whole seconds, so its age reads up to a
+// fifth of the lease plus a second plus a request's latency: below 3 s a
+// slow request would make a live upload look dead.
 const (
 	S3DefaultUploadLease = 5 * time.Minute
-	S3MinUploadLease     = 2 * time.Second
+	S3MinUploadLease     = 3 * time.Second
 )
 
 // DefaultS3 holds the defaults of storage.s3.
@@ -149,7 +150,7 @@ func CheckS3Bucket(b string) string {
 // CheckS3UploadLease says what is wrong with an upload lease, or "".
 func CheckS3UploadLease(d time.Duration) string {
 	if d < S3MinUploadLease {
-		return fmt.Sprintf("%s is below %s: the heartbeat, a fifth of it, would be as short as a slow request to the store", d, S3MinUploadLease)
+		return fmt.Sprintf("%s is below %s: a live upload, refreshed every fifth of it and dated in whole seconds, would look dead after one slow request", d, S3MinUploadLease)
 	}
 	return ""
 }
