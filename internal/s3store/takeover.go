@@ -2,6 +2,7 @@ package s3store
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
@@ -30,15 +31,16 @@ import (
 // pass costs at most one ListMultipartUploads per 1,000 uploads under the
 // prefix plus one HEAD per upload not this daemon's, and a takeover the
 // requests of one at start-up (ListParts, HEAD, PUT and DELETE of
-// records). Several daemons may take over one upload at about the same
-// time: each writes the same partial record, and each counts and logs it.
+// records). Two daemons may take over one upload at about the same time
+// (each pass runs at a random phase, so rarely): each writes the same
+// partial record, and each counts and logs it.
 
 // takeoverEvery is the interval between two passes of the takeover.
-func (b *Backend) takeoverEvery() time.Duration { return b.o.LeaseTimeout / 2 }
+func (b *Backend) takeoverEvery() time.Duration { return max(b.o.LeaseTimeout/2, time.Millisecond) }
 
 // StartTakeover starts the takeover of dead daemons' uploads: a pass every
-// LeaseTimeout/2 (the first one that long after the call), by a
-// goroutine that Close stops and waits for. The daemon calls it once its start-up Recover is done; a
+// LeaseTimeout/2 (the first within that long of the call), by a goroutine
+// that Close stops and waits for. The daemon calls it once its start-up Recover is done; a
 // second call, or one after Close, does nothing. Each pass that recovered
 // or aborted uploads reports them to Options.Recovered; a pass that
 // failed is logged, and the next one tries again.
@@ -53,8 +55,13 @@ func (b *Backend) StartTakeover() {
 	b.background.Go(func() { b.takeoverLoop(ctx) })
 }
 
+// takeoverLoop runs a pass every takeoverEvery, the first at a random
+// point of the first interval: daemons started together (a deployment's
+// rollout) would otherwise pass at the same moments, and take each dead
+// upload over twice.
 func (b *Backend) takeoverLoop(ctx context.Context) {
-	t := time.NewTicker(b.takeoverEvery())
+	every := b.takeoverEvery()
+	t := time.NewTimer(rand.N(every) + 1)
 	defer t.Stop()
 	for {
 		select {
@@ -62,6 +69,7 @@ func (b *Backend) takeoverLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		t.Reset(every)
 		recovered, aborted, err := b.takeover(ctx)
 		if (recovered > 0 || aborted > 0) && b.o.Recovered != nil {
 			b.o.Recovered(recovered, aborted)
