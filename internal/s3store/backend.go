@@ -139,8 +139,8 @@ func (b *Backend) Home(home string) (vfs.Store, error) {
 }
 
 // Close stops the heartbeat of uploads in progress and the takeover, and
-// waits for them (the takeover's request under way, if any, ends within
-// Options.RequestTimeout). Homes already returned stay usable until they
+// waits for them (a pass of the takeover stops before its next upload;
+// each of its requests ends within Options.RequestTimeout). Homes already returned stay usable until they
 // are closed, but an upload still in progress then is no longer
 // refreshed: after LeaseTimeout, another daemon takes it for a dead
 // daemon's. The daemon closes the backend once its sessions have ended.

@@ -40,8 +40,8 @@ func (b *Backend) takeoverEvery() time.Duration { return max(b.o.LeaseTimeout/2,
 
 // StartTakeover starts the takeover of dead daemons' uploads: a pass every
 // LeaseTimeout/2 (the first within that long of the call), by a goroutine
-// that Close stops and waits for. The daemon calls it once its start-up Recover is done; a
-// second call, or one after Close, does nothing. Each pass that recovered
+// that Close stops and waits for. The daemon calls it once its start-up
+// Recover is done; a second call, or one after Close, does nothing. Each pass that recovered
 // or aborted uploads reports them to Options.Recovered; a pass that
 // failed is logged, and the next one tries again.
 func (b *Backend) StartTakeover() {
