@@ -74,10 +74,10 @@ func NewMetrics(src Sources) *Metrics {
 			Name: "wharf_defender_bans_total", Help: "Addresses banned by the defender.",
 		}),
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wharf_uploads_recovered_total", Help: "Unfinished uploads of a daemon that died, made resumable partials at start.",
+			Name: "wharf_uploads_recovered_total", Help: "Unfinished uploads of a daemon that died, made resumable partials at start or, on s3, by the takeover of a dead daemon's uploads.",
 		}),
 		swept: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wharf_s3_uploads_swept_total", Help: "Multipart uploads aborted at start: partials past uploads.partial_ttl, and uploads no partial names.",
+			Name: "wharf_s3_uploads_swept_total", Help: "Multipart uploads aborted at start (partials past uploads.partial_ttl, and uploads no partial names) or by the takeover of a dead daemon's uploads.",
 		}),
 		s3: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wharf_s3_requests_total", Help: "Requests sent to the S3 store, retries included, by operation (PutObject, UploadPart, ...).",
@@ -103,10 +103,12 @@ func (m *Metrics) Reload(ok bool) {
 // Banned counts a new ban.
 func (m *Metrics) Banned() { m.bans.Inc() }
 
-// RecoveredUploads counts uploads recovered at start (vfs.Local.Recover).
+// RecoveredUploads counts uploads recovered at start (vfs.Local.Recover,
+// s3store.Backend.Recover) and by the s3 takeover of a dead daemon's.
 func (m *Metrics) RecoveredUploads(n int) { m.recovered.Add(float64(n)) }
 
-// SweptUploads counts multipart uploads the s3 backend aborted at start.
+// SweptUploads counts multipart uploads the s3 backend aborted at start
+// and in its takeover of a dead daemon's.
 func (m *Metrics) SweptUploads(n int) { m.swept.Add(float64(n)) }
 
 // S3Request counts one request to the S3 store.

@@ -375,9 +375,10 @@ func TestParseAliasBomb(t *testing.T) {
 }
 
 func TestParseStorageS3(t *testing.T) {
-	c := mustParse(t, "storage:\n  backend: s3\n  s3:\n    bucket: partner-files\n    endpoint: http://127.0.0.1:7070\n    path_style: true\n    part_size: 8MiB\nuploads:\n  partial_ttl: 48h\n")
+	c := mustParse(t, "storage:\n  backend: s3\n  s3:\n    bucket: partner-files\n    endpoint: http://127.0.0.1:7070\n    path_style: true\n    part_size: 8MiB\n    upload_lease: 30s\nuploads:\n  partial_ttl: 48h\n")
 	want := DefaultS3()
 	want.Bucket, want.Endpoint, want.PathStyle, want.PartSize = "partner-files", "http://127.0.0.1:7070", true, 8<<20
+	want.UploadLease = 30 * time.Second
 	if c.Storage.S3 != want || c.Storage.Root != "" {
 		t.Errorf("storage = %+v, want s3 %+v and no root", c.Storage, want)
 	}

@@ -153,7 +153,7 @@ func TestChangedEveryKey(t *testing.T) {
 	all := map[string]reflect.Value{}
 	leaves(reflect.ValueOf(&Default().Restart).Elem(), "", all)
 	for _, k := range []string{"state_dir", "log.level", "sftp.listen", "sftp.host_keys", "sftp.legacy.listen", "ftps.passive_ports",
-		"storage.backend", "storage.root", "storage.s3.bucket", "limits.max_connections", "defender.allow", "uploads.partial_ttl",
+		"storage.backend", "storage.root", "storage.s3.bucket", "storage.s3.upload_lease", "limits.max_connections", "defender.allow", "uploads.partial_ttl",
 		"audit_log.path", "admin.listen", "proxy_protocol.trusted", "hooks"} {
 		if _, ok := all[k]; !ok {
 			t.Errorf("no restart-only key %q among %q", k, slices.Sorted(maps.Keys(all)))

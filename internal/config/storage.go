@@ -40,6 +40,12 @@ type S3 struct {
 	// MaxRenameObjects bounds a folder rename, which copies every object
 	// beneath it.
 	MaxRenameObjects int `yaml:"max_rename_objects"`
+	// UploadLease is how long after its last heartbeat a multipart upload
+	// in progress counts as its daemon's, which refreshes it every fifth
+	// of that; once it has expired, any daemon on the bucket makes the
+	// upload a resumable partial (s3store, live.go). Every daemon of a
+	// fleet must use the same value. Read at start only.
+	UploadLease time.Duration `yaml:"upload_lease"`
 }
 
 // S3's own limits on a multipart upload's parts, and wharf's on the parts
@@ -50,9 +56,20 @@ const (
 	S3MaxUploadConcurrency = 64
 )
 
+// Bounds of storage.s3.upload_lease: the default, and the shortest a
+// daemon accepts. A live upload's record is rewritten every fifth of the
+// lease, and stores date it in whole seconds, so its age reads up to a
+// fifth of the lease plus a second plus a request's latency: below 3 s a
+// slow request would make a live upload look dead.
+const (
+	S3DefaultUploadLease = 5 * time.Minute
+	S3MinUploadLease     = 3 * time.Second
+)
+
 // DefaultS3 holds the defaults of storage.s3.
 func DefaultS3() S3 {
-	return S3{Region: "us-east-1", PartSize: 16 << 20, UploadConcurrency: 4, Setstat: "ignore", MaxRenameObjects: 1000}
+	return S3{Region: "us-east-1", PartSize: 16 << 20, UploadConcurrency: 4, Setstat: "ignore", MaxRenameObjects: 1000,
+		UploadLease: S3DefaultUploadLease}
 }
 
 func (s *Storage) validate(src Source) []error {
@@ -103,6 +120,9 @@ func (c *S3) validate(src Source) []error {
 	if c.MaxRenameObjects < 1 {
 		add("max_rename_objects", "must be at least 1")
 	}
+	if msg := CheckS3UploadLease(c.UploadLease); msg != "" {
+		add("upload_lease", "%s", msg)
+	}
 	return errs
 }
 
@@ -123,6 +143,14 @@ func CheckS3Bucket(b string) string {
 		if !alnum && ((ch != '.' && ch != '-') || i == 0 || i == len(b)-1) {
 			return fmt.Sprintf("%s: only lowercase letters, digits, '.' and '-', starting and ending with a letter or digit", quote(b))
 		}
+	}
+	return ""
+}
+
+// CheckS3UploadLease says what is wrong with an upload lease, or "".
+func CheckS3UploadLease(d time.Duration) string {
+	if d < S3MinUploadLease {
+		return fmt.Sprintf("%s is below %s: a live upload, refreshed every fifth of it and dated in whole seconds, would look dead after one slow request", d, S3MinUploadLease)
 	}
 	return ""
 }

@@ -24,7 +24,9 @@ const sweepTimeout = 2 * time.Minute
 // daemon left into partials, and an s3 backend does the same with the
 // multipart uploads a dead daemon left (s3store.Backend.Recover), and
 // aborts those no partial needs any more (expired after
-// uploads.partial_ttl, or orphaned).
+// uploads.partial_ttl, or orphaned); then, while the daemon runs, it takes
+// over the uploads of other daemons that die (StartTakeover), counted in
+// the same metrics.
 func openStorage(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend, error) {
 	switch cfg.Storage.Backend {
 	case "local", "":
@@ -60,7 +62,12 @@ func openS3(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend
 	log = log.With("component", "s3")
 	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
 	defer cancel()
-	b, err := s3store.NewBackend(ctx, s3store.FromConfig(c), s3store.Options{SpoolDir: spool, PartialTTL: cfg.Uploads.PartialTTL, Log: log, CountRequest: m.S3Request})
+	b, err := s3store.NewBackend(ctx, s3store.FromConfig(c), s3store.Options{SpoolDir: spool, PartialTTL: cfg.Uploads.PartialTTL, Log: log,
+		CountRequest: m.S3Request,
+		Recovered: func(recovered, aborted int) {
+			m.RecoveredUploads(recovered)
+			m.SweptUploads(aborted)
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -76,5 +83,8 @@ func openS3(cfg *config.Config, log *slog.Logger, m *admin.Metrics) (vfs.Backend
 	}
 	m.RecoveredUploads(recovered)
 	m.SweptUploads(aborted)
+	// After Recover, which alone takes this daemon's own earlier uploads
+	// for dead; Close (at shutdown) stops it.
+	b.StartTakeover()
 	return b, nil
 }

@@ -43,9 +43,19 @@ type fleet struct {
 	haproxy *bgClient
 }
 
+// fleetOpts is what a test changes of the fleet startFleet starts.
+type fleetOpts struct {
+	UploadLease string // storage.s3.upload_lease; "": the default
+}
+
 // startFleet starts the daemons at once on an empty state prefix, then
 // HAProxy from the example config.
 func startFleet(t *testing.T, users ...*testUser) *fleet {
+	t.Helper()
+	return startFleetOpts(t, fleetOpts{}, users...)
+}
+
+func startFleetOpts(t *testing.T, o fleetOpts, users ...*testUser) *fleet {
 	t.Helper()
 	store := s3test.Start(t)
 	bucket := store.NewBucket(t)
@@ -65,7 +75,7 @@ defender:
 	f := &fleet{}
 	for range fleetSize {
 		f.daemons = append(f.daemons, startDaemon(t, daemonOpts{Users: users, Backend: "s3", S3Shared: store, S3Bucket: bucket, S3Prefix: "homes/",
-			StatePrefix: "fleet/state/identity/", Deferred: true, Extra: extra}))
+			S3UploadLease: o.UploadLease, StatePrefix: "fleet/state/identity/", Deferred: true, Extra: extra}))
 	}
 	for _, d := range f.daemons {
 		d.launch(t)

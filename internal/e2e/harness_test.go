@@ -190,6 +190,8 @@ type daemonOpts struct {
 	S3Bucket string
 	// S3Prefix is storage.s3.prefix; "": absent (the bucket's root).
 	S3Prefix string
+	// S3UploadLease is storage.s3.upload_lease; "": absent (the default).
+	S3UploadLease string
 	// StatePrefix is the key prefix in the bucket of the daemon's
 	// state_url's identity folder: known_hosts is then made of the fleet's host keys there,
 	// not state_dir's (a daemon with state_url writes none there).
@@ -281,7 +283,7 @@ func startDaemon(t *testing.T, o daemonOpts) *daemon {
 	}
 	d.ciphers = o.Ciphers
 	if d.S3 != nil {
-		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat, Prefix: o.S3Prefix}
+		d.s3conf = yamlS3{Endpoint: d.S3.Endpoint, Setstat: o.S3Setstat, Prefix: o.S3Prefix, UploadLease: o.S3UploadLease}
 		if o.S3Endpoint != nil {
 			d.s3conf.Endpoint = o.S3Endpoint(d.S3.Endpoint)
 		}
@@ -337,9 +339,10 @@ type yamlS3 struct {
 	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
 	// The smallest part S3 allows, so that a few MiB already take the
 	// multipart path.
-	PartSize string `yaml:"part_size"`
-	Setstat  string `yaml:"setstat,omitempty"`
-	Prefix   string `yaml:"prefix,omitempty"`
+	PartSize    string `yaml:"part_size"`
+	Setstat     string `yaml:"setstat,omitempty"`
+	Prefix      string `yaml:"prefix,omitempty"`
+	UploadLease string `yaml:"upload_lease,omitempty"`
 }
 
 // writeConfig marshals the config rather than templating it, so that no key,
@@ -361,7 +364,8 @@ func (d *daemon) writeConfig(t *testing.T, backend, extra string) {
 			t.Fatalf("write s3 secret: %v", err)
 		}
 		c.Storage.S3 = &yamlS3{Bucket: d.Bucket, Region: d.S3.Region, Endpoint: d.s3conf.Endpoint, PathStyle: true,
-			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat, Prefix: d.s3conf.Prefix}
+			AccessKeyID: d.S3.AccessKey, SecretAccessKeyFile: secret, PartSize: "5MiB", Setstat: d.s3conf.Setstat, Prefix: d.s3conf.Prefix,
+			UploadLease: d.s3conf.UploadLease}
 	}
 	for _, u := range d.users {
 		yu := yamlUser{Name: u.Name, Home: u.Home}
@@ -581,13 +585,19 @@ func (d *daemon) Restart(t *testing.T) {
 // crash) and starts it again on the same config, state dir and storage.
 func (d *daemon) KillAndRestart(t *testing.T) {
 	t.Helper()
+	d.Kill()
+	d.start(t)
+}
+
+// Kill kills the daemon with SIGKILL and waits for it to be gone; the
+// test's cleanup then has nothing to stop.
+func (d *daemon) Kill() {
 	p := d.proc
 	d.proc = nil
 	if p != nil {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
-	d.start(t)
 }
 
 // ForbidInLogs adds a string (e.g. a wrong password a test typed) that no log

@@ -34,9 +34,10 @@ const recordsDir = ".wharf-partial.s3"
 // aborts a live upload and two sessions never continue one partial. In
 // the bucket, each multipart upload in progress has a live record with a
 // heartbeat (see live.go), so that a daemon that dies mid-upload leaves
-// its resume point, and several daemons on one prefix never take over or
-// abort each other's uploads in progress at start-up. They do not share
-// claims yet: two daemons may continue one partial at once.
+// its resume point, which the other daemons' takeover (takeover.go) makes
+// a partial once the lease has expired, and several daemons on one prefix
+// never take over or abort each other's uploads in progress. They do not
+// share claims yet: two daemons may continue one partial at once.
 type Backend struct {
 	client  *s3.Client
 	cfg     Config
@@ -53,11 +54,13 @@ type Backend struct {
 	active  map[string]int         // object key: uploads of it in progress here
 	claimed map[string]bool        // object key: an upload in progress continues its partial
 	live    map[string]*liveUpload // upload id: a multipart upload in progress here, with a live record
-	// The heartbeat of live records: started by the first live upload,
-	// stopped by Close.
-	stopBeat context.CancelFunc
-	beating  sync.WaitGroup
-	closed   bool
+	// The heartbeat of live records (started by the first live upload)
+	// and the takeover of dead uploads (StartTakeover): Close stops both
+	// and waits for them.
+	stopBeat     context.CancelFunc
+	stopTakeover context.CancelFunc
+	background   sync.WaitGroup
+	closed       bool
 }
 
 var _ vfs.Backend = (*Backend)(nil)
@@ -80,6 +83,9 @@ func NewBackend(ctx context.Context, cfg Config, o Options) (*Backend, error) {
 	prefix, err := normPrefix(cfg.Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("s3 config: prefix: %w", err)
+	}
+	if o.LeaseTimeout <= 0 {
+		o.LeaseTimeout = cfg.UploadLease
 	}
 	o = o.withDefaults()
 	owner := o.Owner
@@ -132,14 +138,24 @@ func (b *Backend) Home(home string) (vfs.Store, error) {
 	return s, nil
 }
 
-// Close stops the heartbeat of uploads in progress and waits for it.
-// Homes already returned stay usable until they are closed, but an upload
-// still in progress then is no longer refreshed: after LeaseTimeout,
-// another daemon's start-up takes it for a dead daemon's. The daemon
-// closes the backend once its sessions have ended. The SDK's client needs
-// no closing.
+// Close stops the heartbeat of uploads in progress and the takeover, and
+// waits for them (a pass of the takeover stops before its next upload;
+// each of its requests ends within Options.RequestTimeout). Homes already returned stay usable until they
+// are closed, but an upload still in progress then is no longer
+// refreshed: after LeaseTimeout, another daemon takes it for a dead
+// daemon's. The daemon closes the backend once its sessions have ended.
+// The SDK's client needs no closing.
 func (b *Backend) Close() error {
-	b.stopHeartbeat()
+	b.mu.Lock()
+	b.closed = true
+	stops := []context.CancelFunc{b.stopBeat, b.stopTakeover}
+	b.mu.Unlock()
+	for _, stop := range stops {
+		if stop != nil {
+			stop()
+		}
+	}
+	b.background.Wait()
 	return nil
 }
 

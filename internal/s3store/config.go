@@ -51,6 +51,11 @@ type Config struct {
 	// no rename, so each object under the folder is copied and deleted; a
 	// folder holding more is refused before anything is copied.
 	MaxRenameObjects int
+	// UploadLease (upload_lease) is the lease of a multipart upload in
+	// progress (see live.go): Options.LeaseTimeout, with a heartbeat
+	// (Options.LeaseRefresh) every fifth of it, unless Options set them.
+	// 0: DefaultLeaseTimeout.
+	UploadLease time.Duration
 }
 
 // The values of Config.Setstat.
@@ -60,10 +65,11 @@ const (
 )
 
 // DefaultConfig holds the defaults of the schema: 16 MiB parts, 4 in
-// flight, us-east-1, setstat ignored, folder renames up to 1,000 objects.
+// flight, us-east-1, setstat ignored, folder renames up to 1,000 objects,
+// a 5-minute upload lease.
 func DefaultConfig() Config {
 	return Config{Region: "us-east-1", PartSize: 16 << 20, UploadConcurrency: 4,
-		Setstat: SetstatIgnore, MaxRenameObjects: 1000}
+		Setstat: SetstatIgnore, MaxRenameObjects: 1000, UploadLease: DefaultLeaseTimeout}
 }
 
 // Validate returns every problem at once, each naming its key. No I/O: the
@@ -97,6 +103,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRenameObjects < 1 {
 		errs = append(errs, fmt.Errorf("max_rename_objects: %d; want at least 1", c.MaxRenameObjects))
+	}
+	if c.UploadLease != 0 {
+		if msg := config.CheckS3UploadLease(c.UploadLease); msg != "" {
+			errs = append(errs, fmt.Errorf("upload_lease: %s", msg))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -152,10 +163,15 @@ type Options struct {
 	Owner string
 	// LeaseRefresh is how often the live records of uploads in progress
 	// are rewritten, and LeaseTimeout how long after the last rewrite an
-	// upload of another daemon is taken for dead. 0: the defaults, 1
-	// minute and 5 minutes.
+	// upload of another daemon is taken for dead. 0: Config.UploadLease
+	// (else DefaultLeaseTimeout) and a fifth of LeaseTimeout.
 	LeaseRefresh time.Duration
 	LeaseTimeout time.Duration
+	// Recovered, if set, is called after each pass of the running takeover
+	// (StartTakeover) that recovered or aborted dead uploads, with their
+	// numbers: the daemon adds them to the counts of its start-up Recover
+	// (wharf_uploads_recovered_total, wharf_s3_uploads_swept_total).
+	Recovered func(recovered, aborted int)
 }
 
 // Defaults of Options.
@@ -186,11 +202,11 @@ func (o Options) withDefaults() Options {
 	if o.TransferTimeout == 0 {
 		o.TransferTimeout = DefaultTransferTimeout
 	}
-	if o.LeaseRefresh <= 0 {
-		o.LeaseRefresh = DefaultLeaseRefresh
-	}
 	if o.LeaseTimeout <= 0 {
 		o.LeaseTimeout = DefaultLeaseTimeout
+	}
+	if o.LeaseRefresh <= 0 {
+		o.LeaseRefresh = o.LeaseTimeout / leaseBeats
 	}
 	if o.ListPage <= 0 || o.ListPage > maxListPage {
 		o.ListPage = maxListPage
@@ -206,6 +222,6 @@ func FromConfig(c config.S3) Config {
 		Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle, Prefix: c.Prefix,
 		AccessKeyID: c.AccessKeyID, SecretAccessKeyFile: c.SecretAccessKeyFile,
 		PartSize: int64(c.PartSize), UploadConcurrency: c.UploadConcurrency,
-		Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects,
+		Setstat: c.Setstat, MaxRenameObjects: c.MaxRenameObjects, UploadLease: c.UploadLease,
 	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/wharf-sftp/wharf/internal/config"
 )
 
 // Uploads in progress, across a crash and across daemons.
@@ -34,27 +36,29 @@ import (
 // resume that continues a partial's upload) and deleted once the upload
 // has ended (completed, aborted, or kept as a partial). Its LastModified
 // is a heartbeat: while the upload lasts, the Backend rewrites it every
-// Options.LeaseRefresh (1 minute), all its live uploads in one pass, so a
-// transfer shorter than that costs two requests (a PUT and a DELETE) and
-// a long one one PUT more a minute. The size needs no record: at recovery
-// ListParts tells which parts reached the bucket, and the run of parts of
-// at least 5 MiB from part 1 without a gap is what a resume can continue
-// (a part is whole once its upload succeeded; a smaller one can only have
-// been the last).
+// Options.LeaseRefresh (a fifth of the lease: 1 minute), all its live
+// uploads in one pass, so a transfer shorter than that costs two requests
+// (a PUT and a DELETE) and a long one one PUT more a minute. The size
+// needs no record: at recovery ListParts tells which parts reached the
+// bucket, and the run of parts of at least 5 MiB from part 1 without a
+// gap is what a resume can continue (a part is whole once its upload
+// succeeded; a smaller one can only have been the last).
 //
 // Recover (the start-up step) reads the live record of each multipart
-// upload under the prefix. An upload is dead when its owner is this daemon
-// (its earlier life: Recover runs before any upload begins) or when its
-// heartbeat is older than Options.LeaseTimeout (5 minutes: a few missed
-// refreshes); a dead upload becomes its name's partial, the size of those
-// parts, unless its last heartbeat is older than uploads.partial_ttl
-// (aborted as expired), it holds no such part (aborted), or the name's
-// partial is newer. An upload whose owner is another daemon with a fresh
-// heartbeat is left alone: it is in progress on that daemon. Ages are read
-// on the store's clock (its Date header against LastModified), so daemons
-// whose clocks disagree still agree on a lease. Between its creation and
-// its live record, an upload has neither record: Recover takes such an
-// upload for an orphan only once it is older than LeaseTimeout.
+// upload under the prefix, and so does the takeover while the daemon runs
+// (takeover.go). An upload is dead when its owner is this daemon (its
+// earlier life: Recover runs before any upload begins; not so in the
+// takeover) or when its heartbeat is older than Options.LeaseTimeout
+// (storage.s3.upload_lease, 5 minutes: a few missed refreshes); a dead
+// upload becomes its name's partial, the size of those parts, unless its
+// last heartbeat is older than uploads.partial_ttl (aborted as expired),
+// it holds no such part (aborted), or the name's partial is newer. An
+// upload whose owner is another daemon with a fresh heartbeat is left
+// alone: it is in progress on that daemon. Ages are read on the store's
+// clock (its Date header against LastModified), so daemons whose clocks
+// disagree still agree on a lease. Between its creation and its live
+// record, an upload has neither record: Recover takes such an upload for
+// an orphan only once it is older than LeaseTimeout.
 //
 // Why a record of its own per upload, rather than a "live" mark in the
 // name's partial record: a name may have a partial and, at the same time,
@@ -73,10 +77,13 @@ const liveDir = "live/"
 // metaOwner is the metadata key of a live record's owner.
 const metaOwner = "wharf-owner"
 
-// Defaults of the lease of a live upload.
+// DefaultLeaseTimeout is the lease of a live upload (storage.s3's
+// upload_lease), and leaseBeats the heartbeats in one lease: a live record
+// is rewritten every fifth of it (1 minute by default), so that a few
+// refreshes may fail before the upload is taken for dead.
 const (
-	DefaultLeaseRefresh = time.Minute
-	DefaultLeaseTimeout = 5 * time.Minute
+	DefaultLeaseTimeout = config.S3DefaultUploadLease
+	leaseBeats          = 5
 )
 
 // liveUpload is a multipart upload in progress in this Backend, whose
@@ -142,16 +149,16 @@ func (b *Backend) goLive(key, uploadID string) error {
 	if b.stopBeat == nil && !b.closed {
 		ctx, cancel := context.WithCancel(context.Background())
 		b.stopBeat = cancel
-		b.beating.Go(func() { b.heartbeat(ctx) })
+		b.background.Go(func() { b.heartbeat(ctx) })
 	}
 	return nil
 }
 
 // endLive stops refreshing the live record of uploadID, once its upload
 // has ended, and deletes it if del. Kept (its upload ended without its
-// outcome reaching the bucket), the record ages: another daemon's
-// start-up takes the upload for dead once the lease has expired, this
-// daemon's next start at once. A failed delete leaves a stale record,
+// outcome reaching the bucket), the record ages: any daemon's takeover
+// (this one's included) or start-up takes the upload for dead once the
+// lease has expired, this daemon's next start at once. A failed delete leaves a stale record,
 // which no upload lists any more: sweepRecords deletes it once expired.
 func (b *Backend) endLive(uploadID string, del bool) {
 	b.mu.Lock()
@@ -248,7 +255,7 @@ func (b *Backend) beat(ctx context.Context) int {
 			rctx, cancel := context.WithTimeout(ctx, b.o.RequestTimeout)
 			if err := b.putLive(rctx, lu); err != nil {
 				// The next beat tries again; after LeaseTimeout without one,
-				// another daemon's start-up may take the upload for dead.
+				// another daemon may take the upload for dead.
 				b.o.Log.Warn("s3: refreshing an upload in progress", "key", lu.key, "upload_id", lu.id, "err", err)
 			} else {
 				n++
@@ -258,18 +265,6 @@ func (b *Backend) beat(ctx context.Context) int {
 		lu.mu.Unlock()
 	}
 	return n
-}
-
-// stopHeartbeat ends the heartbeat and waits for it.
-func (b *Backend) stopHeartbeat() {
-	b.mu.Lock()
-	b.closed = true
-	stop := b.stopBeat
-	b.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	b.beating.Wait()
 }
 
 // fullParts returns how many parts of the upload uploadID of key, from
@@ -292,11 +287,13 @@ func (b *Backend) fullParts(key, uploadID string) (n int32, size int64, err erro
 // recoverUpload decides the fate of the multipart upload up, whose live
 // record lr says it was in progress (see the top of this file), and
 // reports whether it became the name's partial or was aborted. now is on
-// the store's clock.
-func (b *Backend) recoverUpload(up mpUpload, lr *liveRecord, now time.Time) (recovered, aborted bool, err error) {
+// the store's clock. ownDead (at start-up) takes a record of this
+// daemon's owner for a previous life's, whatever its heartbeat; else (the
+// running takeover) every record is dead only once its lease expired.
+func (b *Backend) recoverUpload(up mpUpload, lr *liveRecord, now time.Time, ownDead bool) (recovered, aborted bool, err error) {
 	age := now.Sub(lr.beat)
-	if lr.owner != b.owner && age < b.o.LeaseTimeout {
-		return false, false, nil // in progress on another daemon
+	if (lr.owner != b.owner || !ownDead) && age < b.o.LeaseTimeout {
+		return false, false, nil // in progress, on another daemon or being marked here
 	}
 	log := b.o.Log.With("key", up.key, "upload_id", up.id, "owner", lr.owner,
 		"heartbeat", lr.beat.UTC().Format(time.RFC3339))
@@ -353,6 +350,11 @@ func (b *Backend) recoverUpload(up mpUpload, lr *liveRecord, now time.Time) (rec
 	// The message and path are local's (vfs.Local.Recover), so that one
 	// check reads either backend's log.
 	log.Info("recovered upload", "path", "/"+strings.TrimPrefix(up.key, b.prefix), "parts", parts, "bytes", size)
+	if b.isLive(up.id) {
+		// A session of this daemon already resumes the partial, with the
+		// same upload and so the same live record, now its own.
+		return true, false, nil
+	}
 	return true, false, b.deleteLive(up.key, up.id)
 }
 

@@ -36,8 +36,20 @@ import (
 // Several daemons may share the prefix: none takes over or aborts an
 // upload another one is writing. Recover must run before this daemon's
 // own uploads begin, since it takes a live record of its own owner for
-// one of a previous life.
+// one of a previous life. While the daemon runs, the takeover
+// (StartTakeover) repeats its first case: see takeover.go.
 func (b *Backend) Recover(ctx context.Context) (recovered, aborted int, err error) {
+	return b.recoverUploads(ctx, false)
+}
+
+// recoverUploads is Recover (running false) or one pass of the running
+// takeover (running true), which only takes over the uploads of dead
+// daemons: every live record counts by its heartbeat alone, whoever its
+// owner (one of this daemon's own that is not live here is between its
+// write and its upload's registration, or kept by a failed keep), and
+// what has no live record (a partial, an orphan) is left to the next
+// start, so that a pass costs the listing and one HEAD per upload.
+func (b *Backend) recoverUploads(ctx context.Context, running bool) (recovered, aborted int, err error) {
 	var lastKey string
 	var rec *record
 	var recErr error
@@ -54,7 +66,7 @@ func (b *Backend) Recover(ctx context.Context) (recovered, aborted int, err erro
 		lr, err := b.headLive(up.key, up.id)
 		if err == nil {
 			lastKey = "" // the key's record may change
-			r, a, err := b.recoverUpload(up, lr, now)
+			r, a, err := b.recoverUpload(up, lr, now, !running)
 			if r {
 				recovered++
 			}
@@ -65,6 +77,9 @@ func (b *Backend) Recover(ctx context.Context) (recovered, aborted int, err erro
 		}
 		if !notFound(err) {
 			return err
+		}
+		if running {
+			return nil
 		}
 		if up.key != lastKey {
 			rec, recErr = b.headRecord(up.key)
@@ -95,7 +110,7 @@ func (b *Backend) Recover(ctx context.Context) (recovered, aborted int, err erro
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil || running {
 		return recovered, aborted, err
 	}
 	return recovered, aborted, b.sweepRecords(ctx, b.o.Now().Add(skew))
