@@ -51,7 +51,7 @@ hooks:
 		t.Fatalf("delivered while the endpoint was down: %+v", got)
 	}
 
-	sigkill(a)
+	a.Kill()
 	killed := time.Now()
 	r.setDown(false)
 	got := r.waitUploads(len(names), 30*time.Second)
@@ -80,14 +80,4 @@ hooks:
 		t.Errorf("survivor logged %d takeovers, want %d", takeovers, len(names))
 	}
 	t.Logf("event_lease %s: %d deliveries of the killed daemon made by another %s after the kill", lease, len(names), took.Round(time.Millisecond))
-}
-
-// sigkill kills a daemon as a crash would, and leaves it dead.
-func sigkill(d *daemon) {
-	p := d.proc
-	d.proc = nil
-	if p != nil {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
