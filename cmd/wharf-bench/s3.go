@@ -72,7 +72,7 @@ func s3MemoryFormulaText(partSize int64, concurrency int) string {
 }
 
 // s3Rows says whether any s3 row is selected.
-func (o options) s3Rows() bool { return o.has("s3") || o.has("s3list") }
+func (o options) s3Rows() bool { return o.has("s3") || o.has("s3list") || o.has("s3requests") }
 
 // versitygwCandidates lists where versitygw is looked for, in order: the
 // -versitygw flag, else $VERSITYGW (then only that one, as internal/s3test
@@ -476,11 +476,11 @@ type s3Runner struct {
 	complete map[string]bool   // the rows whose measurement finished
 
 	// The table's row names, set by s3Tests.
-	upDirect, upRclone, downDirect, downRclone, downOneGet, list string
-	rcloneMissing                                                string // why the rclone rows are empty, or ""
-	rcloneName                                                   string // its version line
-	vgwBin, vgwVersion                                           string
-	vgwErr                                                       error
+	upDirect, upRclone, downDirect, downRclone, downOneGet, list, requests string
+	rcloneMissing                                                          string // why the rclone rows are empty, or ""
+	rcloneName                                                             string // its version line
+	vgwBin, vgwVersion                                                     string
+	vgwErr                                                                 error
 	// storeCPU is versitygw's CPU per unit of work, by row and gateway,
 	// for the summary the runner prints: the table's server CPU is the
 	// gateway's.
@@ -525,6 +525,10 @@ func (b *bench) s3Tests() []test {
 	}
 	if b.o.has("s3list") {
 		r.rows = append(r.rows, test{name: r.list, unit: "entries/s", cpuUnit: "µs/entry", cpuWork: float64(b.o.entries) / 1e6})
+	}
+	if b.o.has("s3requests") {
+		r.requests = b.s3RequestsName()
+		r.rows = append(r.rows, test{name: r.requests, unit: "S3 requests/upload", cpuUnit: "ms/upload", cpuWork: float64(b.o.files) / 1e3})
 	}
 	ts := slices.Clone(r.rows)
 	for i := range ts {
@@ -644,11 +648,13 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 		return fmt.Errorf("create bucket %s: %w", s3Bucket, err)
 	}
 
-	if env.wharfDaemon, err = newWharfS3(b.ws, b.wharfBin, b.client, st, s3WharfName, "wharf-s3", s3WharfOptions{}); err != nil {
-		return err
-	}
-	if env.wharf, err = env.wharfDaemon.run(ctx, nil); err != nil {
-		return err
+	if b.o.has("s3") || b.o.has("s3list") {
+		if env.wharfDaemon, err = newWharfS3(b.ws, b.wharfBin, b.client, st, s3WharfName, "wharf-s3", s3WharfOptions{}); err != nil {
+			return err
+		}
+		if env.wharf, err = env.wharfDaemon.run(ctx, nil); err != nil {
+			return err
+		}
 	}
 	if b.o.has("s3") && r.rcloneMissing == "" {
 		fmt.Fprintf(b.progress, "starting %s on the same bucket ...\n", r.rcloneName)
@@ -699,6 +705,14 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 			return err
 		}
 		r.complete[r.list] = true
+	}
+	if b.o.has("s3requests") {
+		// Its wharfs run alone: the other rows' gateways are done.
+		env.stop()
+		if err := r.measureRequests(ctx, env, st); err != nil {
+			return err
+		}
+		r.complete[r.requests] = true
 	}
 	r.printStoreCPU()
 	return nil

@@ -225,7 +225,7 @@ func TestS3WharfConfig(t *testing.T) {
 	}
 	st := s3Settings{endpoint: "http://127.0.0.1:7070", accessKey: "AK", secretKey: "SK", partSize: 16 << 20, concurrency: 4}
 	c := client{user: "bench", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench"}
-	fleet := s3WharfOptions{prefix: "requests/fleet/", admin: true, stateURL: "s3://" + s3Bucket + "/requests/state/",
+	fleet := s3WharfOptions{prefix: s3ReqPrefix + "fleet/", admin: true, stateURL: "s3://" + s3Bucket + "/" + s3ReqPrefix + "state/",
 		webhook: "http://127.0.0.1:9999/hook"}
 	for _, wo := range []s3WharfOptions{{}, fleet} {
 		path := filepath.Join(dir, "wharf.yaml")
@@ -291,6 +291,13 @@ func TestParseS3Flags(t *testing.T) {
 	}
 	if o, err := parseFlags([]string{"-rows", "upload"}, io.Discard); err != nil || o.s3Rows() {
 		t.Errorf("upload alone: s3 rows %v, %v", o.s3Rows(), err)
+	}
+	o, err = parseFlags([]string{"-rows", "s3requests", "-quick"}, io.Discard)
+	if err != nil || !o.s3Rows() || o.files != 100 || o.fileSize != 64<<10 {
+		t.Errorf("s3requests: s3 rows %v, %d files of %d bytes, %v", o.s3Rows(), o.files, o.fileSize, err)
+	}
+	if b := (&bench{o: o}); !b.smallFiles() || b.transfers() {
+		t.Errorf("s3requests: small files %v, big file %v; want the small files alone", b.smallFiles(), b.transfers())
 	}
 }
 
