@@ -99,23 +99,21 @@ func (c opCounts) times(f float64) opCounts {
 	return d
 }
 
-// format lists the ops that are not zero, largest first, each with its
-// sign when signed (a difference); "none" when every op is zero.
-func (c opCounts) format(signed bool) string {
+// format lists the ops that do not show as zero in verb ("%.0f" for
+// counts, "%.2f" for shares, "%+.2f" for differences), largest first;
+// "none" when every op shows as zero.
+func (c opCounts) format(verb string) string {
 	ops := slices.Collect(maps.Keys(c))
 	slices.SortFunc(ops, func(a, b string) int {
 		return cmp.Or(cmp.Compare(abs(c[b]), abs(c[a])), strings.Compare(a, b))
 	})
 	var parts []string
 	for _, op := range ops {
-		if abs(c[op]) < 0.005 {
-			continue // shows as 0.00
+		v := fmt.Sprintf(verb, c[op])
+		if strings.Trim(v, "+-0.") == "" {
+			continue
 		}
-		f := "%s %.2f"
-		if signed {
-			f = "%s %+.2f"
-		}
-		parts = append(parts, fmt.Sprintf(f, op, c[op]))
+		parts = append(parts, op+" "+v)
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -398,6 +396,21 @@ func withinBound(extra float64) (bool, string) {
 	return false, fmt.Sprintf("OVER THE BOUND of %g", requestBound)
 }
 
+// perMinute is the window's request rate.
+func perMinute(w reqWindow) float64 {
+	if w.length <= 0 {
+		return 0
+	}
+	return w.requests.total() / w.length.Minutes()
+}
+
+// fleetBackgroundPerMinute is what the design says an idle fleet daemon
+// with hooks sends a minute: the ban list every 3 s, and every lease/4 the
+// heartbeat and the takeover look (two listings).
+func fleetBackgroundPerMinute(lease time.Duration) float64 {
+	return time.Minute.Seconds()/3 + 3*time.Minute.Seconds()/(lease/4).Seconds()
+}
+
 // s3ReqVariant is one of the row's two wharfs.
 type s3ReqVariant struct {
 	name   string
@@ -462,8 +475,8 @@ func (r *s3Runner) measureRequests(ctx context.Context, env *s3Env, st s3Setting
 			row.values[v.name] = append(row.values[v.name], per.total())
 			row.cpu[v.name] = append(row.cpu[v.name], cpu)
 			fmt.Fprintf(b.progress, "%-20s %-19s run %d/%d: %s uploads in %s, %.2f requests/upload (%s); idle %s after: %s; server CPU %s ms/upload\n",
-				"S3 requests", v.name, i+1, b.o.runs, thousands(m.n), m.uploads.length.Round(time.Millisecond), per.total(), per.format(false),
-				m.idle.length.Round(time.Millisecond), m.idle.requests.format(false), formatFigure(cpu))
+				"S3 requests", v.name, i+1, b.o.runs, thousands(m.n), m.uploads.length.Round(time.Millisecond), per.total(), per.format("%.2f"),
+				m.idle.length.Round(time.Millisecond), m.idle.requests.format("%.0f"), formatFigure(cpu))
 		}
 	}
 	r.reportRequests(&row, runs[s3ReqPlainName], runs[s3ReqFleetName])
@@ -605,13 +618,15 @@ func (r *s3Runner) reportRequests(row *result, plain, fleet []reqRun) {
 	row.notes = append(row.notes,
 		fmt.Sprintf("S3 requests per %s upload, over %d run(s) of %s uploads each (every request wharf sent the store, retries included, from its wharf_s3_requests_total):",
 			formatBytes(int64(r.b.o.fileSize)), len(fleet), thousands(r.b.o.files)),
-		fmt.Sprintf("- %s (storage.backend s3, no hooks, no state_url): %.2f: %s", s3ReqPlainName, pp.total(), pp.format(false)),
+		fmt.Sprintf("- %s (storage.backend s3, no hooks, no state_url): %.2f: %s", s3ReqPlainName, pp.total(), pp.format("%.2f")),
 		fmt.Sprintf("- %s (the same plus state_url outside storage.s3.prefix, one webhook hook on every upload, event_lease %s): %.2f: %s",
-			s3ReqFleetName, config.DefaultEventLease, fp.total(), fp.format(false)),
-		fmt.Sprintf("- fleet machinery: %+.2f a upload (worst run %+.2f), bound %g: %s; by op: %s", extra.total(), worst, requestBound, verdict, extra.format(true)),
-		fmt.Sprintf("- taken out as per time, not per upload: what each wharf sent over an idle window as long as its uploads' window, right after it (%s in all): %s: %s; %s: %s. "+
-			"Expected of the fleet: one ListObjectsV2 of the bans every 3 s, one PutObject (heartbeat) and two ListObjectsV2 (the takeover look) every event_lease/4",
-			f.idle.length.Round(time.Second), s3ReqFleetName, f.idle.requests.format(false), s3ReqPlainName, p.idle.requests.format(false)),
+			s3ReqFleetName, config.DefaultEventLease, fp.total(), fp.format("%.2f")),
+		fmt.Sprintf("- fleet machinery: %+.2f a upload (worst run %+.2f), bound %g: %s; by op: %s", extra.total(), worst, requestBound, verdict, extra.format("%+.2f")),
+		fmt.Sprintf("- taken out as per time, not per upload: what each wharf sent over an idle window as long as its uploads' window, right after it: %s: %s in %s (%.1f a minute); %s: %s in %s. "+
+			"Expected of the fleet: one ListObjectsV2 of the bans every 3 s, one PutObject (heartbeat) and two ListObjectsV2 (the takeover look) every event_lease/4 (%s): %.0f a minute",
+			s3ReqFleetName, f.idle.requests.format("%.0f"), f.idle.length.Round(time.Second), perMinute(f.idle),
+			s3ReqPlainName, p.idle.requests.format("%.0f"), p.idle.length.Round(time.Second),
+			config.DefaultEventLease/4, fleetBackgroundPerMinute(config.DefaultEventLease)),
 		"- the uploads' window runs from before the sftp session (its login included: one session for all the uploads) until every delivery was made and its object deleted "+
 			"(the receiver had one POST per upload, each a distinct event; the daemon's wharf_hook_queue_depth back to 0); users_dir is not set (its poll would be one ListObjectsV2 a users_poll, per time too)",
 	)

@@ -50,7 +50,7 @@ func TestParseMetrics(t *testing.T) {
 	got := readScrape(samples)
 	want := wharfScrape{requests: opCounts{"DeleteObject": 200, "HeadObject": 1200, "PutObject": 401}, depth: 3, delivered: 205, failed: 3}
 	if got.depth != want.depth || got.delivered != want.delivered || got.failed != want.failed || got.dropped != 0 ||
-		got.requests.minus(want.requests).format(true) != "none" || len(got.requests) != 3 {
+		got.requests.minus(want.requests).format("%+.2f") != "none" || len(got.requests) != 3 {
 		t.Errorf("scrape %+v, want %+v", got, want)
 	}
 
@@ -90,14 +90,19 @@ func TestOpCounts(t *testing.T) {
 	if a["PutObject"] != 2 || len(a) != 2 {
 		t.Errorf("minus or plus changed its receiver: %v", a)
 	}
-	if got, want := d.format(true), "HeadObject +4.00, ListObjectsV2 -1.00, PutObject +1.00"; got != want {
+	if got, want := d.format("%+.2f"), "HeadObject +4.00, ListObjectsV2 -1.00, PutObject +1.00"; got != want {
 		t.Errorf("format(signed) = %q, want %q (largest first, ties by name)", got, want)
 	}
-	if got, want := a.times(0.5).format(false), "HeadObject 2.00, PutObject 1.00"; got != want {
+	if got, want := a.times(0.5).format("%.2f"), "HeadObject 2.00, PutObject 1.00"; got != want {
 		t.Errorf("format = %q, want %q", got, want)
 	}
-	if got := (opCounts{"PutObject": 0.001}).format(false); got != "none" {
-		t.Errorf("what shows as 0.00: %q, want none", got)
+	if got, want := (opCounts{"ListObjectsV2": 16, "PutObject": 1, "HeadObject": 0}).format("%.0f"), "ListObjectsV2 16, PutObject 1"; got != want {
+		t.Errorf("counts = %q, want %q", got, want)
+	}
+	for _, c := range []opCounts{{"PutObject": 0.001}, {"PutObject": -0.004}, {}} {
+		if got := c.format("%+.2f"); got != "none" {
+			t.Errorf("%v shows as %q, want none", c, got)
+		}
 	}
 }
 
@@ -111,6 +116,12 @@ func TestRequestArithmetic(t *testing.T) {
 	fleet := reqRun{n: 100,
 		uploads: reqWindow{requests: opCounts{"HeadObject": 400, "ListObjectsV2": 203, "PutObject": 201, "DeleteObject": 100}, length: 10 * time.Second},
 		idle:    reqWindow{requests: opCounts{"ListObjectsV2": 3, "PutObject": 1}, length: 10 * time.Second}}
+	if got := perMinute(fleet.idle); got != 24 {
+		t.Errorf("fleet idle: %v a minute, want 24", got)
+	}
+	if got := fleetBackgroundPerMinute(2 * time.Minute); got != 26 {
+		t.Errorf("design at the default lease: %v a minute, want 20 ban lists + 2 heartbeats + 4 looks' listings", got)
+	}
 	if got := plain.perUpload().total(); got != 7 {
 		t.Errorf("plain: %v a upload, want 7", got)
 	}
@@ -118,7 +129,7 @@ func TestRequestArithmetic(t *testing.T) {
 	if fp.total() != 9 || fp["ListObjectsV2"] != 2 || fp["PutObject"] != 2 {
 		t.Errorf("fleet: %v, want 9 a upload, the idle window taken out", fp)
 	}
-	if got, want := fp.minus(plain.perUpload()).format(true), "DeleteObject +1.00, PutObject +1.00"; got != want {
+	if got, want := fp.minus(plain.perUpload()).format("%+.2f"), "DeleteObject +1.00, PutObject +1.00"; got != want {
 		t.Errorf("difference %q, want %q", got, want)
 	}
 
