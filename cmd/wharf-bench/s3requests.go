@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/events"
 )
 
 const (
@@ -319,7 +320,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, receiverMaxBody))
 	h.mu.Lock()
 	h.posts++
-	h.ids[r.Header.Get("X-Wharf-Delivery")] = true
+	h.ids[r.Header.Get(events.HeaderDelivery)] = true
 	h.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 }
@@ -371,8 +372,8 @@ func (r reqRun) perUpload() opCounts {
 	return r.uploads.requests.minus(r.idle.requests).times(1 / float64(r.n))
 }
 
-// sumRuns adds runs' windows and uploads up, for the breakdown over
-// every run.
+// sumRuns adds runs' windows, uploads and failed attempts up, for the
+// breakdown over every run.
 func sumRuns(runs []reqRun) reqRun {
 	s := reqRun{uploads: reqWindow{requests: opCounts{}}, idle: reqWindow{requests: opCounts{}}}
 	for _, r := range runs {
@@ -381,7 +382,6 @@ func sumRuns(runs []reqRun) reqRun {
 		s.uploads.length += r.uploads.length
 		s.idle.requests = s.idle.requests.plus(r.idle.requests)
 		s.idle.length += r.idle.length
-		s.cpu += r.cpu
 		s.failed += r.failed
 	}
 	return s
@@ -522,14 +522,14 @@ func (r *s3Runner) requestsOnce(ctx context.Context, env *s3Env, hc *http.Client
 	if _, err := b.client.run(ctx, g, batch, 2*time.Minute+time.Duration(n)*100*time.Millisecond); err != nil {
 		return reqRun{}, err
 	}
-	after, err := scrapeMetrics(ctx, hc, admin)
+	var after wharfScrape
+	if v.fleet {
+		after, err = waitDelivered(ctx, hc, admin, recv, before, n)
+	} else {
+		after, err = scrapeMetrics(ctx, hc, admin)
+	}
 	if err != nil {
 		return reqRun{}, err
-	}
-	if v.fleet {
-		if after, err = waitDelivered(ctx, hc, admin, recv, before, n); err != nil {
-			return reqRun{}, err
-		}
 	}
 	m := reqRun{n: n, uploads: reqWindow{requests: after.requests.minus(before.requests), length: time.Since(start)},
 		failed: after.failed - before.failed}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/events"
 )
 
 // A /metrics page as wharf's admin listener serves it (client_golang's
@@ -209,7 +211,7 @@ func TestHookReceiver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("X-Wharf-Delivery", id)
+		req.Header.Set(events.HeaderDelivery, id)
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
