@@ -73,6 +73,12 @@ type result struct {
 	// ceiling is what the client reached against a server that does next
 	// to nothing (curlCeiling), in unit; empty for most rows.
 	ceiling []float64
+	// notes are lines printed under the table, for a row whose figures
+	// need more than a cell (the s3requests row's breakdown).
+	notes []string
+	// failed, when set, says which bound the row's figures broke; the bench
+	// then exits non-zero after the table.
+	failed string
 }
 
 func newResult(t test) result {
@@ -122,7 +128,9 @@ func (b *bench) transfers() bool {
 }
 
 // smallFiles reports whether a row uploads the many small files.
-func (b *bench) smallFiles() bool { return b.o.has("files") || b.o.has("fsync") }
+func (b *bench) smallFiles() bool {
+	return b.o.has("files") || b.o.has("fsync") || b.o.has("s3requests")
+}
 
 func smallName(i int) string { return fmt.Sprintf("f%06d", i) }
 

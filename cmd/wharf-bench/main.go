@@ -27,7 +27,7 @@ import (
 
 // allRows are the -rows names, in table order.
 func allRows() []string {
-	return []string{"upload", "download", "files", "logins", "list", "fsync", "ftps", "s3", "s3list", "loginrate", "idle"}
+	return []string{"upload", "download", "files", "logins", "list", "fsync", "ftps", "s3", "s3list", "s3requests", "loginrate", "idle"}
 }
 
 // options are the benchmark's knobs; see newFlagSet for their meaning.
@@ -115,7 +115,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.StringVar(&rows, "rows", strings.Join(allRows(), ","), "comma-separated tests to run: "+strings.Join(allRows(), ", ")+
 		" (ftps: FTPS upload and download with curl, against a vsftpd it starts; needs root and vsftpd;"+
 		" fsync: upload and files against a second wharf with uploads.fsync off, on -dir's filesystem;"+
-		" s3, s3list: wharf on storage.backend s3 against a versitygw it starts, a direct Go S3 client and rclone serve sftp)")
+		" s3, s3list: wharf on storage.backend s3 against a versitygw it starts, a direct Go S3 client and rclone serve sftp;"+
+		" s3requests: S3 requests per upload (-files of -file-size) of a wharf with the fleet's state_url and a webhook against one without, on that versitygw)")
 	fs.StringVar(&ciphers, "ciphers", "default,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
 		`comma-separated ciphers for the upload/download tests; "default" passes none, so the client's preference decides`)
 	fs.StringVar(&sftpArgs, "sftp-args", "", `extra sftp client arguments for every run against both servers, split at spaces (e.g. "-B 261120 -R 128")`)
@@ -290,5 +291,17 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("stopped after %d row(s): %w", len(results), err)
 	}
-	return nil
+	return failedRows(results)
+}
+
+// failedRows is an error naming the rows whose figures broke a bound they
+// carry (the s3requests row's), or nil: the table shows them all the same.
+func failedRows(results []result) error {
+	var errs []error
+	for _, r := range results {
+		if r.failed != "" {
+			errs = append(errs, fmt.Errorf("%s: %s", r.name, r.failed))
+		}
+	}
+	return errors.Join(errs...)
 }

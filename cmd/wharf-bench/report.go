@@ -274,6 +274,14 @@ func printTable(w io.Writer, results []result) {
 		}
 	}
 	printClientNotes(w, results)
+	for _, r := range results {
+		if len(r.notes) > 0 {
+			fmt.Fprintln(w)
+			for _, n := range r.notes {
+				fmt.Fprintln(w, n)
+			}
+		}
+	}
 }
 
 // printClientNotes says, for the rows that timed one client process, how

@@ -72,7 +72,7 @@ func s3MemoryFormulaText(partSize int64, concurrency int) string {
 }
 
 // s3Rows says whether any s3 row is selected.
-func (o options) s3Rows() bool { return o.has("s3") || o.has("s3list") }
+func (o options) s3Rows() bool { return o.has("s3") || o.has("s3list") || o.has("s3requests") }
 
 // versitygwCandidates lists where versitygw is looked for, in order: the
 // -versitygw flag, else $VERSITYGW (then only that one, as internal/s3test
@@ -244,11 +244,29 @@ type s3Settings struct {
 	concurrency          int
 }
 
-// s3WharfConfig is the main wharf's config (see wharfConfig) on
+// s3WharfOptions are what a row adds to the s3 wharf's config; the zero
+// value is the main wharf of the s3 rows.
+type s3WharfOptions struct {
+	// prefix is storage.s3.prefix, under which the homes lie; "": the
+	// bucket's root.
+	prefix string
+	// admin adds the admin listener (/metrics) on a loopback port the
+	// kernel picks; its "listening" line names it (proto "http").
+	admin bool
+	// stateURL is state_url, a fleet's shared state; "": none.
+	stateURL string
+	// webhook, when set, is the URL of one hook on every upload.
+	webhook string
+}
+
+// s3HookName is the hook s3WharfOptions.webhook configures.
+const s3HookName = "bench"
+
+// s3WharfConfig is the config (see wharfConfig) of a wharf on
 // `storage.backend: s3`, listening on port: every home in the bench's
-// bucket, the user's at its root.
-func s3WharfConfig(port int, state, secretFile string, st s3Settings, c client) string {
-	return fmt.Sprintf(`# written by wharf-bench for the s3 rows
+// bucket under wo.prefix, the user's at its root, plus what wo adds.
+func s3WharfConfig(port int, state, secretFile string, st s3Settings, c client, wo s3WharfOptions) string {
+	cfg := fmt.Sprintf(`# written by wharf-bench for the s3 rows
 state_dir: %s
 shutdown_grace: 5s
 log: {level: info, format: json}
@@ -259,6 +277,7 @@ storage:
   backend: s3
   s3:
     bucket: %s
+    prefix: %s
     region: %s
     endpoint: %s
     path_style: true
@@ -270,8 +289,18 @@ users:
   - name: %s
     home: /
     public_keys: [%s]
-`, strconv.Quote(state), port, s3Bucket, s3Region, strconv.Quote(st.endpoint), strconv.Quote(st.accessKey),
+`, strconv.Quote(state), port, s3Bucket, strconv.Quote(wo.prefix), s3Region, strconv.Quote(st.endpoint), strconv.Quote(st.accessKey),
 		strconv.Quote(secretFile), st.partSize, st.concurrency, strconv.Quote(c.user), strconv.Quote(c.publicKey))
+	if wo.admin {
+		cfg += "admin: {listen: \"127.0.0.1:0\"}\n"
+	}
+	if wo.stateURL != "" {
+		cfg += "state_url: " + strconv.Quote(wo.stateURL) + "\n"
+	}
+	if wo.webhook != "" {
+		cfg += fmt.Sprintf("hooks:\n  - name: %s\n    events: [upload]\n    webhook: {url: %s}\n", s3HookName, strconv.Quote(wo.webhook))
+	}
+	return cfg
 }
 
 // s3Daemon starts one gateway (wharf or rclone) on a fixed port, again
@@ -300,17 +329,18 @@ func (d *s3Daemon) run(ctx context.Context, old *server) (*server, error) {
 	return &server{name: d.name, port: d.port, proc: p, sessionsInProcess: true}, nil
 }
 
-// newWharfS3 prepares the binary under test on the store.
-func newWharfS3(ws *workspace, bin string, c client, st s3Settings) (*s3Daemon, error) {
-	dir, err := ws.mkdir("wharf-s3")
+// newWharfS3 prepares the binary under test on the store, as the table's
+// column name, its files in the work dir's folder dir.
+func newWharfS3(ws *workspace, bin string, c client, st s3Settings, name, dir string, wo s3WharfOptions) (*s3Daemon, error) {
+	logDir, err := ws.mkdir(dir)
 	if err != nil {
 		return nil, err
 	}
-	state, err := ws.mkdir("wharf-s3", "state")
+	state, err := ws.mkdir(dir, "state")
 	if err != nil {
 		return nil, err
 	}
-	secret := ws.path("wharf-s3", "s3.secret")
+	secret := ws.path(dir, "s3.secret")
 	if err := os.WriteFile(secret, []byte(st.secretKey+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write wharf's s3 secret: %w", err)
 	}
@@ -318,12 +348,12 @@ func newWharfS3(ws *workspace, bin string, c client, st s3Settings) (*s3Daemon, 
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := ws.path("wharf-s3", "wharf.yaml")
-	if err := os.WriteFile(cfgPath, []byte(s3WharfConfig(port, state, secret, st, c)), 0o600); err != nil {
+	cfgPath := ws.path(dir, "wharf.yaml")
+	if err := os.WriteFile(cfgPath, []byte(s3WharfConfig(port, state, secret, st, c, wo)), 0o600); err != nil {
 		return nil, fmt.Errorf("write wharf's s3 config: %w", err)
 	}
-	return &s3Daemon{name: s3WharfName, port: port, logDir: dir, start: func(ctx context.Context, logPath string) (*process, error) {
-		p, err := startProcess("wharf (s3)", logPath, bin, "serve", "--config", cfgPath)
+	return &s3Daemon{name: name, port: port, logDir: logDir, start: func(ctx context.Context, logPath string) (*process, error) {
+		p, err := startProcess(name+" (s3)", logPath, bin, "serve", "--config", cfgPath)
 		if err != nil {
 			return nil, err
 		}
@@ -446,11 +476,11 @@ type s3Runner struct {
 	complete map[string]bool   // the rows whose measurement finished
 
 	// The table's row names, set by s3Tests.
-	upDirect, upRclone, downDirect, downRclone, downOneGet, list string
-	rcloneMissing                                                string // why the rclone rows are empty, or ""
-	rcloneName                                                   string // its version line
-	vgwBin, vgwVersion                                           string
-	vgwErr                                                       error
+	upDirect, upRclone, downDirect, downRclone, downOneGet, list, requests string
+	rcloneMissing                                                          string // why the rclone rows are empty, or ""
+	rcloneName                                                             string // its version line
+	vgwBin, vgwVersion                                                     string
+	vgwErr                                                                 error
 	// storeCPU is versitygw's CPU per unit of work, by row and gateway,
 	// for the summary the runner prints: the table's server CPU is the
 	// gateway's.
@@ -495,6 +525,10 @@ func (b *bench) s3Tests() []test {
 	}
 	if b.o.has("s3list") {
 		r.rows = append(r.rows, test{name: r.list, unit: "entries/s", cpuUnit: "µs/entry", cpuWork: float64(b.o.entries) / 1e6})
+	}
+	if b.o.has("s3requests") {
+		r.requests = b.s3RequestsName()
+		r.rows = append(r.rows, test{name: r.requests, unit: "S3 requests/upload", cpuUnit: "ms/upload", cpuWork: float64(b.o.files) / 1e3})
 	}
 	ts := slices.Clone(r.rows)
 	for i := range ts {
@@ -614,11 +648,13 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 		return fmt.Errorf("create bucket %s: %w", s3Bucket, err)
 	}
 
-	if env.wharfDaemon, err = newWharfS3(b.ws, b.wharfBin, b.client, st); err != nil {
-		return err
-	}
-	if env.wharf, err = env.wharfDaemon.run(ctx, nil); err != nil {
-		return err
+	if b.o.has("s3") || b.o.has("s3list") {
+		if env.wharfDaemon, err = newWharfS3(b.ws, b.wharfBin, b.client, st, s3WharfName, "wharf-s3", s3WharfOptions{}); err != nil {
+			return err
+		}
+		if env.wharf, err = env.wharfDaemon.run(ctx, nil); err != nil {
+			return err
+		}
 	}
 	if b.o.has("s3") && r.rcloneMissing == "" {
 		fmt.Fprintf(b.progress, "starting %s on the same bucket ...\n", r.rcloneName)
@@ -669,6 +705,14 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 			return err
 		}
 		r.complete[r.list] = true
+	}
+	if b.o.has("s3requests") {
+		// Its wharfs run alone: the other rows' gateways are done.
+		env.stop()
+		if err := r.measureRequests(ctx, env, st); err != nil {
+			return err
+		}
+		r.complete[r.requests] = true
 	}
 	r.printStoreCPU()
 	return nil

@@ -214,7 +214,9 @@ func TestEnvUnsetArgs(t *testing.T) {
 }
 
 // TestS3WharfConfig: wharf's own loader accepts what the bench writes, and
-// reads the settings the rows name.
+// reads the settings the rows name: the s3 rows' wharf, and the
+// s3requests row's fleet wharf (state_url outside the homes' prefix, a
+// webhook on uploads, the admin listener).
 func TestS3WharfConfig(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "s3.secret")
@@ -223,25 +225,39 @@ func TestS3WharfConfig(t *testing.T) {
 	}
 	st := s3Settings{endpoint: "http://127.0.0.1:7070", accessKey: "AK", secretKey: "SK", partSize: 16 << 20, concurrency: 4}
 	c := client{user: "bench", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench"}
-	path := filepath.Join(dir, "wharf.yaml")
-	if err := os.WriteFile(path, []byte(s3WharfConfig(2222, dir, secret, st, c)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := cfg.Storage
-	if s.Backend != "s3" || s.S3.Bucket != s3Bucket || s.S3.Endpoint != st.endpoint || !s.S3.PathStyle ||
-		s.S3.AccessKeyID != "AK" || s.S3.SecretAccessKeyFile != secret ||
-		int64(s.S3.PartSize) != st.partSize || s.S3.UploadConcurrency != st.concurrency {
-		t.Errorf("storage %+v", s)
-	}
-	if cfg.SFTP.Listen != "127.0.0.1:2222" {
-		t.Errorf("sftp.listen %q: want the fixed loopback port, kept across restarts", cfg.SFTP.Listen)
-	}
-	if len(cfg.Users) != 1 || cfg.Users[0].Name != "bench" || cfg.Users[0].Home != "/" {
-		t.Errorf("users %+v", cfg.Users)
+	fleet := s3WharfOptions{prefix: s3ReqPrefix + "fleet/", admin: true, stateURL: "s3://" + s3Bucket + "/" + s3ReqPrefix + "state/",
+		webhook: "http://127.0.0.1:9999/hook"}
+	for _, wo := range []s3WharfOptions{{}, fleet} {
+		path := filepath.Join(dir, "wharf.yaml")
+		if err := os.WriteFile(path, []byte(s3WharfConfig(2222, dir, secret, st, c, wo)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("%+v: %v", wo, err)
+		}
+		s := cfg.Storage
+		if s.Backend != "s3" || s.S3.Bucket != s3Bucket || s.S3.Endpoint != st.endpoint || !s.S3.PathStyle ||
+			s.S3.AccessKeyID != "AK" || s.S3.SecretAccessKeyFile != secret ||
+			int64(s.S3.PartSize) != st.partSize || s.S3.UploadConcurrency != st.concurrency || s.S3.Prefix != wo.prefix {
+			t.Errorf("storage %+v", s)
+		}
+		if cfg.SFTP.Listen != "127.0.0.1:2222" {
+			t.Errorf("sftp.listen %q: want the fixed loopback port, kept across restarts", cfg.SFTP.Listen)
+		}
+		if len(cfg.Users) != 1 || cfg.Users[0].Name != "bench" || cfg.Users[0].Home != "/" {
+			t.Errorf("users %+v", cfg.Users)
+		}
+		if (cfg.Admin.Listen == "127.0.0.1:0") != wo.admin || cfg.StateURL != wo.stateURL || cfg.EventLease != 0 {
+			t.Errorf("admin %q, state_url %q, event_lease %s; want %+v and the default lease", cfg.Admin.Listen, cfg.StateURL, cfg.EventLease, wo)
+		}
+		switch {
+		case wo.webhook == "" && len(cfg.Hooks) != 0:
+			t.Errorf("hooks %+v, want none", cfg.Hooks)
+		case wo.webhook != "" && (len(cfg.Hooks) != 1 || cfg.Hooks[0].Webhook == nil || cfg.Hooks[0].Webhook.URL != wo.webhook ||
+			len(cfg.Hooks[0].Events) != 1 || cfg.Hooks[0].Events[0] != "upload" || len(cfg.Hooks[0].Paths) != 0):
+			t.Errorf("hooks %+v, want one webhook on every upload", cfg.Hooks)
+		}
 	}
 }
 
@@ -275,6 +291,13 @@ func TestParseS3Flags(t *testing.T) {
 	}
 	if o, err := parseFlags([]string{"-rows", "upload"}, io.Discard); err != nil || o.s3Rows() {
 		t.Errorf("upload alone: s3 rows %v, %v", o.s3Rows(), err)
+	}
+	o, err = parseFlags([]string{"-rows", "s3requests", "-quick"}, io.Discard)
+	if err != nil || !o.s3Rows() || o.files != 100 || o.fileSize != 64<<10 {
+		t.Errorf("s3requests: s3 rows %v, %d files of %d bytes, %v", o.s3Rows(), o.files, o.fileSize, err)
+	}
+	if b := (&bench{o: o}); !b.smallFiles() || b.transfers() {
+		t.Errorf("s3requests: small files %v, big file %v; want the small files alone", b.smallFiles(), b.transfers())
 	}
 }
 
