@@ -143,12 +143,15 @@ func setProtocols(t *testing.T, configPath string, protocols map[string][]string
 	}
 }
 
-// freePassiveRange finds n consecutive ports in 40000-60000 that are free on
+// freePassiveRange finds n consecutive ports in 20000-32700 that are free on
 // 127.0.0.1 right now, by listening on each and closing them again. The start
 // is random so that daemons started one after another get different ranges.
+// The range lies below Linux's ephemeral ports (32768-60999), which every
+// client connection and every kernel-chosen listener of a busy test run
+// takes from: ranges there were once all taken in 50 tries.
 func freePassiveRange(t *testing.T, n int) (lo, hi int) {
 	t.Helper()
-	const first, last, attempts = 40000, 60000, 50
+	const first, last, attempts = 20000, 32700, 50
 	for range attempts {
 		lo = first + mrand.IntN(last-first-n+1)
 		var held []net.Listener
