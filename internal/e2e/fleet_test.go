@@ -275,8 +275,14 @@ func TestFleet(t *testing.T) {
 		return err == nil
 	})
 	t.Logf("`wharf user add`: bob logs in on all %d daemons %v after it started", fleetSize, took.Round(time.Millisecond))
+	// bob's live session on the last daemon ends with his key.
+	live := openLiveSFTP(t, f.daemons[fleetSize-1], bob, "-o", "BindAddress=127.0.9.1")
 	removed := time.Now()
 	wharfUser(t, cfg, "", "key", "remove", "bob", bob.Fingerprint())
+	if !live.closedWithin(fleetWithin) {
+		t.Fatalf("bob's live session on daemon %d is open %v after his key was removed", fleetSize, fleetWithin)
+	}
+	t.Logf("`wharf user key remove`: bob's live session on daemon %d closed %v after it started", fleetSize, time.Since(removed).Round(time.Millisecond))
 	took = f.eachWithin(t, "bob's removed key refused", removed, fleetWithin, func(d *daemon) bool {
 		_, _, err := sftpDirect(t, d, bob, "127.0.9.1", "ls\n")
 		return err != nil

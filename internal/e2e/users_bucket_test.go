@@ -50,9 +50,9 @@ type liveSFTP struct {
 	exited chan struct{}
 }
 
-func openLiveSFTP(t *testing.T, d *daemon, u *testUser) *liveSFTP {
+func openLiveSFTP(t *testing.T, d *daemon, u *testUser, opts ...string) *liveSFTP {
 	t.Helper()
-	args := append(sftpArgs(d, u), "-b", "-", target(u))
+	args := append(append(sftpArgs(d, u), opts...), "-b", "-", target(u))
 	cmd := exec.Command(requireClient(t, "sftp"), args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.WaitDelay = 5 * time.Second
