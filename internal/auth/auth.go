@@ -161,9 +161,9 @@ func newEntry(u config.User) (*entry, []error) {
 	}
 
 	seen := make(map[string]int, len(u.PublicKeys)) // wire bytes -> index
-	for i, line := range u.PublicKeys {
+	for i, pk := range u.PublicKeys {
 		field := fmt.Sprintf("public_keys[%d]", i)
-		key, err := parseAuthorizedKey(line)
+		key, err := parseAuthorizedKey(pk.Key)
 		if err != nil {
 			errs = append(errs, u.Src.Errorf(field, "%v", err))
 			continue

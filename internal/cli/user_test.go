@@ -121,7 +121,7 @@ func TestUserCommands(t *testing.T) {
 
 	cfg := checkConfig(t, path)
 	bob := cfg.Users[1]
-	if bob.Name != "bob" || bob.Home != "/bob" || !slices.Equal(bob.PublicKeys, []string{k2, k3}) || bob.Disabled ||
+	if bob.Name != "bob" || bob.Home != "/bob" || !slices.Equal(config.Lines(bob.PublicKeys), []string{k2, k3}) || bob.Disabled ||
 		!slices.Equal(bob.Permissions, []string{"list", "download"}) || !slices.Equal(bob.Protocols, []string{"sftp"}) ||
 		!strings.HasPrefix(bob.PasswordHash, "$argon2id$") {
 		t.Errorf("bob = %+v", bob)

@@ -122,8 +122,12 @@ func validateUser(u *User, src Source) []error {
 	}
 
 	for i, k := range u.PublicKeys {
-		if strings.TrimSpace(k) == "" {
-			add(fmt.Sprintf("public_keys[%d]", i), "empty key")
+		if strings.TrimSpace(k.Key) == "" {
+			field := fmt.Sprintf("public_keys[%d]", i)
+			if k.Comment != "" || !k.ExpiresAt.IsZero() {
+				field += ".key"
+			}
+			add(field, "empty key")
 		}
 	}
 

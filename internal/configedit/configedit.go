@@ -119,7 +119,7 @@ func (e *Editor) List() ([]UserInfo, error) {
 			Line:         u.Src.Errorf("name", "").Line,
 		}
 		for _, k := range u.PublicKeys {
-			info.Fingerprints = append(info.Fingerprints, fingerprint(k))
+			info.Fingerprints = append(info.Fingerprints, fingerprint(k.Key))
 		}
 		if info.Permissions == nil {
 			info.Permissions = vfs.PermNames()
@@ -135,7 +135,7 @@ func (e *Editor) List() ([]UserInfo, error) {
 // CheckKey reports whether key is a public_keys entry start-up accepts. The
 // error never quotes the key.
 func CheckKey(key string) error {
-	_, err := auth.NewDirectory([]config.User{{Name: "x", Home: "/", PublicKeys: []string{key}}})
+	_, err := auth.NewDirectory([]config.User{{Name: "x", Home: "/", PublicKeys: config.Keys(key)}})
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, fieldMessages(err, func(string) string { return "key" }))
 	}
@@ -266,7 +266,7 @@ func (e *Editor) AddKey(name, key string) (Result, error) {
 	fp := fingerprint(key)
 	return e.modify(name, func(m *yaml.Node, u *config.User) (bool, error) {
 		for _, k := range u.PublicKeys {
-			if fingerprint(k) == fp {
+			if fingerprint(k.Key) == fp {
 				return false, fmt.Errorf("%w: user %q already has %s", ErrDuplicateKey, name, fp)
 			}
 		}
@@ -275,7 +275,7 @@ func (e *Editor) AddKey(name, key string) (Result, error) {
 			return false, err
 		}
 		appendItem(seq, str(key))
-		u.PublicKeys = append(slices.Clone(u.PublicKeys), key)
+		u.PublicKeys = append(slices.Clone(u.PublicKeys), config.PublicKey{Key: key})
 		return true, nil
 	})
 }
@@ -286,11 +286,11 @@ func (e *Editor) RemoveKey(name, fp string) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %q is not a key fingerprint: want SHA256:... (`wharf user list --json` shows them)", ErrInvalid, fp)
 	}
 	return e.modify(name, func(m *yaml.Node, u *config.User) (bool, error) {
-		i := slices.IndexFunc(u.PublicKeys, func(k string) bool { return fingerprint(k) == fp })
+		i := slices.IndexFunc(u.PublicKeys, func(k config.PublicKey) bool { return fingerprint(k.Key) == fp })
 		if i < 0 {
 			have := make([]string, len(u.PublicKeys))
 			for j, k := range u.PublicKeys {
-				have[j] = fingerprint(k)
+				have[j] = fingerprint(k.Key)
 			}
 			return false, fmt.Errorf("%w: user %q has no key %s (it has: %s)", ErrUnknownKey, name, fp, strings.Join(have, ", "))
 		}
