@@ -71,6 +71,9 @@ type Live struct {
 	// partner, or a folder of a bucket, s3://BUCKET/PREFIX/, of such
 	// objects (fleet_users.go). Empty: none.
 	UsersDir string `yaml:"users_dir"`
+	// KeyExpiryWarning is how far ahead a key or password expiry is
+	// logged, once a day; 0: never.
+	KeyExpiryWarning time.Duration `yaml:"key_expiry_warning"`
 }
 
 // Default returns the configuration an empty file means. Code that builds a
@@ -89,7 +92,7 @@ func Default() *Config {
 			AuditLog: AuditLog{MaxSize: 100 << 20, MaxBackups: 10},
 			Storage:  Storage{Backend: "local", Root: "./var/data", S3: DefaultS3()},
 		},
-		Live: Live{ShutdownGrace: 30 * time.Second},
+		Live: Live{ShutdownGrace: 30 * time.Second, KeyExpiryWarning: DefaultKeyExpiryWarning},
 	}
 }
 

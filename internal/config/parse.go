@@ -399,10 +399,10 @@ func (p *parser) duration(n *yaml.Node, v reflect.Value, field string) {
 	if isNull(n) {
 		return
 	}
-	d, err := time.ParseDuration(n.Value)
+	d, err := ParseDuration(n.Value)
 	if err != nil {
 		// quote shows the value only when it is a plain word.
-		p.fail(n, field, "invalid duration %s (want e.g. \"30s\" or \"1m30s\")", quote(n.Value))
+		p.fail(n, field, "invalid duration %s (want e.g. \"30s\", \"1m30s\" or \"7d\")", quote(n.Value))
 		return
 	}
 	v.SetInt(int64(d))
@@ -415,15 +415,12 @@ func (p *parser) timestamp(n *yaml.Node, v reflect.Value, field string) {
 		p.fail(n, field, "want a time such as 2027-03-01T00:00:00Z, got %s", kindName(n))
 		return
 	}
-	t, err := time.Parse(time.RFC3339, n.Value)
-	if err != nil {
-		t, err = time.Parse(time.DateOnly, n.Value)
-	}
+	t, err := ParseTime(n.Value)
 	if err != nil {
 		p.fail(n, field, "invalid time %s (want e.g. 2027-03-01T00:00:00Z or 2027-03-01)", quote(n.Value))
 		return
 	}
-	v.Set(reflect.ValueOf(t.UTC()))
+	v.Set(reflect.ValueOf(t))
 }
 
 // yamlFields maps each yaml key of struct type t to the index path of its

@@ -32,6 +32,9 @@ func (c *Config) validate() []error {
 	if c.ShutdownGrace < 0 {
 		add("shutdown_grace", "must not be negative")
 	}
+	if c.KeyExpiryWarning < 0 {
+		add("key_expiry_warning", "must not be negative (0: no warning)")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		add("log.level", "unknown level %s (want debug, info, warn or error)", quote(c.Log.Level))
 	}
