@@ -741,11 +741,11 @@ func TestList(t *testing.T) {
 	}
 	all := []string{"list", "download", "upload", "overwrite", "delete", "rename", "mkdir"}
 	want := []UserInfo{
-		{Name: "acme", Home: "/acme", Keys: 2, Fingerprints: []string{acme1FP, acme2FP}, Permissions: []string{"list", "download", "upload"},
-			Protocols: []string{"sftp", "ftps"}, File: path, Line: 20},
-		{Name: "globex", Home: "/globex", Keys: 1, Fingerprints: []string{globexFP}, Password: true, Permissions: []string{"list", "download"},
-			Protocols: []string{"sftp"}, File: path, Line: 31},
-		{Name: "initech", Home: "/initech", Keys: 1, Fingerprints: []string{initechFP}, Permissions: all,
+		{Name: "acme", Home: "/acme", Keys: 2, Fingerprints: []string{acme1FP, acme2FP}, PublicKeys: []KeyInfo{{Fingerprint: acme1FP}, {Fingerprint: acme2FP}},
+			Permissions: []string{"list", "download", "upload"}, Protocols: []string{"sftp", "ftps"}, File: path, Line: 20},
+		{Name: "globex", Home: "/globex", Keys: 1, Fingerprints: []string{globexFP}, PublicKeys: []KeyInfo{{Fingerprint: globexFP}}, Password: true,
+			Permissions: []string{"list", "download"}, Protocols: []string{"sftp"}, File: path, Line: 31},
+		{Name: "initech", Home: "/initech", Keys: 1, Fingerprints: []string{initechFP}, PublicKeys: []KeyInfo{{Fingerprint: initechFP}}, Permissions: all,
 			Protocols: []string{"sftp", "ftps"}, Disabled: true, File: path, Line: 41},
 	}
 	if !reflect.DeepEqual(got, want) {
