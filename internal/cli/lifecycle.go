@@ -169,7 +169,13 @@ func userKeyRotateCmd() *cobra.Command {
 				}
 				add = append(add, config.PublicKey{Key: iss.key.AuthorizedKey(), Comment: comment, ExpiresAt: exp})
 			}
-			res, old, err := editor(path).RotateKeys(name, add, now.Add(g))
+			// A grace ends rounded up to the second (RotateKeys); none
+			// ends at the second already begun, so the old keys stop now.
+			until := now.Add(g)
+			if g == 0 {
+				until = now.UTC().Truncate(time.Second)
+			}
+			res, old, err := editor(path).RotateKeys(name, add, until)
 			if err != nil {
 				iss.undo()
 				return err

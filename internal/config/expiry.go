@@ -63,8 +63,9 @@ func FormatTime(t time.Time) string {
 }
 
 // ExpiryFrom reads an expiry given on a command line: a time (ParseTime)
-// or a duration from now (ParseDuration: "90d"). The result is truncated
-// to the second, as FormatTime writes it.
+// or a duration from now (ParseDuration: "90d"). A duration's end is
+// rounded up to the second (FormatTime writes seconds): never sooner than
+// asked.
 func ExpiryFrom(s string, now time.Time) (time.Time, error) {
 	if t, err := ParseTime(s); err == nil {
 		return t, nil
@@ -76,5 +77,15 @@ func ExpiryFrom(s string, now time.Time) (time.Time, error) {
 	if d <= 0 {
 		return time.Time{}, errors.New("the duration must be positive")
 	}
-	return now.Add(d).UTC().Truncate(time.Second), nil
+	return CeilSecond(now.Add(d)), nil
+}
+
+// CeilSecond is t in UTC rounded up to the whole second, without a
+// monotonic reading: an expiry as FormatTime writes it, never before t.
+func CeilSecond(t time.Time) time.Time {
+	c := t.UTC().Truncate(time.Second)
+	if c.Before(t) {
+		c = c.Add(time.Second)
+	}
+	return c
 }

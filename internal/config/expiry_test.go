@@ -35,8 +35,8 @@ func TestExpiryFrom(t *testing.T) {
 	for in, want := range map[string]time.Time{
 		"2027-03-01":                time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC),
 		"2027-03-01T01:00:00+01:00": time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC),
-		"90d":                       time.Date(2027, 3, 3, 10, 0, 0, 0, time.UTC),
-		"36h":                       time.Date(2026, 12, 4, 22, 0, 0, 0, time.UTC),
+		"90d":                       time.Date(2027, 3, 3, 10, 0, 1, 0, time.UTC), // rounded up: never sooner than asked
+		"36h":                       time.Date(2026, 12, 4, 22, 0, 1, 0, time.UTC),
 	} {
 		got, err := ExpiryFrom(in, now)
 		if err != nil || !got.Equal(want) || got.Location() != time.UTC {

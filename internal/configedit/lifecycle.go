@@ -121,7 +121,8 @@ func checkPublicKey(k config.PublicKey) error {
 // RotateKeys adds keys to a user and gives every key the user had before
 // an expiry of until, so that old and new keys both work until then and
 // the old ones stop by themselves. A key that already expires sooner
-// keeps its expiry. It returns the keys it gave an expiry, with the expiry
+// keeps its expiry. until is rounded up to the second. It returns the keys
+// it gave an expiry, with the expiry
 // each now has. At least one key must be added, and none may be one the
 // user has.
 func (e *Editor) RotateKeys(name string, add []config.PublicKey, until time.Time) (Result, []KeyExpiry, error) {
@@ -138,7 +139,7 @@ func (e *Editor) RotateKeys(name string, add []config.PublicKey, until time.Time
 			return Result{}, nil, fmt.Errorf("%w: the same new key given twice (%s)", ErrInvalid, fps[i])
 		}
 	}
-	until = until.UTC().Truncate(time.Second)
+	until = config.CeilSecond(until)
 	var expiring []KeyExpiry
 	res, err := e.modify(name, func(m *yaml.Node, u *config.User) (bool, error) {
 		for _, have := range u.PublicKeys {
@@ -187,7 +188,7 @@ func (e *Editor) SetPassword(name, hash string, expires time.Time) (Result, erro
 		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, fieldMessages(err, func(string) string { return "password hash" }))
 	}
 	if !expires.IsZero() {
-		expires = expires.UTC().Truncate(time.Second)
+		expires = config.CeilSecond(expires)
 	}
 	return e.modify(name, func(m *yaml.Node, u *config.User) (bool, error) {
 		setScalar(m, "password_hash", "!!str", hash)
