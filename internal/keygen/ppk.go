@@ -13,8 +13,9 @@ import (
 	"math/big"
 )
 
-// PPK is the private key in PuTTY's format, version 3 (PuTTY 0.75 and
-// later; WinSCP 5.19, FileZilla 3.54), unencrypted. The layout is that of
+// PPK is the private key in PuTTY's format, version 3 (PuTTY 0.75 of 2021
+// and later, and the WinSCP and FileZilla releases since that read it),
+// unencrypted. The layout is that of
 // the PuTTY manual's appendix C: a text header, the public key blob (SSH
 // wire format) and the private blob in base64 lines of 64 characters,
 // and an HMAC-SHA-256 over both blobs and the header fields. Without
