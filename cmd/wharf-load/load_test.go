@@ -94,7 +94,7 @@ func TestAgainstDaemon(t *testing.T) {
 	cfg.Limits.MaxConnections = 1000
 	cfg.Limits.MaxConnectionsPerIP = 1000
 	cfg.Limits.MaxConnectionsPerUser = 1000
-	cfg.Users = []config.User{{Name: "load", Home: "/load", PublicKeys: []string{authorized}}}
+	cfg.Users = []config.User{{Name: "load", Home: "/load", PublicKeys: config.Keys(authorized)}}
 	d := daemontest.Start(t, cfg)
 	common := []string{"-addr", d.Addr, "-user", "load", "-key", key, "-timeout", "2m",
 		"-kex", "curve25519-sha256", "-host-key-algos", "ssh-ed25519"}

@@ -34,7 +34,7 @@ func TestMetricsFollowTransfers(t *testing.T) {
 	cfg := config.Default()
 	cfg.Storage.Backend = "memory"
 	cfg.Admin = config.Admin{Listen: "127.0.0.1:0", TokenFile: tokenFile}
-	cfg.Users = []config.User{{Name: "alice", Home: "/alice", PublicKeys: []string{string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}}}
+	cfg.Users = []config.User{{Name: "alice", Home: "/alice", PublicKeys: config.Keys(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}}
 	d := daemontest.Start(t, cfg)
 	base := "http://" + d.AdminAddr().String()
 

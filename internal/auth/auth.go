@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -19,6 +20,15 @@ import (
 // cause, so that the reply (and its timing) never tells an attacker whether
 // the user exists. The wrapped detail is for logs only.
 var ErrInvalidCredentials = errors.New("invalid credentials")
+
+// ErrKeyExpired and ErrPasswordExpired are in the chain of a login refused
+// for a credential past its expires_at (errors.Is), besides
+// ErrInvalidCredentials: the client is told nothing more, the log and the
+// login_failed event say which key, and when it expired.
+var (
+	ErrKeyExpired      = errors.New("key expired")
+	ErrPasswordExpired = errors.New("password expired")
+)
 
 // Login methods, as recorded in Principal.Method.
 const (
@@ -60,12 +70,26 @@ type entry struct {
 	home      string
 	perms     vfs.Perms
 	disabled  bool
-	keys      map[string]string // ssh wire bytes (key.Marshal()) -> fingerprint
-	password  passwordHash      // nil: password login not configured
-	passID    string            // hashID of the configured hash; "" without one
-	protos    []string          // nil: every protocol
-	nets      []netip.Prefix    // allowed_ips; empty: anywhere
+	keys      map[string]keyInfo // ssh wire bytes (key.Marshal()) -> the key's fingerprint and expiry
+	password  passwordHash       // nil: password login not configured
+	passID    string             // hashID of the configured hash; "" without one
+	passUntil time.Time          // password_expires_at; zero: never
+	protos    []string           // nil: every protocol
+	nets      []netip.Prefix     // allowed_ips; empty: anywhere
 	maxUpload int64
+}
+
+// keyInfo is what the directory keeps of a configured key.
+type keyInfo struct {
+	fp      string    // SHA256:...
+	until   time.Time // expires_at; zero: never
+	comment string    // the mapping's comment, for Expiries
+}
+
+// expired reports whether a credential valid until until (zero: forever)
+// no longer is at now. A key stops working at the instant written.
+func expired(until, now time.Time) bool {
+	return !until.IsZero() && !now.Before(until)
 }
 
 // allows reports whether the user may log in over proto.
@@ -91,6 +115,16 @@ type Attempt struct {
 	Protocol string // "sftp" or "ftps"
 	User     string
 	Remote   netip.Addr
+	// At is when the attempt is made, against which expiries are
+	// checked; zero: now.
+	At time.Time
+}
+
+func (a Attempt) now() time.Time {
+	if a.At.IsZero() {
+		return time.Now()
+	}
+	return a.At
 }
 
 // NewDirectory parses every user's keys, password hash and permissions. It
@@ -161,9 +195,9 @@ func newEntry(u config.User) (*entry, []error) {
 	}
 
 	seen := make(map[string]int, len(u.PublicKeys)) // wire bytes -> index
-	for i, line := range u.PublicKeys {
+	for i, pk := range u.PublicKeys {
 		field := fmt.Sprintf("public_keys[%d]", i)
-		key, err := parseAuthorizedKey(line)
+		key, err := parseAuthorizedKey(pk.Key)
 		if err != nil {
 			errs = append(errs, u.Src.Errorf(field, "%v", err))
 			continue
@@ -175,9 +209,9 @@ func newEntry(u config.User) (*entry, []error) {
 		}
 		seen[wire] = i
 		if e.keys == nil {
-			e.keys = make(map[string]string, len(u.PublicKeys))
+			e.keys = make(map[string]keyInfo, len(u.PublicKeys))
 		}
-		e.keys[wire] = Fingerprint(key)
+		e.keys[wire] = keyInfo{fp: Fingerprint(key), until: pk.ExpiresAt, comment: pk.Comment}
 	}
 
 	if u.PasswordHash != "" {
@@ -187,6 +221,7 @@ func newEntry(u config.User) (*entry, []error) {
 		} else {
 			e.password = h
 			e.passID = hashID(u.PasswordHash)
+			e.passUntil = u.PasswordExpiresAt
 		}
 	}
 	return e, errs
@@ -201,10 +236,10 @@ func (d *Directory) VerifyKey(a Attempt, key ssh.PublicKey) (*Principal, error) 
 	if key != nil {
 		wire = string(key.Marshal())
 	}
-	var fp string
+	var k keyInfo
 	var found bool
 	if e != nil && key != nil {
-		fp, found = e.keys[wire]
+		k, found = e.keys[wire]
 	}
 	switch {
 	case e == nil:
@@ -216,12 +251,14 @@ func (d *Directory) VerifyKey(a Attempt, key ssh.PublicKey) (*Principal, error) 
 	case !found:
 		// The fingerprint is public and tells the operator which key was tried.
 		return nil, fmt.Errorf("%w: key %s not authorized", ErrInvalidCredentials, Fingerprint(key))
+	case expired(k.until, a.now()):
+		return nil, fmt.Errorf("%w: %w: %s expired at %s", ErrInvalidCredentials, ErrKeyExpired, k.fp, k.until.UTC().Format(time.RFC3339))
 	case !e.allows(a.Protocol):
 		return nil, fmt.Errorf("%w: protocol %s not allowed for this user", ErrInvalidCredentials, a.Protocol)
 	case !e.from(a.Remote):
 		return nil, fmt.Errorf("%w: address %s not in allowed_ips", ErrInvalidCredentials, a.Remote)
 	}
-	return e.principal(a, MethodPublicKey, fp), nil
+	return e.principal(a, MethodPublicKey, k.fp), nil
 }
 
 // VerifyPassword reports whether password is user's: PasswordCheck(a)
@@ -274,6 +311,11 @@ func (c *PasswordCheck) Verify(password string) (*Principal, error) {
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: wrong password", ErrInvalidCredentials)
+	}
+	// Told only to whoever knows the password: to anyone else an expired
+	// password is just a wrong one.
+	if expired(c.e.passUntil, c.a.now()) {
+		return nil, fmt.Errorf("%w: %w at %s", ErrInvalidCredentials, ErrPasswordExpired, c.e.passUntil.UTC().Format(time.RFC3339))
 	}
 	// Checked last, after the full hash verification: a refused protocol
 	// costs what a wrong password costs.

@@ -76,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 	users := []config.User{
 		{
 			Name: "alice", Home: "/alice",
-			PublicKeys:   []string{authorizedLine(t, f.aliceKey) + " alice@laptop", `no-pty ` + authorizedLine(t, f.aliceKey2)},
+			PublicKeys:   config.Keys(authorizedLine(t, f.aliceKey)+" alice@laptop", `no-pty `+authorizedLine(t, f.aliceKey2)),
 			PasswordHash: cheapArgon(f.alicePW),
 			Permissions:  []string{"list", "download"},
 			Src:          src(0),
@@ -84,11 +84,11 @@ func newFixture(t *testing.T) *fixture {
 		{Name: "bob", Home: "/bob", PasswordHash: cheapBcrypt(t, f.bobPW, "$2b$"), Src: src(1)},
 		{
 			Name: "carol", Home: "/carol", Disabled: true,
-			PublicKeys:   []string{authorizedLine(t, f.carolKey)},
+			PublicKeys:   config.Keys(authorizedLine(t, f.carolKey)),
 			PasswordHash: cheapArgon(f.carolPW),
 			Src:          src(2),
 		},
-		{Name: "dave", Home: "/dave", PublicKeys: []string{authorizedLine(t, f.strangerKey)}, Permissions: []string{}, Src: src(3)},
+		{Name: "dave", Home: "/dave", PublicKeys: config.Keys(authorizedLine(t, f.strangerKey)), Permissions: []string{}, Src: src(3)},
 	}
 	d, err := NewDirectory(users)
 	if err != nil {
@@ -291,17 +291,17 @@ func TestNewDirectoryErrors(t *testing.T) {
 		// secret is text that must not appear in the error.
 		secret string
 	}{
-		{"garbage key", config.User{Name: "a", PublicKeys: []string{ed, "not a key at all, just words"}},
+		{"garbage key", config.User{Name: "a", PublicKeys: config.Keys(ed, "not a key at all, just words")},
 			"users[0].public_keys[1]", 15, "not a valid authorized_keys line", "just words"},
-		{"rsa 1024", config.User{Name: "a", PublicKeys: []string{rsa1024}},
+		{"rsa 1024", config.User{Name: "a", PublicKeys: config.Keys(rsa1024)},
 			"users[0].public_keys[0]", 14, "1024 bits", strings.Fields(rsa1024)[1]},
-		{"dss", config.User{Name: "a", PublicKeys: []string{ed, dss}},
+		{"dss", config.User{Name: "a", PublicKeys: config.Keys(ed, dss)},
 			"users[0].public_keys[1]", 15, "ssh-dss (DSA)", strings.Fields(dss)[1]},
-		{"two keys in one entry", config.User{Name: "a", PublicKeys: []string{ed + "\n" + rsa1024}},
+		{"two keys in one entry", config.User{Name: "a", PublicKeys: config.Keys(ed + "\n" + rsa1024)},
 			"users[0].public_keys[0]", 14, "several lines", strings.Fields(ed)[1]},
-		{"same key twice", config.User{Name: "a", PublicKeys: []string{ed, ed + " again"}},
+		{"same key twice", config.User{Name: "a", PublicKeys: config.Keys(ed, ed+" again")},
 			"users[0].public_keys[1]", 15, "same key as public_keys[0]", strings.Fields(ed)[1]},
-		{"key line unknown falls back to public_keys", config.User{Name: "a", PublicKeys: []string{ed, authorizedLine(t, newED25519(t)), "x"}},
+		{"key line unknown falls back to public_keys", config.User{Name: "a", PublicKeys: config.Keys(ed, authorizedLine(t, newED25519(t)), "x")},
 			"users[0].public_keys[2]", 13, "not a valid authorized_keys line", ""},
 		{"malformed argon2id", config.User{Name: "a", PasswordHash: badArgon},
 			"users[0].password_hash", 12, "malformed argon2id hash", "c29tZXNhbHRzb21lc2FsdA"},
@@ -313,9 +313,9 @@ func TestNewDirectoryErrors(t *testing.T) {
 			"users[0].password_hash", 12, "malformed bcrypt hash", cheapBcrypt(t, "pw", "$2b$")[7:29]},
 		{"unknown permission", config.User{Name: "a", Permissions: []string{"list", "chmod"}},
 			"users[0].permissions[1]", 16, `unknown permission "chmod"`, ""},
-		{"empty name", config.User{Name: "", PublicKeys: []string{ed}},
+		{"empty name", config.User{Name: "", PublicKeys: config.Keys(ed)},
 			"users[0].name", 10, "user name is empty", ""},
-		{"disabled users are checked too", config.User{Name: "a", Disabled: true, PublicKeys: []string{dss}},
+		{"disabled users are checked too", config.User{Name: "a", Disabled: true, PublicKeys: config.Keys(dss)},
 			"users[0].public_keys[0]", 14, "ssh-dss", ""},
 	}
 	for _, tt := range tests {
@@ -350,9 +350,9 @@ func TestNewDirectoryErrors(t *testing.T) {
 func TestNewDirectoryAllErrors(t *testing.T) {
 	ed := authorizedLine(t, newED25519(t))
 	users := []config.User{
-		{Name: "alice", PublicKeys: []string{"junk", ed}, PasswordHash: "$argon2id$", Permissions: []string{"fly"}, Src: src(0)},
-		{Name: "bob", PublicKeys: []string{ed}, Src: src(1)},
-		{Name: "alice", PublicKeys: []string{"junk"}, Src: src(2)},
+		{Name: "alice", PublicKeys: config.Keys("junk", ed), PasswordHash: "$argon2id$", Permissions: []string{"fly"}, Src: src(0)},
+		{Name: "bob", PublicKeys: config.Keys(ed), Src: src(1)},
+		{Name: "alice", PublicKeys: config.Keys("junk"), Src: src(2)},
 	}
 	_, err := NewDirectory(users)
 	var got []string
@@ -394,7 +394,7 @@ func TestProtocols(t *testing.T) {
 	key := sshKey(t, newED25519(t))
 	hash := cheapArgon("pw")
 	d, err := NewDirectory([]config.User{
-		{Name: "ftponly", Home: "/f", PasswordHash: hash, PublicKeys: []string{authorizedLine(t, key)}, Protocols: []string{"ftps"}, Src: src(0)},
+		{Name: "ftponly", Home: "/f", PasswordHash: hash, PublicKeys: config.Keys(authorizedLine(t, key)), Protocols: []string{"ftps"}, Src: src(0)},
 		{Name: "both", Home: "/b", PasswordHash: hash, Src: src(1)},
 	})
 	if err != nil {
@@ -431,7 +431,7 @@ func TestProtocols(t *testing.T) {
 func TestAllowedIPs(t *testing.T) {
 	key := sshKey(t, newED25519(t))
 	d, err := NewDirectory([]config.User{{
-		Name: "edi", Home: "/edi", PasswordHash: cheapArgon("pw"), PublicKeys: []string{authorizedLine(t, key)},
+		Name: "edi", Home: "/edi", PasswordHash: cheapArgon("pw"), PublicKeys: config.Keys(authorizedLine(t, key)),
 		AllowedIPs: []string{"203.0.113.0/24", "2001:db8::1"}, Src: src(0),
 	}})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
@@ -36,9 +37,15 @@ func hashID(hash string) string {
 // the credential it logged in with (the key, or the very same password
 // hash) must still be configured. It returns a copy of p with the
 // permissions now in force, or an error matching ErrRevoked whose text is
-// the reason. Keys appear in reasons only as fingerprints; passwords and
-// hashes never.
+// the reason. A credential past its expiry no longer holds either: expiry
+// is checked at login and again at each reload, so a rotation's grace
+// shortened to now ends the old key's sessions too. Keys appear in reasons
+// only as fingerprints; passwords and hashes never.
 func (d *Directory) Recheck(p *Principal) (*Principal, error) {
+	return d.recheck(p, time.Now())
+}
+
+func (d *Directory) recheck(p *Principal, now time.Time) (*Principal, error) {
 	if p == nil {
 		return nil, revoked("no principal")
 	}
@@ -60,8 +67,12 @@ func (d *Directory) Recheck(p *Principal) (*Principal, error) {
 	}
 	switch p.Method {
 	case MethodPublicKey:
-		if !slices.Contains(e.fingerprints(), p.Fingerprint) {
+		k, ok := e.key(p.Fingerprint)
+		switch {
+		case !ok:
 			return nil, revoked(fmt.Sprintf("key %s removed", p.Fingerprint))
+		case expired(k.until, now):
+			return nil, revoked(fmt.Sprintf("key %s expired at %s", p.Fingerprint, k.until.UTC().Format(time.RFC3339)))
 		}
 	case MethodPassword:
 		switch {
@@ -69,6 +80,8 @@ func (d *Directory) Recheck(p *Principal) (*Principal, error) {
 			return nil, revoked("password removed")
 		case e.passID != p.credential:
 			return nil, revoked("password changed")
+		case expired(e.passUntil, now):
+			return nil, revoked(fmt.Sprintf("password expired at %s", e.passUntil.UTC().Format(time.RFC3339)))
 		}
 	default:
 		return nil, revoked(fmt.Sprintf("unknown login method %q", p.Method))
@@ -82,11 +95,21 @@ func (d *Directory) Recheck(p *Principal) (*Principal, error) {
 // fingerprints returns the fingerprints of the user's keys, sorted.
 func (e *entry) fingerprints() []string {
 	out := make([]string, 0, len(e.keys))
-	for _, fp := range e.keys {
-		out = append(out, fp)
+	for _, k := range e.keys {
+		out = append(out, k.fp)
 	}
 	slices.Sort(out)
 	return out
+}
+
+// key returns the user's key with fingerprint fp.
+func (e *entry) key(fp string) (keyInfo, bool) {
+	for _, k := range e.keys {
+		if k.fp == fp {
+			return k, true
+		}
+	}
+	return keyInfo{}, false
 }
 
 // UserChange is what a new Directory changes about one user, in terms safe
@@ -102,12 +125,19 @@ type UserChange struct {
 	// KeysAdded and KeysRemoved are fingerprints, sorted. For an added user
 	// KeysAdded lists every key.
 	KeysAdded, KeysRemoved []string
+	// KeysExpiry lists the keys kept whose expires_at changed (a rotation
+	// sets them), sorted, each "SHA256:... until TIME" or "SHA256:...
+	// never": what a log line shows.
+	KeysExpiry []string
 	// PasswordBefore and PasswordAfter say whether a password hash is
 	// configured; PasswordChanged, that one is before and after but it is
 	// not the same hash.
 	PasswordBefore, PasswordAfter bool
 	PasswordChanged               bool
-	PermsBefore, PermsAfter       vfs.Perms
+	// PasswordExpiryBefore and PasswordExpiryAfter are password_expires_at
+	// (zero: never).
+	PasswordExpiryBefore, PasswordExpiryAfter time.Time
+	PermsBefore, PermsAfter                   vfs.Perms
 	// Protocols are nil when every protocol is allowed.
 	ProtocolsBefore, ProtocolsAfter []string
 }
@@ -149,10 +179,13 @@ func change(a, b *entry) UserChange {
 		PasswordBefore:  a.password != nil,
 		PasswordAfter:   b.password != nil,
 		PasswordChanged: a.password != nil && b.password != nil && a.passID != b.passID,
-		PermsBefore:     a.perms,
-		PermsAfter:      b.perms,
-		ProtocolsBefore: slices.Clone(a.protos),
-		ProtocolsAfter:  slices.Clone(b.protos),
+
+		PasswordExpiryBefore: a.passUntil,
+		PasswordExpiryAfter:  b.passUntil,
+		PermsBefore:          a.perms,
+		PermsAfter:           b.perms,
+		ProtocolsBefore:      slices.Clone(a.protos),
+		ProtocolsAfter:       slices.Clone(b.protos),
 	}
 	for _, fp := range kb {
 		if !slices.Contains(ka, fp) {
@@ -164,6 +197,12 @@ func change(a, b *entry) UserChange {
 			c.KeysRemoved = append(c.KeysRemoved, fp)
 		}
 	}
+	for _, fp := range kb {
+		old, ok := a.key(fp)
+		if now, _ := b.key(fp); ok && !old.until.Equal(now.until) {
+			c.KeysExpiry = append(c.KeysExpiry, fp+" "+Until(now.until))
+		}
+	}
 	return c
 }
 
@@ -172,7 +211,9 @@ func (c *UserChange) same() bool {
 	return c.HomeBefore == c.HomeAfter &&
 		c.DisabledBefore == c.DisabledAfter &&
 		len(c.KeysAdded) == 0 && len(c.KeysRemoved) == 0 &&
+		len(c.KeysExpiry) == 0 &&
 		c.PasswordBefore == c.PasswordAfter && !c.PasswordChanged &&
+		c.PasswordExpiryBefore.Equal(c.PasswordExpiryAfter) &&
 		c.PermsBefore == c.PermsAfter &&
 		!c.ProtocolsChanged()
 }
@@ -188,6 +229,15 @@ func (c *UserChange) ProtocolsChanged() bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return !slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
+// Until is how an expiry reads in a log line: "until 2027-03-01T00:00:00Z",
+// or "never" for the zero time.
+func Until(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return "until " + t.UTC().Format(time.RFC3339)
 }
 
 // FormatProtocols is how a protocols list reads in a log line: "all" for

@@ -31,8 +31,8 @@ func newRecheckFixture(t *testing.T) *recheckFixture {
 	}
 	f.bobHash = cheapArgon(f.bobPW)
 	f.users = []config.User{
-		{Name: "alice", Home: "/alice", PublicKeys: []string{authorizedLine(t, f.key1), authorizedLine(t, f.key2)}, Permissions: []string{"list", "download"}},
-		{Name: "bob", Home: "/bob", PasswordHash: f.bobHash, PublicKeys: []string{authorizedLine(t, f.key2)}},
+		{Name: "alice", Home: "/alice", PublicKeys: config.Keys(authorizedLine(t, f.key1), authorizedLine(t, f.key2)), Permissions: []string{"list", "download"}},
+		{Name: "bob", Home: "/bob", PasswordHash: f.bobHash, PublicKeys: config.Keys(authorizedLine(t, f.key2))},
 	}
 	d := mustDirectory(t, f.users)
 	var err error
@@ -79,7 +79,7 @@ func TestRecheck(t *testing.T) {
 		{"user disabled", func(u []config.User) []config.User { u[0].Disabled = true; return u }, alice, "user disabled", 0},
 		{"key used removed", func(u []config.User) []config.User { u[0].PublicKeys = u[0].PublicKeys[1:]; return u }, alice, "key " + ssh.FingerprintSHA256(f.key1) + " removed", 0},
 		{"other key removed", func(u []config.User) []config.User { u[0].PublicKeys = u[0].PublicKeys[:1]; return u }, alice, "", vfs.PermList | vfs.PermDownload},
-		{"key comment changed", func(u []config.User) []config.User { u[0].PublicKeys[0] += " new-comment"; return u }, alice, "", vfs.PermList | vfs.PermDownload},
+		{"key comment changed", func(u []config.User) []config.User { u[0].PublicKeys[0].Key += " new-comment"; return u }, alice, "", vfs.PermList | vfs.PermDownload},
 		{"permissions changed", func(u []config.User) []config.User { u[0].Permissions = []string{"upload"}; return u }, alice, "", vfs.PermUpload},
 		{"permissions to none", func(u []config.User) []config.User { u[0].Permissions = []string{}; return u }, alice, "", 0},
 		{"protocol no longer allowed", func(u []config.User) []config.User { u[0].Protocols = []string{"ftps"}; return u }, alice, "protocol sftp no longer allowed", 0},
@@ -152,19 +152,19 @@ func TestDiff(t *testing.T) {
 	}{
 		{"nothing", func(u []config.User) []config.User { return u }, nil},
 		{"reordered, comments and hash whitespace", func(u []config.User) []config.User {
-			u[0].PublicKeys = []string{u[0].PublicKeys[1] + " laptop", u[0].PublicKeys[0]}
+			u[0].PublicKeys = config.Keys(u[0].PublicKeys[1].Key+" laptop", u[0].PublicKeys[0].Key)
 			u[1].PasswordHash += "\n"
 			return []config.User{u[1], u[0]}
 		}, nil},
 		{"removed", func(u []config.User) []config.User { return u[:1] }, []UserChange{{User: "bob", Removed: true}}},
 		{"added", func(u []config.User) []config.User {
-			return append(u, config.User{Name: "carol", Home: "/c", PublicKeys: []string{authorizedLine(t, key3)}, PasswordHash: cheapArgon("c"), Protocols: []string{"ftps"}, Disabled: true})
+			return append(u, config.User{Name: "carol", Home: "/c", PublicKeys: config.Keys(authorizedLine(t, key3)), PasswordHash: cheapArgon("c"), Protocols: []string{"ftps"}, Disabled: true})
 		}, []UserChange{{
 			User: "carol", Added: true, HomeAfter: "/c", DisabledAfter: true, KeysAdded: []string{fp3},
 			PasswordAfter: true, PermsAfter: vfs.PermAll, ProtocolsAfter: []string{"ftps"},
 		}}},
 		{"key rotated, permissions, protocols", func(u []config.User) []config.User {
-			u[0].PublicKeys = []string{authorizedLine(t, f.key2), authorizedLine(t, key3)}
+			u[0].PublicKeys = config.Keys(authorizedLine(t, f.key2), authorizedLine(t, key3))
 			u[0].Permissions = nil
 			u[0].Protocols = []string{"sftp"}
 			return u

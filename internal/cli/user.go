@@ -3,12 +3,14 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,14 +58,27 @@ func userAddCmd() *cobra.Command {
 	var (
 		path, home, perms, protos string
 		keys, keyFiles            []string
-		passwordStdin             bool
+		passwordStdin, genPW      bool
+		pwExpires                 string
+		gen                       issueFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "add NAME --home DIR [--key KEY | --key-file FILE]... [--password-stdin] [--permissions LIST] [--protocols LIST]",
+		Use:   "add NAME --home DIR [--key KEY | --key-file FILE | --generate-key --out DIR]... [--password-stdin | --generate-password] [--permissions LIST] [--protocols LIST]",
 		Short: "Add a user (to users_dir/NAME.yaml when users_dir is set, a folder or a bucket)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			now := time.Now()
+			if err := gen.check(cmd); err != nil {
+				return err
+			}
 			nu := configedit.NewUser{Name: args[0], Home: home}
+			var err error
+			if nu.PasswordExpiresAt, err = expiryFlag("password-expires", pwExpires, now); err != nil {
+				return err
+			}
+			if pwExpires != "" && !passwordStdin && !genPW {
+				return errors.New("--password-expires goes with --password-stdin or --generate-password")
+			}
 			for i, k := range keys {
 				if err := configedit.CheckKey(k); err != nil {
 					return fmt.Errorf("--key #%d: %w", i+1, err)
@@ -92,8 +107,22 @@ func userAddCmd() *cobra.Command {
 					return err
 				}
 			}
+			var password string
+			if genPW {
+				if password, nu.PasswordHash, err = issuePassword(); err != nil {
+					return err
+				}
+			}
+			var iss *issued
+			if gen.generate {
+				if iss, err = gen.issue(nu.Name, now); err != nil {
+					return err
+				}
+				nu.PublicKeys = append(nu.PublicKeys, iss.key.AuthorizedKey())
+			}
 			res, err := editor(path).AddUser(nu)
 			if err != nil {
+				iss.undo()
 				return err
 			}
 			did := fmt.Sprintf("added user %q", nu.Name)
@@ -101,6 +130,12 @@ func userAddCmd() *cobra.Command {
 				did += " (new " + fileKind(res.File) + ")"
 			}
 			report(cmd, res, did, "")
+			if iss != nil {
+				iss.report(cmd.OutOrStdout(), nu.Name)
+			}
+			if genPW {
+				reportPassword(cmd.OutOrStdout(), nu.Name, password)
+			}
 			return nil
 		},
 	}
@@ -111,11 +146,15 @@ func userAddCmd() *cobra.Command {
 	f.StringArrayVar(&keys, "key", nil, "an authorized_keys line (repeatable)")
 	f.StringArrayVar(&keyFiles, "key-file", nil, "a file of authorized_keys lines, e.g. id_ed25519.pub (repeatable)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read a password on stdin and store its argon2id hash")
+	f.BoolVar(&genPW, "generate-password", false, "generate a strong password, print it once and store only its argon2id hash")
+	f.StringVar(&pwExpires, "password-expires", "", "when the password stops working: a time (2027-03-01, 2027-03-01T00:00:00Z) or a duration from now (90d)")
+	gen.register(f)
 	f.StringVar(&perms, "permissions", "", "comma-separated: "+strings.Join(vfs.PermNames(), ",")+` ("" for none; absent: all)`)
 	f.StringVar(&protos, "protocols", "", "comma-separated: "+strings.Join(config.Protocols, ",")+" (absent: all)")
 	if err := cmd.MarkFlagRequired("home"); err != nil {
 		panic(err) // the flag is defined just above
 	}
+	cmd.MarkFlagsMutuallyExclusive("password-stdin", "generate-password")
 	return cmd
 }
 
@@ -221,17 +260,21 @@ func userListCmd() *cobra.Command {
 				_, err = fmt.Fprintf(out, "%s\n", data)
 				return err
 			}
+			now := time.Now()
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tHOME\tKEYS\tPASSWORD\tPERMISSIONS\tPROTOCOLS\tDISABLED\tSOURCE")
 			for _, u := range users {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s:%d\n", u.Name, u.Home, u.Keys, yesNo(u.Password),
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s:%d\n", u.Name, u.Home, u.Keys, passwordColumn(u, now),
 					listOf(u.Permissions, vfs.PermNames()), listOf(u.Protocols, config.Protocols), yesNo(u.Disabled), u.File, u.Line)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printKeys(out, users, now)
 		},
 	}
 	configFlag(cmd, &path)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (with each key's SHA256 fingerprint)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (with each key's SHA256 fingerprint, comment and expiry)")
 	return cmd
 }
 
@@ -255,14 +298,18 @@ func listOf(items, all []string) string {
 }
 
 func userKeyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Add or remove a user's public key"}
-	var addPath, removePath string
+	cmd := &cobra.Command{Use: "key", Short: "Add, remove or rotate a user's public keys"}
+	var addPath, removePath, addComment, addExpires string
 	add := &cobra.Command{
-		Use:   "add NAME KEY",
+		Use:   "add NAME KEY [--comment TEXT] [--expires TIME]",
 		Short: "Add an authorized_keys line to a user",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := editor(addPath).AddKey(args[0], args[1])
+			exp, err := expiryFlag("expires", addExpires, time.Now())
+			if err != nil {
+				return err
+			}
+			res, err := editor(addPath).AddPublicKey(args[0], config.PublicKey{Key: args[1], Comment: addComment, ExpiresAt: exp})
 			if err != nil {
 				return err
 			}
@@ -271,6 +318,8 @@ func userKeyCmd() *cobra.Command {
 		},
 	}
 	configFlag(add, &addPath)
+	add.Flags().StringVar(&addComment, "comment", "", "a comment recorded with the key (e.g. the partner's system)")
+	add.Flags().StringVar(&addExpires, "expires", "", "when the key stops working: a time (2027-03-01, 2027-03-01T00:00:00Z) or a duration from now (365d)")
 	remove := &cobra.Command{
 		Use:   "remove NAME FINGERPRINT",
 		Short: "Remove a user's key by its SHA256:... fingerprint (see `wharf user list --json`)",
@@ -285,7 +334,7 @@ func userKeyCmd() *cobra.Command {
 		},
 	}
 	configFlag(remove, &removePath)
-	cmd.AddCommand(add, remove)
+	cmd.AddCommand(add, remove, userKeyRotateCmd())
 	return cmd
 }
 
@@ -314,34 +363,50 @@ func userDisableCmd(disable bool) *cobra.Command {
 
 func userPasswdCmd() *cobra.Command {
 	var (
-		path  string
-		stdin bool
+		path, expires string
+		stdin, genPW  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "passwd NAME --stdin",
-		Short: "Set a user's password, read as one line on stdin, stored as an argon2id hash",
-		Args:  cobra.ExactArgs(1),
+		Use:   "passwd NAME (--stdin | --generate-password) [--expires TIME]",
+		Short: "Set a user's password, read as one line on stdin or generated, stored as an argon2id hash",
+		Long: "Set a user's password, read as one line on stdin (--stdin) or generated and printed once " +
+			"(--generate-password), stored as an argon2id hash. The new password expires at --expires, or never: " +
+			"an expiry of the old password is removed.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr())
+			exp, err := expiryFlag("expires", expires, time.Now())
 			if err != nil {
 				return err
 			}
-			hash, err := auth.HashPassword(pw)
+			var pw, hash string
+			if genPW {
+				pw, hash, err = issuePassword()
+			} else if pw, err = readPassword(cmd.InOrStdin(), cmd.ErrOrStderr()); err == nil {
+				hash, err = auth.HashPassword(pw)
+			}
 			if err != nil {
 				return err
 			}
-			res, err := editor(path).SetPasswordHash(args[0], hash)
+			res, err := editor(path).SetPassword(args[0], hash, exp)
 			if err != nil {
 				return err
 			}
-			report(cmd, res, fmt.Sprintf("set the password of user %q", args[0]), "")
+			did := fmt.Sprintf("set the password of user %q", args[0])
+			if !exp.IsZero() {
+				did += ", expiring " + config.FormatTime(exp)
+			}
+			report(cmd, res, did, "")
+			if genPW {
+				reportPassword(cmd.OutOrStdout(), args[0], pw)
+			}
 			return nil
 		},
 	}
 	configFlag(cmd, &path)
-	cmd.Flags().BoolVar(&stdin, "stdin", false, "read the password from stdin (required: it never goes on the command line)")
-	if err := cmd.MarkFlagRequired("stdin"); err != nil {
-		panic(err) // the flag is defined just above
-	}
+	cmd.Flags().BoolVar(&stdin, "stdin", false, "read the password from stdin (it never goes on the command line)")
+	cmd.Flags().BoolVar(&genPW, "generate-password", false, "generate a strong password, print it once and store only its hash")
+	cmd.Flags().StringVar(&expires, "expires", "", "when the password stops working: a time (2027-03-01, 2027-03-01T00:00:00Z) or a duration from now (90d)")
+	cmd.MarkFlagsOneRequired("stdin", "generate-password")
+	cmd.MarkFlagsMutuallyExclusive("stdin", "generate-password")
 	return cmd
 }

@@ -121,7 +121,7 @@ func TestUserCommands(t *testing.T) {
 
 	cfg := checkConfig(t, path)
 	bob := cfg.Users[1]
-	if bob.Name != "bob" || bob.Home != "/bob" || !slices.Equal(bob.PublicKeys, []string{k2, k3}) || bob.Disabled ||
+	if bob.Name != "bob" || bob.Home != "/bob" || !slices.Equal(config.Lines(bob.PublicKeys), []string{k2, k3}) || bob.Disabled ||
 		!slices.Equal(bob.Permissions, []string{"list", "download"}) || !slices.Equal(bob.Protocols, []string{"sftp"}) ||
 		!strings.HasPrefix(bob.PasswordHash, "$argon2id$") {
 		t.Errorf("bob = %+v", bob)
@@ -132,8 +132,10 @@ func TestUserCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME ") || !strings.Contains(lines[0], "SOURCE") {
+	// The users, then after a blank line their keys.
+	tables := strings.Split(strings.TrimSpace(stdout), "\n\n")
+	lines := strings.Split(tables[0], "\n")
+	if len(tables) != 2 || len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME ") || !strings.Contains(lines[0], "SOURCE") {
 		t.Fatalf("list printed:\n%s", stdout)
 	}
 	if got := strings.Fields(lines[2]); !slices.Equal(got, []string{"bob", "/bob", "2", "yes", "list,download", "sftp", "no", path + ":8"}) {
@@ -206,7 +208,7 @@ func TestUserCommandErrors(t *testing.T) {
 		{"key remove not a fingerprint", "", []string{"user", "key", "remove", "alice", "MD5:aa:bb"}, "want SHA256:", ""},
 		{"disable unknown", "", []string{"user", "disable", "bob"}, "no such user", ""},
 		{"enable unknown", "", []string{"user", "enable", "bob"}, "no such user", ""},
-		{"passwd without --stdin", "pw\n", []string{"user", "passwd", "alice"}, `"stdin" not set`, ""},
+		{"passwd without --stdin", "pw\n", []string{"user", "passwd", "alice"}, `[stdin generate-password] is required`, ""},
 		{"passwd unknown user", "Secret-pw-1\n", []string{"user", "passwd", "bob", "--stdin"}, "no such user", "Secret-pw-1"},
 		{"passwd empty", "", []string{"user", "passwd", "alice", "--stdin"}, "empty password", ""},
 		{"extra argument", "", []string{"user", "disable", "alice", "bob"}, "accepts 1 arg", ""},

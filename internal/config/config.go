@@ -71,6 +71,9 @@ type Live struct {
 	// partner, or a folder of a bucket, s3://BUCKET/PREFIX/, of such
 	// objects (fleet_users.go). Empty: none.
 	UsersDir string `yaml:"users_dir"`
+	// KeyExpiryWarning is how far ahead a key or password expiry is
+	// logged, once a day; 0: never.
+	KeyExpiryWarning time.Duration `yaml:"key_expiry_warning"`
 }
 
 // Default returns the configuration an empty file means. Code that builds a
@@ -89,7 +92,7 @@ func Default() *Config {
 			AuditLog: AuditLog{MaxSize: 100 << 20, MaxBackups: 10},
 			Storage:  Storage{Backend: "local", Root: "./var/data", S3: DefaultS3()},
 		},
-		Live: Live{ShutdownGrace: 30 * time.Second},
+		Live: Live{ShutdownGrace: 30 * time.Second, KeyExpiryWarning: DefaultKeyExpiryWarning},
 	}
 }
 
@@ -133,10 +136,14 @@ type FTPS struct {
 
 // User is one account. Secrets are stored as hashes only.
 type User struct {
-	Name         string   `yaml:"name"`
-	Home         string   `yaml:"home"`
-	PublicKeys   []string `yaml:"public_keys"`
-	PasswordHash string   `yaml:"password_hash"`
+	Name string `yaml:"name"`
+	Home string `yaml:"home"`
+	// PublicKeys are the user's keys: each an authorized_keys line, or a
+	// mapping with the line and, optionally, a comment and an expiry.
+	PublicKeys   []PublicKey `yaml:"public_keys"`
+	PasswordHash string      `yaml:"password_hash"`
+	// PasswordExpiresAt, if set, is when the password stops working.
+	PasswordExpiresAt time.Time `yaml:"password_expires_at"`
 	// Permissions is nil when the key is absent (every permission) and
 	// empty when the operator wrote [] (none).
 	Permissions []string `yaml:"permissions"`
@@ -152,6 +159,37 @@ type User struct {
 	// Where this entry was written, so that checks made after parsing (key and
 	// hash syntax, in package auth) can still point at file, line and field.
 	Src Source `yaml:"-"`
+}
+
+// PublicKey is one of a user's keys. In YAML it is either the
+// authorized_keys line alone or a mapping:
+//
+//	public_keys:
+//	  - ssh-ed25519 AAAA... ops@acme
+//	  - {key: "ssh-ed25519 AAAA...", comment: "ETL server", expires_at: 2027-03-01T00:00:00Z}
+type PublicKey struct {
+	Key     string `yaml:"key"` // the authorized_keys line
+	Comment string `yaml:"comment"`
+	// ExpiresAt, if set, is when the key stops working.
+	ExpiresAt time.Time `yaml:"expires_at"`
+}
+
+// Keys makes PublicKeys of authorized_keys lines, none expiring.
+func Keys(lines ...string) []PublicKey {
+	out := make([]PublicKey, len(lines))
+	for i, l := range lines {
+		out[i] = PublicKey{Key: l}
+	}
+	return out
+}
+
+// Lines returns the authorized_keys lines of keys.
+func Lines(keys []PublicKey) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.Key
+	}
+	return out
 }
 
 // Source locates a YAML mapping in its file.

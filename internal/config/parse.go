@@ -268,7 +268,11 @@ func (p *parser) fillSources(users []User) {
 	}
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType  = reflect.TypeFor[time.Duration]()
+	timeType      = reflect.TypeFor[time.Time]()
+	publicKeyType = reflect.TypeFor[PublicKey]()
+)
 
 // value decodes n into v, the field at path field.
 func (p *parser) value(n *yaml.Node, v reflect.Value, field string) {
@@ -282,6 +286,13 @@ func (p *parser) value(n *yaml.Node, v reflect.Value, field string) {
 		p.value(n, v.Elem(), field)
 	case v.Type() == durationType:
 		p.duration(n, v, field)
+	case v.Type() == timeType:
+		p.timestamp(n, v, field)
+	case v.Type() == publicKeyType && n.Kind == yaml.ScalarNode:
+		// The short form: the authorized_keys line alone.
+		p.scalar(n, v.Field(0), field)
+	case v.Type() == publicKeyType && n.Kind != yaml.MappingNode:
+		p.fail(n, field, "want an authorized_keys line or a mapping {key, comment, expires_at}, got %s", kindName(n))
 	case v.Kind() == reflect.Struct:
 		p.mapping(n, v, field)
 	case v.Kind() == reflect.Slice:
@@ -388,13 +399,28 @@ func (p *parser) duration(n *yaml.Node, v reflect.Value, field string) {
 	if isNull(n) {
 		return
 	}
-	d, err := time.ParseDuration(n.Value)
+	d, err := ParseDuration(n.Value)
 	if err != nil {
 		// quote shows the value only when it is a plain word.
-		p.fail(n, field, "invalid duration %s (want e.g. \"30s\" or \"1m30s\")", quote(n.Value))
+		p.fail(n, field, "invalid duration %s (want e.g. \"30s\", \"1m30s\" or \"7d\")", quote(n.Value))
 		return
 	}
 	v.SetInt(int64(d))
+}
+
+// timestamp reads a time: RFC 3339 (2027-03-01T00:00:00Z, with any
+// offset) or a date alone (2027-03-01, midnight UTC).
+func (p *parser) timestamp(n *yaml.Node, v reflect.Value, field string) {
+	if n.Kind != yaml.ScalarNode {
+		p.fail(n, field, "want a time such as 2027-03-01T00:00:00Z, got %s", kindName(n))
+		return
+	}
+	t, err := ParseTime(n.Value)
+	if err != nil {
+		p.fail(n, field, "invalid time %s (want e.g. 2027-03-01T00:00:00Z or 2027-03-01)", quote(n.Value))
+		return
+	}
+	v.Set(reflect.ValueOf(t))
 }
 
 // yamlFields maps each yaml key of struct type t to the index path of its

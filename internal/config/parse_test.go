@@ -134,7 +134,7 @@ func TestParseFull(t *testing.T) {
 	}
 	alice, bob, carol := c.Users[0], c.Users[1], c.Users[2]
 	if alice.Name != "alice" || alice.Home != "/alice" || len(alice.PublicKeys) != 2 ||
-		alice.PublicKeys[1] != "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB alice@phone" ||
+		alice.PublicKeys[1].Key != "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB alice@phone" ||
 		!strings.HasPrefix(alice.PasswordHash, "$argon2id$") || alice.Permissions != nil || alice.Disabled {
 		t.Errorf("alice = %+v", alice)
 	}
@@ -287,7 +287,7 @@ func TestParseErrors(t *testing.T) {
 		{"null user", "users:\n  -\n  - name: b\n    home: /\n",
 			[]want{{2, "users[0]", "want a mapping, got null"}}},
 		{"list inside a key list", "users:\n- name: a\n  home: /\n  public_keys:\n    - [x]\n",
-			[]want{{5, "users[0].public_keys[0]", "want a string, got a list"}}},
+			[]want{{5, "users[0].public_keys[0]", "want an authorized_keys line or a mapping {key, comment, expires_at}, got a list"}}},
 		{"two documents", "log: {}\n---\nlog: {}\n",
 			[]want{{2, "", "second YAML document"}}},
 		{"top level is a list", "- a\n- b\n",
@@ -385,4 +385,58 @@ func TestParseStorageS3(t *testing.T) {
 	if c.Uploads.PartialTTL != 48*time.Hour {
 		t.Errorf("partial_ttl = %v", c.Uploads.PartialTTL)
 	}
+}
+
+// A public_keys entry is a line or a mapping with an expiry; a password
+// may expire too.
+func TestKeyForms(t *testing.T) {
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB alice@phone"
+	doc := `storage: {backend: memory}
+users:
+  - name: alice
+    home: /alice
+    password_hash: "$2a$10$abcdefghijklmnopqrstuuJ3Yj3f8m6vTDbqkqYFY1Pq5n7Yq7m6a"
+    password_expires_at: 2027-01-15
+    public_keys:
+      - ` + key + `
+      - {key: "` + key + ` 2", comment: ETL server, expires_at: 2027-03-01T00:00:00Z}
+      - key: "` + key + ` 3"
+        expires_at: 2027-03-01T12:00:00+02:00
+`
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Users[0]
+	wantKeys := []PublicKey{
+		{Key: key},
+		{Key: key + " 2", Comment: "ETL server", ExpiresAt: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{Key: key + " 3", ExpiresAt: time.Date(2027, 3, 1, 10, 0, 0, 0, time.UTC)},
+	}
+	if !reflect.DeepEqual(u.PublicKeys, wantKeys) {
+		t.Errorf("public_keys = %+v\nwant %+v", u.PublicKeys, wantKeys)
+	}
+	if !u.PasswordExpiresAt.Equal(time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("password_expires_at = %v", u.PasswordExpiresAt)
+	}
+
+	bad := `storage: {backend: memory}
+users:
+  - name: alice
+    home: /alice
+    password_expires_at: next tuesday
+    public_keys:
+      - {key: "` + key + `", expires: 2027-03-01}
+      - {comment: no key here}
+      - {key: "` + key + `", expires_at: [2027]}
+      - [` + key + `]
+`
+	_, err = Parse([]byte(bad))
+	checkErrors(t, err, []want{
+		{5, "users[0].password_expires_at", `(want e.g. 2027-03-01T00:00:00Z or 2027-03-01)`},
+		{7, "users[0].public_keys[0].expires", `unknown key (did you mean "expires_at"?)`},
+		{8, "users[0].public_keys[1].key", "empty key"},
+		{9, "users[0].public_keys[2].expires_at", "want a time such as 2027-03-01T00:00:00Z, got a list"},
+		{10, "users[0].public_keys[3]", "want an authorized_keys line or a mapping {key, comment, expires_at}, got a list"},
+	})
 }

@@ -33,7 +33,7 @@ func TestParseUser(t *testing.T) {
 	want := User{
 		Name:         "acme",
 		Home:         "/acme",
-		PublicKeys:   []string{testKey},
+		PublicKeys:   Keys(testKey),
 		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
 		Permissions:  []string{"list", "download"},
 		Protocols:    []string{"sftp"},

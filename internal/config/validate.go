@@ -32,6 +32,9 @@ func (c *Config) validate() []error {
 	if c.ShutdownGrace < 0 {
 		add("shutdown_grace", "must not be negative")
 	}
+	if c.KeyExpiryWarning < 0 {
+		add("key_expiry_warning", "must not be negative (0: no warning)")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		add("log.level", "unknown level %s (want debug, info, warn or error)", quote(c.Log.Level))
 	}
@@ -122,8 +125,12 @@ func validateUser(u *User, src Source) []error {
 	}
 
 	for i, k := range u.PublicKeys {
-		if strings.TrimSpace(k) == "" {
-			add(fmt.Sprintf("public_keys[%d]", i), "empty key")
+		if strings.TrimSpace(k.Key) == "" {
+			field := fmt.Sprintf("public_keys[%d]", i)
+			if k.Comment != "" || !k.ExpiresAt.IsZero() {
+				field += ".key"
+			}
+			add(field, "empty key")
 		}
 	}
 

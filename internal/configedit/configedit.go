@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.yaml.in/yaml/v3"
@@ -64,8 +65,10 @@ type NewUser struct {
 	Home         string
 	PublicKeys   []string // authorized_keys lines
 	PasswordHash string   // "": no password login
-	Permissions  []string // nil: key absent (every permission); empty: none
-	Protocols    []string // nil: key absent (every protocol)
+	// PasswordExpiresAt is when the password stops working; zero: never.
+	PasswordExpiresAt time.Time
+	Permissions       []string // nil: key absent (every permission); empty: none
+	Protocols         []string // nil: key absent (every protocol)
 }
 
 // Result says what an edit did.
@@ -88,7 +91,11 @@ type UserInfo struct {
 	Home         string   `json:"home"`
 	Keys         int      `json:"keys"`
 	Fingerprints []string `json:"fingerprints"` // SHA256:..., one per key
-	Password     bool     `json:"password"`
+	// PublicKeys holds each key's fingerprint, comment and expiry.
+	PublicKeys []KeyInfo `json:"public_keys"`
+	Password   bool      `json:"password"`
+	// PasswordExpiresAt is when the password stops working; zero: never.
+	PasswordExpiresAt time.Time `json:"password_expires_at,omitzero"`
 	// Permissions and Protocols are the effective lists: a key absent from
 	// the file means all of them.
 	Permissions []string `json:"permissions"`
@@ -111,6 +118,7 @@ func (e *Editor) List() ([]UserInfo, error) {
 			Home:         u.Home,
 			Keys:         len(u.PublicKeys),
 			Fingerprints: make([]string, 0, len(u.PublicKeys)),
+			PublicKeys:   make([]KeyInfo, 0, len(u.PublicKeys)),
 			Password:     u.PasswordHash != "",
 			Permissions:  u.Permissions,
 			Protocols:    u.Protocols,
@@ -118,8 +126,13 @@ func (e *Editor) List() ([]UserInfo, error) {
 			File:         u.Src.File,
 			Line:         u.Src.Errorf("name", "").Line,
 		}
+		if info.Password {
+			info.PasswordExpiresAt = u.PasswordExpiresAt
+		}
 		for _, k := range u.PublicKeys {
-			info.Fingerprints = append(info.Fingerprints, fingerprint(k))
+			fp := fingerprint(k.Key)
+			info.Fingerprints = append(info.Fingerprints, fp)
+			info.PublicKeys = append(info.PublicKeys, KeyInfo{Fingerprint: fp, Comment: k.Comment, ExpiresAt: k.ExpiresAt})
 		}
 		if info.Permissions == nil {
 			info.Permissions = vfs.PermNames()
@@ -135,7 +148,7 @@ func (e *Editor) List() ([]UserInfo, error) {
 // CheckKey reports whether key is a public_keys entry start-up accepts. The
 // error never quotes the key.
 func CheckKey(key string) error {
-	_, err := auth.NewDirectory([]config.User{{Name: "x", Home: "/", PublicKeys: []string{key}}})
+	_, err := auth.NewDirectory([]config.User{{Name: "x", Home: "/", PublicKeys: config.Keys(key)}})
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, fieldMessages(err, func(string) string { return "key" }))
 	}
@@ -260,24 +273,7 @@ func (e *Editor) RemoveUser(name string) (Result, error) {
 
 // AddKey appends an authorized_keys line to a user's public_keys.
 func (e *Editor) AddKey(name, key string) (Result, error) {
-	if err := CheckKey(key); err != nil {
-		return Result{}, err
-	}
-	fp := fingerprint(key)
-	return e.modify(name, func(m *yaml.Node, u *config.User) (bool, error) {
-		for _, k := range u.PublicKeys {
-			if fingerprint(k) == fp {
-				return false, fmt.Errorf("%w: user %q already has %s", ErrDuplicateKey, name, fp)
-			}
-		}
-		seq, err := seqFor(m, "public_keys")
-		if err != nil {
-			return false, err
-		}
-		appendItem(seq, str(key))
-		u.PublicKeys = append(slices.Clone(u.PublicKeys), key)
-		return true, nil
-	})
+	return e.AddPublicKey(name, config.PublicKey{Key: key})
 }
 
 // RemoveKey removes the key with that SHA256 fingerprint from a user.
@@ -286,11 +282,11 @@ func (e *Editor) RemoveKey(name, fp string) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %q is not a key fingerprint: want SHA256:... (`wharf user list --json` shows them)", ErrInvalid, fp)
 	}
 	return e.modify(name, func(m *yaml.Node, u *config.User) (bool, error) {
-		i := slices.IndexFunc(u.PublicKeys, func(k string) bool { return fingerprint(k) == fp })
+		i := slices.IndexFunc(u.PublicKeys, func(k config.PublicKey) bool { return fingerprint(k.Key) == fp })
 		if i < 0 {
 			have := make([]string, len(u.PublicKeys))
 			for j, k := range u.PublicKeys {
-				have[j] = fingerprint(k)
+				have[j] = fingerprint(k.Key)
 			}
 			return false, fmt.Errorf("%w: user %q has no key %s (it has: %s)", ErrUnknownKey, name, fp, strings.Join(have, ", "))
 		}
@@ -316,20 +312,9 @@ func (e *Editor) SetDisabled(name string, disabled bool) (Result, error) {
 }
 
 // SetPasswordHash sets a user's password_hash (make it with
-// auth.HashPassword); the hash never appears in an error.
+// auth.HashPassword), without expiry: SetPassword with a zero time.
 func (e *Editor) SetPasswordHash(name, hash string) (Result, error) {
-	probe := config.User{Name: "x", Home: "/", PasswordHash: hash}
-	if _, err := auth.NewDirectory([]config.User{probe}); err != nil {
-		return Result{}, fmt.Errorf("%w: %s", ErrInvalid, fieldMessages(err, func(string) string { return "password hash" }))
-	}
-	return e.modify(name, func(m *yaml.Node, u *config.User) (bool, error) {
-		setScalar(m, "password_hash", "!!str", hash)
-		if i := lookup(m, "password_hash"); m.Content[i+1].Style == 0 {
-			m.Content[i+1].Style = yaml.DoubleQuotedStyle // as hash-password's output is usually pasted
-		}
-		u.PasswordHash = hash
-		return true, nil
-	})
+	return e.SetPassword(name, hash, time.Time{})
 }
 
 // modify runs one edit of an existing user under the lock: fn changes the
@@ -573,6 +558,11 @@ func (nu NewUser) node() *yaml.Node {
 		h := str(nu.PasswordHash)
 		h.Style = yaml.DoubleQuotedStyle
 		add("password_hash", h)
+		if !nu.PasswordExpiresAt.IsZero() {
+			x := str(config.FormatTime(nu.PasswordExpiresAt))
+			x.Style = yaml.DoubleQuotedStyle
+			add("password_expires_at", x)
+		}
 	}
 	if nu.Permissions != nil {
 		add("permissions", strSeq(nu.Permissions, true))

@@ -368,7 +368,7 @@ func TestEditResults(t *testing.T) {
 	}
 	h := cfg.Users[2]
 	h.Src = config.Source{}
-	want := config.User{Name: "hooli", Home: "/hooli", PublicKeys: []string{acme1Key}, PasswordHash: otherHash,
+	want := config.User{Name: "hooli", Home: "/hooli", PublicKeys: config.Keys(acme1Key), PasswordHash: otherHash,
 		Permissions: []string{"list"}, Disabled: true}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("hooli = %+v, want %+v", h, want)
@@ -541,7 +541,7 @@ func TestSharedAnchors(t *testing.T) {
 		t.Fatalf("AddKey through an alias = %+v, %v", res, err)
 	}
 	cfg := mustLoad(t, path)
-	if a, b := cfg.Users[0].PublicKeys, cfg.Users[1].PublicKeys; !slices.Equal(a, []string{acme1Key}) || !slices.Equal(b, []string{acme1Key, newKey}) {
+	if a, b := config.Lines(cfg.Users[0].PublicKeys), config.Lines(cfg.Users[1].PublicKeys); !slices.Equal(a, []string{acme1Key}) || !slices.Equal(b, []string{acme1Key, newKey}) {
 		t.Errorf("a's keys = %q, b's keys = %q", a, b)
 	}
 	if !strings.Contains(readFile(t, path), "public_keys: &keys\n") || !strings.Contains(readFile(t, path), "# same as a") {
@@ -658,7 +658,7 @@ func TestUsersDir(t *testing.T) {
 		t.Errorf("%s =\n%s\nwant\n%s", mainPath, got, want)
 	}
 	cfg := mustLoad(t, mainPath)
-	if len(cfg.Users) != 3 || !slices.Equal(cfg.Users[1].PublicKeys, []string{newKey, acme1Key}) || !cfg.Users[2].Disabled {
+	if len(cfg.Users) != 3 || !slices.Equal(config.Lines(cfg.Users[1].PublicKeys), []string{newKey, acme1Key}) || !cfg.Users[2].Disabled {
 		t.Errorf("users = %+v", cfg.Users)
 	}
 
@@ -741,11 +741,11 @@ func TestList(t *testing.T) {
 	}
 	all := []string{"list", "download", "upload", "overwrite", "delete", "rename", "mkdir"}
 	want := []UserInfo{
-		{Name: "acme", Home: "/acme", Keys: 2, Fingerprints: []string{acme1FP, acme2FP}, Permissions: []string{"list", "download", "upload"},
-			Protocols: []string{"sftp", "ftps"}, File: path, Line: 20},
-		{Name: "globex", Home: "/globex", Keys: 1, Fingerprints: []string{globexFP}, Password: true, Permissions: []string{"list", "download"},
-			Protocols: []string{"sftp"}, File: path, Line: 31},
-		{Name: "initech", Home: "/initech", Keys: 1, Fingerprints: []string{initechFP}, Permissions: all,
+		{Name: "acme", Home: "/acme", Keys: 2, Fingerprints: []string{acme1FP, acme2FP}, PublicKeys: []KeyInfo{{Fingerprint: acme1FP}, {Fingerprint: acme2FP}},
+			Permissions: []string{"list", "download", "upload"}, Protocols: []string{"sftp", "ftps"}, File: path, Line: 20},
+		{Name: "globex", Home: "/globex", Keys: 1, Fingerprints: []string{globexFP}, PublicKeys: []KeyInfo{{Fingerprint: globexFP}}, Password: true,
+			Permissions: []string{"list", "download"}, Protocols: []string{"sftp"}, File: path, Line: 31},
+		{Name: "initech", Home: "/initech", Keys: 1, Fingerprints: []string{initechFP}, PublicKeys: []KeyInfo{{Fingerprint: initechFP}}, Permissions: all,
 			Protocols: []string{"sftp", "ftps"}, Disabled: true, File: path, Line: 41},
 	}
 	if !reflect.DeepEqual(got, want) {

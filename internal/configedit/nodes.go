@@ -10,7 +10,7 @@ import (
 
 // userKeys is the order `wharf user` writes a user's keys in, and decides
 // where a missing key is inserted into an existing entry.
-var userKeys = []string{"name", "home", "public_keys", "password_hash", "permissions", "protocols", "disabled"}
+var userKeys = []string{"name", "home", "public_keys", "password_hash", "password_expires_at", "permissions", "protocols", "disabled"}
 
 func scalar(tag, value string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}

@@ -135,6 +135,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.cfg, d.ub = cfg, ub
 	d.users.Store(dir)
+	d.watchExpiries()
 
 	// state_dir's lock is taken first: see lockStateDir.
 	if d.unlock, err = lockStateDir(cfg.StateDir); err != nil {
@@ -304,6 +305,7 @@ func (d *Daemon) SFTPAddr() net.Addr { return addrOf(d.sftpLn) }
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.startWatcher()()
 	defer d.startBans()()
+	defer d.startExpiryWarnings()()
 	// Each listener's Serve runs until shutdown closes it; Run returns
 	// only after every one has returned.
 	var serving sync.WaitGroup

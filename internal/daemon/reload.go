@@ -264,6 +264,12 @@ func logChange(log *slog.Logger, c auth.UserChange) {
 	if len(c.KeysRemoved) > 0 {
 		attrs = append(attrs, "keys_removed", c.KeysRemoved)
 	}
+	if len(c.KeysExpiry) > 0 {
+		attrs = append(attrs, "keys_expiry", c.KeysExpiry)
+	}
+	if !c.PasswordExpiryBefore.Equal(c.PasswordExpiryAfter) {
+		attrs = append(attrs, "password_expiry", auth.Until(c.PasswordExpiryAfter))
+	}
 	switch {
 	case c.PasswordChanged:
 		attrs = append(attrs, "password", "changed")

@@ -120,7 +120,12 @@ func (l *Login) Key(user string, key ssh.PublicKey) (*auth.Principal, error) {
 	}
 	if err != nil {
 		l.mu.Lock()
-		l.keyUser, l.keyErr = user, err
+		// The login_failed event names one refusal per connection: an
+		// expired key, once offered, is the one the operator needs to
+		// hear of, not the unknown keys a client tries next.
+		if !errors.Is(l.keyErr, auth.ErrKeyExpired) || errors.Is(err, auth.ErrKeyExpired) {
+			l.keyUser, l.keyErr = user, err
+		}
 		l.mu.Unlock()
 		l.logFailure(user, auth.MethodPublicKey, fp, err)
 		return nil, ErrLogin

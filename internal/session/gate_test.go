@@ -137,7 +137,7 @@ func newGateFixture(t *testing.T, checks CheckLimits) *gateFixture {
 		t.Fatal(err)
 	}
 	dir, err := auth.NewDirectory([]config.User{{Name: "alice", Home: "/alice", PasswordHash: hash,
-		PublicKeys: []string{string(ssh.MarshalAuthorizedKey(key))}}})
+		PublicKeys: config.Keys(string(ssh.MarshalAuthorizedKey(key)))}})
 	if err != nil {
 		t.Fatal(err)
 	}

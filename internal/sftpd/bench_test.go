@@ -72,7 +72,7 @@ func startBench(b *testing.B) *benchServer {
 	cfg.Users = []config.User{{
 		Name:       benchUser,
 		Home:       "/" + benchUser,
-		PublicKeys: []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))},
+		PublicKeys: config.Keys(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))),
 	}}
 	hostDir := filepath.Join(root, benchUser)
 	if err := os.MkdirAll(hostDir, 0o750); err != nil {

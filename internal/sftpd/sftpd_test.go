@@ -42,7 +42,7 @@ func newUser(t *testing.T, name string) (user, config.User) {
 		t.Fatal(err)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
-	return user{name, signer}, config.User{Name: name, Home: "/" + name, PublicKeys: []string{line}}
+	return user{name, signer}, config.User{Name: name, Home: "/" + name, PublicKeys: config.Keys(line)}
 }
 
 func start(t *testing.T, backend string, users ...config.User) *daemontest.Daemon {
