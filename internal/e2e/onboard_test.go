@@ -468,6 +468,7 @@ func TestOnboard(t *testing.T) {
 			{[]string{"--identity", bob.KeyFile}, "not one of user \"alice\"'s keys"},
 			{[]string{"--identity", alice.KeyFile + ".pub"}, "is a public key"},
 			{[]string{"--out", packet}, "not empty"},
+			{[]string{"--port", "scp=22"}, "want sftp, ftps or ftps-implicit"},
 			{[]string{"--out", filepath.Join(t.TempDir(), "a"), "--zip", filepath.Join(t.TempDir(), "b")}, "none of the others can be"},
 		} {
 			all := append([]string{"user", "onboard", "alice", "--config", f.ConfigPath, "--host", "127.0.0.1",

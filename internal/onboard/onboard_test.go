@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,16 @@ import (
 )
 
 var now = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+
+// rsaHostKey is made once: RSA generation dominates the tests' time, and
+// the key is never modified.
+var rsaHostKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 // fixture is a server and a user to build packets for.
 type fixture struct {
@@ -52,10 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rk := rsaHostKey()
 	for _, k := range []any{&rk.PublicKey, hk.Public()} { // RSA first: Build must put Ed25519 first
 		pk, err := ssh.NewPublicKey(k)
 		if err != nil {
