@@ -27,7 +27,7 @@ func userCmd() *cobra.Command {
 		Short: "Add, remove, list and change users in the config file, its users_dir, or a users_dir bucket (a running wharf reloads them)",
 	}
 	cmd.AddCommand(userAddCmd(), userRemoveCmd(), userListCmd(), userKeyCmd(),
-		userDisableCmd(true), userDisableCmd(false), userPasswdCmd())
+		userDisableCmd(true), userDisableCmd(false), userPasswdCmd(), userOnboardCmd())
 	return cmd
 }
 
