@@ -88,8 +88,10 @@ type Daemon struct {
 	proxy    *proxyproto.Policy // nil: no PROXY protocol (proxy.go)
 	state    *fleet.State       // nil: no state_url (state.go)
 	unlock   func()             // releases state_dir (lockStateDir)
-	bans     *fleet.Syncer      // the fleet's bans; nil without state_url
-	bansFile sync.Mutex         // one writer of state_dir's ban file (saveBans)
+	// expiryWake wakes the expiry cutter after a reload (expiry.go).
+	expiryWake chan struct{}
+	bans       *fleet.Syncer // the fleet's bans; nil without state_url
+	bansFile   sync.Mutex    // one writer of state_dir's ban file (saveBans)
 
 	admin   *admin.Server
 	adminLn net.Listener
@@ -115,7 +117,7 @@ type Daemon struct {
 // New builds every part from cfg and binds the listeners, so that a bad
 // address or a port in use fails start-up rather than the first login.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{log: log}
+	d := &Daemon{log: log, expiryWake: make(chan struct{}, 1)}
 	d.metrics = admin.NewMetrics(admin.Sources{
 		Sessions: d.sessionsByProtocol,
 		Bans:     func() int { return len(d.guard.Bans()) },
@@ -306,6 +308,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.startWatcher()()
 	defer d.startBans()()
 	defer d.startExpiryWarnings()()
+	defer d.startExpiryCuts()()
 	// Each listener's Serve runs until shutdown closes it; Run returns
 	// only after every one has returned.
 	var serving sync.WaitGroup

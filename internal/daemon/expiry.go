@@ -111,3 +111,70 @@ func (d *Daemon) watchExpiries() {
 		return out
 	}, time.Now)
 }
+
+// expiryRecheckMax bounds how long the expiry cutter sleeps without
+// looking at the directory again; a reload wakes it at once.
+const expiryRecheckMax = time.Minute
+
+// startExpiryCuts starts the goroutine that closes the sessions whose key
+// or password expires while they are open, at the instant it expires:
+// logins refuse an expired credential by themselves, and a reload closes
+// such sessions too, but an expiry needs no reload (a rotation's grace
+// ends on its own). It returns the function that stops it and waits.
+func (d *Daemon) startExpiryCuts() (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checked := time.Now()
+		for {
+			now := time.Now()
+			wait := expiryRecheckMax
+			for _, x := range d.users.Load().Expiries() {
+				if x.At.After(now) {
+					wait = min(wait, x.At.Sub(now))
+					break
+				}
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-quit:
+				t.Stop()
+				return
+			case <-d.expiryWake:
+				t.Stop()
+			case <-t.C:
+			}
+			now = time.Now()
+			if d.expiredSince(checked, now) {
+				dir := d.users.Load()
+				if closed, _ := d.sessions.Reconcile(dir.Recheck); closed > 0 {
+					d.log.Info("sessions closed: their credential expired", "component", "expiry", "sessions_closed", closed)
+				}
+			}
+			checked = now
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// expiredSince reports whether a credential in force expired in (from, to].
+func (d *Daemon) expiredSince(from, to time.Time) bool {
+	for _, x := range d.users.Load().Expiries() {
+		if x.At.After(from) && !x.At.After(to) {
+			return true
+		}
+	}
+	return false
+}
+
+// wakeExpiryCuts tells the expiry cutter that the users changed.
+func (d *Daemon) wakeExpiryCuts() {
+	select {
+	case d.expiryWake <- struct{}{}:
+	default:
+	}
+}

@@ -216,6 +216,7 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 	}
 	changes := auth.Diff(d.users.Load(), dir)
 	d.users.Store(dir)
+	d.wakeExpiryCuts()
 	// sum covers the users_dir of the new config, now in force.
 	r.cur, r.sum, r.main, r.badSum, r.badErr = next, sum, snap.Main, digest{}, nil
 	r.grace.Store(int64(next.ShutdownGrace))

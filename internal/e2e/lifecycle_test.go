@@ -130,6 +130,9 @@ func TestKeyRotationGrace(t *testing.T) {
 		t.Fatal("the new key logs in before the rotation")
 	}
 
+	// A session with the old key, open through the rotation: it lasts
+	// the grace, and ends with it, without a reload.
+	live := openLiveSFTP(t, d, old)
 	mark := d.LogMark()
 	start := time.Now()
 	out := wharfUser(t, d.ConfigPath, "", "key", "rotate", "acme", "--key-file", next.KeyFile+".pub", "--grace", "3s")
@@ -166,14 +169,21 @@ func TestKeyRotationGrace(t *testing.T) {
 		}
 	}
 
+	if !live.open() {
+		t.Error("the old key's session ended during the grace")
+	}
 	untilPast(until)
+	if !live.closedWithin(3 * time.Second) {
+		t.Error("the old key's session is open 3s after the grace ended")
+	}
+	cut := time.Since(until)
 	mark = d.LogMark()
 	sftpFails(t, d, old, "ls\n")
 	refused := time.Since(start)
 	d.WaitLogSince(t, mark, logMatch("msg", "login", "outcome", "failed", "fingerprint", old.Fingerprint()), 5*time.Second)
 	sftpOK(t, d, next, "ls\n")
-	t.Logf("rotate: reloaded %v after the command, both keys logged in by %v; old key (grace ending %v after it) refused at %v",
-		reloaded.Round(time.Millisecond), both.Round(time.Millisecond), until.Sub(start).Round(time.Millisecond), refused.Round(time.Millisecond))
+	t.Logf("rotate: reloaded %v after the command, both keys logged in by %v; old key (grace ending %v after it) refused at %v, its live session closed %v after the grace",
+		reloaded.Round(time.Millisecond), both.Round(time.Millisecond), until.Sub(start).Round(time.Millisecond), refused.Round(time.Millisecond), cut.Round(time.Millisecond))
 }
 
 // TestIssuedKeys: users added with `--generate-key` log in with the files

@@ -126,6 +126,12 @@ func (s *liveSFTP) closedWithin(d time.Duration) bool {
 	}
 }
 
+// open reports whether the session is still up, after a request.
+func (s *liveSFTP) open() bool {
+	_, _ = fmt.Fprintln(s.stdin, "ls")
+	return !s.closedWithin(300 * time.Millisecond)
+}
+
 // canLogIn reports whether OpenSSH sftp logs u in and lists its home.
 func canLogIn(t *testing.T, d *daemon, u *testUser) bool {
 	t.Helper()
