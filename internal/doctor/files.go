@@ -73,7 +73,7 @@ func (r *runner) checkStateDir() {
 		}
 	}
 	r.add(start, res)
-	if res.Status == Fail && fi == nil {
+	if fi == nil || !fi.IsDir() {
 		r.add(start, Result{Check: CheckDaemon, Target: dir, Status: Skip, Message: "no state_dir to look at"})
 		return
 	}

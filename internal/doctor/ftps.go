@@ -276,8 +276,9 @@ func (r *runner) dialData(ctx context.Context, c *ftpConn, pv *passive, announce
 		}
 		res.Status = Fail
 		if fallback != announced && ferr == nil {
-			conn, err, pv.viaControl = fconn, nil, true
 			res.Message = fmt.Sprintf("PASV sends clients to %s, which does not answer from here (%v), while the same port answers on %s", announced, shortErr(err), fallback)
+			// The rest of the round trip goes on there.
+			conn, err, pv.viaControl = fconn, nil, true
 			res.Fix = "set ftps.public_host to the address partners reach this host at (or remove it to announce the address each client connected to), and open and forward ftps.passive_ports there"
 		} else {
 			res.Message = fmt.Sprintf("passive port %s does not answer: %v", announced, shortErr(err))
@@ -343,8 +344,9 @@ func (r *runner) checkFTPS(ctx context.Context) {
 		return
 	}
 	start := time.Now()
+	// The explicit listener, unless only the implicit one answers.
 	key, listen, implicit := keyFTPS, f.Listen, false
-	if listen == "" {
+	if _, up := r.listening[keyFTPS]; listen == "" || (!up && r.listening[keyImplicit] != "") {
 		key, listen, implicit = keyImplicit, f.ImplicitListen, true
 	}
 	target := key + " " + listen
@@ -360,6 +362,9 @@ func (r *runner) checkFTPS(ctx context.Context) {
 	case err != nil:
 		res.Status = Fail
 		res.Message, res.Fix = ftpsFailure(step, addr, err, p.User)
+		if pv.done && pv.result.Status == Fail {
+			res.Fix = "see the passive_ports check: every listing and transfer needs a passive port"
+		}
 	case r.certFP != "" && served != r.certFP:
 		res.Status = Fail
 		res.Message = fmt.Sprintf("the round trip worked, but %s serves certificate %s, not the one on disk (%s)", addr, served, r.certFP)

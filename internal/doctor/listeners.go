@@ -51,7 +51,7 @@ func (r *runner) checkListeners(ctx context.Context) {
 		dial, err := dialAddr(l.addr)
 		if err != nil {
 			res.Status, res.Message = Fail, err.Error()
-			res.Fix = "set " + l.key + " to a fixed address and port partners can use, e.g. 0.0.0.0:" + defaultPort(l.kind)
+			res.Fix = "set " + l.key + " to a fixed address and port partners can use, such as 0.0.0.0:" + defaultPort(l.kind)
 			r.add(start, res)
 			continue
 		}
