@@ -85,6 +85,11 @@ func (r *runner) checkStorage(ctx context.Context) {
 		if free, ok := freeSpace(s.Backend, s.Root); ok {
 			res.Message += fmt.Sprintf("; %s free", bytesIEC(free))
 		}
+		if os.Geteuid() == 0 && (s.Backend == "local" || s.Backend == "") {
+			// Root writes where the daemon's user may not: the round trips
+			// write as that user.
+			res.Message += " (as root: the round trips below write as the daemon's user)"
+		}
 	}
 	r.add(start, res)
 }
