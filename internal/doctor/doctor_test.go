@@ -282,6 +282,43 @@ func TestListeners(t *testing.T) {
 	if len(r.listening) != 1 || r.listening[keyLegacy] == "" {
 		t.Errorf("listening = %v, want only the legacy listener", r.listening)
 	}
+
+	// A listener that accepts and says nothing: not a firewall.
+	cfg = config.Default()
+	cfg.SFTP.Listen = silentServer(t)
+	r = newRunner(cfg, time.Now())
+	r.o.Timeout = 200 * time.Millisecond
+	r.checkListeners(context.Background())
+	wantResult(t, only(t, r, CheckListener)[0], Fail, "accepted the connection but did not greet within 200ms", "look at the daemon's log")
+}
+
+// silentServer accepts connections and holds them without a word.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var held []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln.Addr().String()
 }
 
 func TestDialAddr(t *testing.T) {

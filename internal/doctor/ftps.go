@@ -41,9 +41,9 @@ type ftpConn struct {
 
 // dialFTPS opens the control connection, over TLS from the first byte
 // (implicit) or after AUTH TLS, and reads the greeting.
-func dialFTPS(ctx context.Context, addr string, implicit bool, timeout time.Duration) (*ftpConn, error) {
-	d := net.Dialer{Timeout: timeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+func dialFTPS(ctx context.Context, d dialer, addr string, implicit bool) (*ftpConn, error) {
+	timeout := d.timeout
+	raw, err := d.dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -245,21 +245,21 @@ func (r *runner) transfer(ctx context.Context, c *ftpConn, pv *passive, cmd stri
 // control connection's host, and records what it found as the passive
 // ports check.
 func (r *runner) dialData(ctx context.Context, c *ftpConn, pv *passive, announced string) (net.Conn, error) {
-	d := net.Dialer{Timeout: c.timeout}
+	d := newDialer(r.cfg, c.timeout)
 	_, port, _ := net.SplitHostPort(announced)
 	fallback := net.JoinHostPort(c.host, port)
 	if pv.done {
 		if pv.viaControl {
-			return d.DialContext(ctx, "tcp", fallback)
+			return d.dial(ctx, fallback)
 		}
-		return d.DialContext(ctx, "tcp", announced)
+		return d.dial(ctx, announced)
 	}
 	pv.done, pv.announced = true, announced
 	res := Result{Check: CheckPassive, Target: r.cfg.FTPS.PassivePorts}
 	if res.Target == "" {
 		res.Target = "any port"
 	}
-	conn, err := d.DialContext(ctx, "tcp", announced)
+	conn, err := d.dial(ctx, announced)
 	p, _ := strconv.Atoi(port)
 	first, last, _ := r.cfg.FTPS.PassivePortRange()
 	switch {
@@ -272,7 +272,7 @@ func (r *runner) dialData(ctx context.Context, c *ftpConn, pv *passive, announce
 	default:
 		fconn, ferr := net.Conn(nil), error(nil)
 		if fallback != announced {
-			fconn, ferr = d.DialContext(ctx, "tcp", fallback)
+			fconn, ferr = d.dial(ctx, fallback)
 		}
 		res.Status = Fail
 		if fallback != announced && ferr == nil {
@@ -388,7 +388,7 @@ func (r *runner) checkFTPS(ctx context.Context) {
 // ftpsRoundTrip returns the certificate's fingerprint, the step that
 // failed and why.
 func (r *runner) ftpsRoundTrip(ctx context.Context, addr string, implicit bool, p *pass.Pass, pv *passive) (string, string, error) {
-	c, err := dialFTPS(ctx, addr, implicit, r.o.Timeout)
+	c, err := dialFTPS(ctx, newDialer(r.cfg, r.o.Timeout), addr, implicit)
 	if err != nil {
 		return "", stepConnect, err
 	}
@@ -499,7 +499,7 @@ func (r *runner) reachesUs(ctx context.Context, host string) (Status, string) {
 	}
 	_, port, _ := net.SplitHostPort(listen)
 	addr := net.JoinHostPort(host, port)
-	greeting, err := greet(ctx, addr, kind, r.o.Timeout)
+	greeting, err := greet(ctx, newDialer(r.cfg, r.o.Timeout), addr, kind)
 	if err == nil && strings.Contains(greeting, wharfInGreet) {
 		return OK, "not an address of this machine, but " + addr + " reaches this daemon (NAT)"
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -55,7 +54,7 @@ func (r *runner) checkListeners(ctx context.Context) {
 			r.add(start, res)
 			continue
 		}
-		greeting, err := greet(ctx, dial, l.kind, r.o.Timeout)
+		greeting, err := greet(ctx, newDialer(r.cfg, r.o.Timeout), dial, l.kind)
 		switch {
 		case err != nil:
 			res.Status, res.Message = Fail, err.Error()
@@ -105,12 +104,12 @@ func dialAddr(listen string) (string, error) {
 
 // greet connects to addr and reads what a wharf listener of kind says
 // first; for HTTP, GET /healthz's status line.
-func greet(ctx context.Context, addr, kind string, timeout time.Duration) (string, error) {
+func greet(ctx context.Context, d dialer, addr, kind string) (string, error) {
+	timeout := d.timeout
 	if kind == kindHTTP {
 		return greetHTTP(ctx, addr, timeout)
 	}
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := d.dial(ctx, addr)
 	if err != nil {
 		return "", err
 	}
@@ -120,13 +119,13 @@ func greet(ctx context.Context, addr, kind string, timeout time.Duration) (strin
 		// Not verified here: the round trip compares it with the file's.
 		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: hostOf(addr)})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return "", fmt.Errorf("%s: TLS handshake: %w", addr, err)
+			return "", fmt.Errorf("%s accepted the connection but %w: TLS handshake: %w", addr, errSilent, err)
 		}
 		conn = tc
 	}
 	line, err := bufio.NewReaderSize(conn, maxGreeting).ReadString('\n')
 	if err != nil {
-		return "", fmt.Errorf("%s accepted the connection but said nothing within %s: %w", addr, timeout, err)
+		return "", fmt.Errorf("%s accepted the connection but %w within %s: %w", addr, errSilent, timeout, err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
 }
@@ -149,18 +148,21 @@ func greetHTTP(ctx context.Context, addr string, timeout time.Duration) (string,
 	return "wharf admin: GET /healthz " + resp.Status, nil
 }
 
+// errSilent is a listener that accepts connections but does not greet.
+var errSilent = errors.New("did not greet")
+
 // dialFix says what to do about a listener that does not answer.
 func dialFix(err error, key, config string) string {
 	var ne net.Error
 	switch {
+	case errors.Is(err, errSilent):
+		return "look at the daemon's log: a daemon at its connection limits or stuck greets late or not at all, and another program may hold the port"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "start wharf (wharf serve --config " + config + "), or set " + key + " to the address the daemon listens on (its log says it at start)"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "a firewall drops connections to this port: allow inbound TCP to it"
 	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
 		return "set " + key + " to an address of this machine (or 0.0.0.0 for all of them)"
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return "the daemon is overloaded or stuck: look at its log and its connection limits"
 	}
 	return "look at the daemon's log for " + key
 }

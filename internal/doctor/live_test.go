@@ -29,7 +29,7 @@ import (
 // startDaemon runs a daemon with SFTP, both FTPS listeners and the admin
 // endpoint, and returns it with a copy of its config naming the ports it
 // bound (the doctor reads listen addresses from the config).
-func startDaemon(t *testing.T) (*daemontest.Daemon, config.Config) {
+func startDaemon(t *testing.T, change ...func(*config.Config)) (*daemontest.Daemon, config.Config) {
 	t.Helper()
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	key, _ := ssh.NewPublicKey(pub)
@@ -37,6 +37,9 @@ func startDaemon(t *testing.T) (*daemontest.Daemon, config.Config) {
 	cfg.FTPS.Listen, cfg.FTPS.ImplicitListen, cfg.Admin.Listen = "x", "x", "x" // daemontest picks the ports
 	cfg.FTPS.PassivePorts = ""
 	cfg.Users = []config.User{{Name: "alice", Home: "/alice", PublicKeys: config.Keys(string(ssh.MarshalAuthorizedKey(key)))}}
+	for _, c := range change {
+		c(cfg)
+	}
 	d := daemontest.Start(t, cfg)
 	// t.TempDir is 0755; the daemon makes a state_dir of its own 0700.
 	if err := os.Chmod(d.Config.StateDir, 0o700); err != nil {
@@ -62,6 +65,20 @@ func results(r *doctor.Report, check string) []doctor.Result {
 
 func TestHealthyDaemon(t *testing.T) {
 	_, cfg := startDaemon(t)
+	healthy(t, cfg)
+}
+
+// TestBehindLocalBalancer: with a balancer on this host trusted for the
+// PROXY protocol, the daemon demands a header on every connection from
+// loopback, and the doctor sends one.
+func TestBehindLocalBalancer(t *testing.T) {
+	_, cfg := startDaemon(t, func(c *config.Config) { c.ProxyProtocol.Trusted = []string{"127.0.0.0/8"} })
+	healthy(t, cfg)
+}
+
+// healthy runs the doctor on cfg and wants every check to pass.
+func healthy(t *testing.T, cfg config.Config) {
+	t.Helper()
 	r := doctor.RunConfig(context.Background(), &cfg, doctor.Options{})
 	for _, res := range r.Results {
 		switch {

@@ -106,8 +106,7 @@ const (
 // sftpRoundTrip returns the host key the server showed, the step that
 // failed and why.
 func (r *runner) sftpRoundTrip(ctx context.Context, addr string, p *pass.Pass) (ssh.PublicKey, string, error) {
-	d := net.Dialer{Timeout: r.o.Timeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := newDialer(r.cfg, r.o.Timeout).dial(ctx, addr)
 	if err != nil {
 		return nil, stepConnect, err
 	}
