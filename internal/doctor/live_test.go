@@ -19,11 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/daemon/daemontest"
 	"github.com/wharf-sftp/wharf/internal/doctor"
+	"github.com/wharf-sftp/wharf/internal/s3test"
 )
 
 // startDaemon runs a daemon with SFTP, both FTPS listeners and the admin
@@ -74,6 +77,33 @@ func TestHealthyDaemon(t *testing.T) {
 func TestBehindLocalBalancer(t *testing.T) {
 	_, cfg := startDaemon(t, func(c *config.Config) { c.ProxyProtocol.Trusted = []string{"127.0.0.0/8"} })
 	healthy(t, cfg)
+}
+
+// TestHealthyOnS3: the storage check and the round trips on a bucket, and
+// nothing of the doctor's left in it afterwards.
+func TestHealthyOnS3(t *testing.T) {
+	s3test.IsolateAWS(t)
+	srv := s3test.Start(t)
+	bucket := srv.NewBucket(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte(srv.SecretKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, cfg := startDaemon(t, func(c *config.Config) {
+		c.Storage.Backend = "s3"
+		c.Storage.S3.Bucket, c.Storage.S3.Prefix, c.Storage.S3.Endpoint = bucket, "homes/", srv.Endpoint
+		c.Storage.S3.PathStyle, c.Storage.S3.Region = true, srv.Region
+		c.Storage.S3.AccessKeyID, c.Storage.S3.SecretAccessKeyFile = srv.AccessKey, secret
+		c.Storage.S3.PartSize = config.S3MinPartSize
+	})
+	healthy(t, cfg)
+	out, err := srv.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("homes/.wharf-doctor")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		t.Errorf("left in the bucket: %s", *o.Key)
+	}
 }
 
 // healthy runs the doctor on cfg and wants every check to pass.
