@@ -21,7 +21,7 @@ import (
 )
 
 // What the daemon keeps in state_dir, by the names packages daemon, sftpd
-// and ftpd give them (TestStateFileNames holds them to it).
+// and ftpd give them (TestHealthyDaemon fails when they drift apart).
 const (
 	stateLockFile   = "wharf.lock"
 	generatedCert   = "ftps_cert.pem"
