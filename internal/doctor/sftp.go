@@ -35,7 +35,8 @@ var errHostKey = errors.New("host key is not one of the configured ones")
 // issuePass makes the run's one-time identity, once, for both round trips.
 func (r *runner) issuePass() (*pass.Pass, error) {
 	if r.pass == nil && r.passErr == nil {
-		r.pass, r.passErr = pass.Issue(r.cfg.StateDir, r.o.Now())
+		// The real clock, not Options.Now: the daemon dates the pass by it.
+		r.pass, r.passErr = pass.Issue(r.cfg.StateDir, time.Now())
 	}
 	return r.pass, r.passErr
 }
