@@ -133,16 +133,20 @@ func (r *runner) checkHostKeys() {
 			res.Message = fmt.Sprintf("mode %04o: other users can read this private key", mode)
 			res.Fix = "chmod 600 " + f
 		}
-		if res.Status == "" {
-			signer, err := ssh.ParsePrivateKey(data)
-			if err != nil {
-				res.Status, res.Message = Fail, "not a private key wharf can use: "+err.Error()
+		if data != nil {
+			// Parsed whatever its mode: the round trip pins what it holds.
+			signer, perr := ssh.ParsePrivateKey(data)
+			switch {
+			case perr != nil && res.Status == "":
+				res.Status, res.Message = Fail, "not a private key wharf can use: "+perr.Error()
 				res.Fix = "replace it with an unencrypted OpenSSH private key (ssh-keygen -t ed25519 -N '' -f " + f + ")"
-			} else {
+			case perr == nil:
 				pub := signer.PublicKey()
 				r.hostKeys = append(r.hostKeys, string(pub.Marshal()))
-				res.Status = OK
-				res.Message = fmt.Sprintf("%s %s, mode %04o", pub.Type(), ssh.FingerprintSHA256(pub), mode)
+				if res.Status == "" {
+					res.Status = OK
+					res.Message = fmt.Sprintf("%s %s, mode %04o", pub.Type(), ssh.FingerprintSHA256(pub), mode)
+				}
 			}
 		}
 		r.add(start, res)

@@ -196,7 +196,7 @@ type passive struct {
 
 // transfer runs one data command (STOR, MLSD, RETR): PASV, connect, the
 // command, TLS on the data connection, send or receive, the final reply.
-func (r *runner) transfer(ctx context.Context, c *ftpConn, pv *passive, cmd string, send []byte, max int64) ([]byte, error) {
+func (r *runner) transfer(ctx context.Context, c *ftpConn, pv *passive, cmd string, send []byte, limit int64) ([]byte, error) {
 	announced, err := c.pasv()
 	if err != nil {
 		if !pv.done {
@@ -218,9 +218,9 @@ func (r *runner) transfer(ctx context.Context, c *ftpConn, pv *passive, cmd stri
 	if send != nil {
 		_, err = tc.Write(send)
 	} else {
-		got, err = io.ReadAll(io.LimitReader(tc, max+1))
-		if err == nil && int64(len(got)) > max {
-			err = fmt.Errorf("more than %d bytes", max)
+		got, err = io.ReadAll(io.LimitReader(tc, limit+1))
+		if err == nil && int64(len(got)) > limit {
+			err = fmt.Errorf("more than %d bytes", limit)
 		}
 	}
 	// Close sends close_notify: without it the daemon takes an upload
