@@ -41,6 +41,7 @@ func New(version string) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), configCmd(), hashPasswordCmd(), userCmd(), defenderCmd(), versionCmd(version))
+	root.AddCommand(doctorCmd())
 	return root
 }
 

@@ -157,10 +157,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// Only hooks and the audit log read an upload's hash; without them
 	// nobody would see it.
 	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
-	d.sessions.SetEvents(d.metrics.Sink(d.events))
+	d.sessions.SetEvents(doctorFilter{d.metrics.Sink(d.events)})
 	d.guard = newGuard(cfg, log, d.banned)
 	checks := checkLimits(cfg.Limits)
-	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks})
+	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks,
+		Doctor: d.doctorVerifier()})
 	log.Info("password checks", "component", "session", "limits", checks.String())
 	d.initReload(cfg)
 

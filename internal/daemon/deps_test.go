@@ -29,6 +29,9 @@ func TestImportRules(t *testing.T) {
 		// The fleet's shared state knows the bucket and the guard, not who
 		// uses its identity: sftpd and ftpd take it through an interface.
 		{"fleet", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd", mod + "session", mod + "daemon", mod + "config"}},
+		// The doctor's checks run from the CLI and, later, the admin API,
+		// which the daemon builds: they must not need the daemon.
+		{"doctor", true, []string{mod + "daemon", mod + "admin", mod + "sftpd", mod + "ftpd", mod + "session"}},
 		// The PROXY protocol wrapper is a leaf: listeners in, listeners out.
 		{"proxyproto", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "guard", mod + "session"}},
 	}

@@ -224,7 +224,7 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 	for _, c := range changes {
 		logChange(log, c)
 	}
-	closed, updated := d.sessions.Reconcile(dir.Recheck)
+	closed, updated := d.sessions.Reconcile(keepDoctor(dir.Recheck))
 	log.Info("config reloaded", "trigger", trigger, "users", dir.Len(), "changed_users", len(changes),
 		"sessions_closed", closed, "sessions_updated", updated)
 	return reloadApplied, time.Time{}, nil

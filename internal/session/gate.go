@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/doctor/pass"
 	"github.com/wharf-sftp/wharf/internal/guard"
 )
 
@@ -31,6 +32,9 @@ type GateConfig struct {
 	Guard    *guard.Guard
 	Sessions *Manager
 	Checks   CheckLimits
+	// Doctor admits the one-time identities of `wharf doctor` (doctor.go);
+	// nil: none.
+	Doctor *pass.Verifier
 }
 
 // Gate is the one login sequence of both protocols: admission, ban check,
@@ -42,6 +46,7 @@ type Gate struct {
 	guard    *guard.Guard
 	sessions *Manager
 	checks   *checkSlots
+	doctor   *pass.Verifier
 }
 
 // NewGate returns the gate; a nil Guard admits everybody and bans nobody.
@@ -50,7 +55,7 @@ func NewGate(c GateConfig) *Gate {
 	if g == nil {
 		g = guard.New(guard.Limits{}, guard.Defender{}, slog.New(slog.DiscardHandler), nil)
 	}
-	return &Gate{users: c.Users, guard: g, sessions: c.Sessions, checks: newCheckSlots(c.Checks)}
+	return &Gate{users: c.Users, guard: g, sessions: c.Sessions, checks: newCheckSlots(c.Checks), doctor: c.Doctor}
 }
 
 // PasswordChecks reports the password checks hashing now and those waiting
@@ -114,6 +119,9 @@ func (l *Login) Key(user string, key ssh.PublicKey) (*auth.Principal, error) {
 	if l.g.guard.Banned(l.addr) {
 		return nil, l.logFailure(user, auth.MethodPublicKey, fp, guard.ErrBanned)
 	}
+	if pass.IsUser(user) {
+		return l.doctorKey(user, key, fp)
+	}
 	p, err := l.g.users().VerifyKey(l.attempt(user), key)
 	if err == nil && !l.allowed(user) {
 		err = errNotHere
@@ -142,6 +150,9 @@ func (l *Login) Password(user, password string) (*auth.Principal, error) {
 	const method = auth.MethodPassword
 	if l.g.guard.Banned(l.addr) {
 		return nil, l.logFailure(user, method, "", guard.ErrBanned)
+	}
+	if pass.IsUser(user) {
+		return l.doctorPassword(user, password)
 	}
 	done, beyond := l.g.guard.StartCheck(l.addr, l.g.checks.share)
 	defer done()
