@@ -73,10 +73,10 @@ func startDoctorDaemon(t *testing.T, users []*testUser, ftpsKeys, extra string) 
 	}
 	addr := admin(0)
 	editConfig(t, f.ConfigPath, f.ConfigPath, func(c map[string]any) {
-		section(c, "sftp")["listen"] = f.Addr
-		section(c, "ftps")["listen"] = f.Explicit
-		section(c, "ftps")["implicit_listen"] = f.Implicit
-		section(c, "admin")["listen"] = addr
+		configSection(c, "sftp")["listen"] = f.Addr
+		configSection(c, "ftps")["listen"] = f.Explicit
+		configSection(c, "ftps")["implicit_listen"] = f.Implicit
+		configSection(c, "admin")["listen"] = addr
 	})
 	mark := f.LogMark()
 	f.Restart(t)
@@ -108,8 +108,8 @@ func editConfig(t *testing.T, src, dst string, edit func(map[string]any)) {
 	}
 }
 
-// section is the mapping under key, made if absent.
-func section(c map[string]any, key string) map[string]any {
+// configSection is the mapping under key, made if absent.
+func configSection(c map[string]any, key string) map[string]any {
 	m, ok := c[key].(map[string]any)
 	if !ok {
 		m = map[string]any{}
@@ -322,7 +322,7 @@ func TestDoctorFaults(t *testing.T) {
 		}
 		nothing := ln.Addr().String()
 		ln.Close()
-		p := copyConfig(t, func(c map[string]any) { section(c, "ftps")["listen"] = nothing })
+		p := copyConfig(t, func(c map[string]any) { configSection(c, "ftps")["listen"] = nothing })
 		r, code := runDoctor(t, p)
 		wantFailure(t, r, code, "listener", "ftps.listen "+nothing, "connection refused", "or set ftps.listen to the address the daemon listens on")
 		// The round trip goes on through the implicit listener.
@@ -350,7 +350,7 @@ func TestDoctorFaults(t *testing.T) {
 			}
 		}()
 		defer func() { ln.Close(); <-served }()
-		p := copyConfig(t, func(c map[string]any) { section(c, "sftp")["listen"] = ln.Addr().String() })
+		p := copyConfig(t, func(c map[string]any) { configSection(c, "sftp")["listen"] = ln.Addr().String() })
 		r, code := runDoctor(t, p)
 		wantFailure(t, r, code, "listener", "sftp.listen "+ln.Addr().String(), "answers, but not as wharf: \"SSH-2.0-OpenSSH_9.6\"", "another program holds")
 	})
