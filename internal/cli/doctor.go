@@ -47,7 +47,7 @@ once, for two minutes, into a scratch folder that is removed afterwards.`,
 	}
 	configFlag(cmd, &path)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (for monitoring)")
-	cmd.Flags().DurationVar(&opts.ExpiryWarning, "expiry-warning", doctor.DefaultExpiryWarning, "report keys, passwords and certificates that expire within this")
+	cmd.Flags().DurationVar(&opts.ExpiryWarning, "expiry-warning", 0, "report keys, passwords and certificates that expire within this (default: the config's key_expiry_warning, or 14 days)")
 	cmd.Flags().DurationVar(&timeout, "timeout", doctor.DefaultTimeout, "bound on each network step (a dial, a reply, a transfer)")
 	return cmd
 }

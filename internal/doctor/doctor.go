@@ -97,7 +97,8 @@ const DefaultTimeout = 5 * time.Second
 // Options tune a run; the zero value is the defaults.
 type Options struct {
 	// ExpiryWarning is how far ahead expiring keys, passwords and
-	// certificates are reported; 0: DefaultExpiryWarning.
+	// certificates are reported; 0: the config's key_expiry_warning, or
+	// DefaultExpiryWarning when that is off.
 	ExpiryWarning time.Duration
 	// Timeout bounds each network step; 0: DefaultTimeout.
 	Timeout time.Duration
@@ -144,6 +145,9 @@ func Run(ctx context.Context, path string, o Options) *Report {
 // RunConfig runs every check but the config's own on cfg, loaded and
 // checked already (the admin API's config in force).
 func RunConfig(ctx context.Context, cfg *config.Config, o Options) *Report {
+	if o.ExpiryWarning == 0 && cfg.KeyExpiryWarning > 0 {
+		o.ExpiryWarning = cfg.KeyExpiryWarning // the daemon's own warning horizon
+	}
 	o = o.withDefaults()
 	r := &runner{o: o, report: &Report{Config: cfg.File, Time: o.Now().UTC()}}
 	r.checks(ctx, cfg)
