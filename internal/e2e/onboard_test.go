@@ -42,6 +42,32 @@ func onboardPacket(t *testing.T, f *ftpsDaemon, u *testUser, args ...string) (st
 	return stdout, stderr
 }
 
+// issuePartner adds the user name with `wharf user add --generate-key
+// --generate-password`, waits until the daemon has it, and returns it as
+// a testUser (the issued OpenSSH key, the printed password) and the
+// issued .ppk's path.
+func issuePartner(t *testing.T, d *daemon, name string) (*testUser, string) {
+	t.Helper()
+	keys := filepath.Join(t.TempDir(), "issued")
+	mark := d.LogMark()
+	out := wharfUser(t, d.ConfigPath, "", "add", name, "--home", "/"+name, "--generate-key", "--out", keys, "--generate-password")
+	_, password, ok := strings.Cut(out, "(shown once; wharf stores only its hash): ")
+	if !ok {
+		t.Fatalf("wharf user add printed no password:\n%s", out)
+	}
+	u := &testUser{Name: name, Home: "/" + name, KeyFile: filepath.Join(keys, name+"_ed25519"), Password: strings.TrimSpace(strings.SplitN(password, "\n", 2)[0])}
+	pub, err := os.ReadFile(u.KeyFile + ".pub")
+	if err != nil {
+		t.Fatalf("wharf user add --generate-key: %v\n%s", err, out)
+	}
+	if u.pub, _, _, _, err = ssh.ParseAuthorizedKey(pub); err != nil {
+		t.Fatal(err)
+	}
+	u.PubKey = strings.TrimSpace(string(pub))
+	d.WaitLogSince(t, mark, logMatch("msg", "config reloaded"), 10*time.Second)
+	return u, u.KeyFile + ".ppk"
+}
+
 // packetCommands reads commands.txt: each "# title" line and the command
 // lines after it, by title.
 func packetCommands(t *testing.T, dir string) map[string][]string {
@@ -101,13 +127,14 @@ func runOnTerminal(t *testing.T, dir, line, file, typed string) (string, error) 
 }
 
 func TestOnboard(t *testing.T) {
-	alice := newUser(t, "alice")
-	f := startFTPS(t, []*testUser{alice}, ftpsOpts{})
+	f := startFTPS(t, []*testUser{newUser(t, "ops")}, ftpsOpts{})
+	// The partner exists only through wharf: a key pair and a password
+	// issued by `wharf user add`, then the packet.
+	alice, ppk := issuePartner(t, f.daemon, "alice")
 	home := f.HomeDir(alice)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ppk := puttyKey(t, alice)
 	work := t.TempDir()
 	clientDir := filepath.Join(work, "partner ssh") // a space: quoting must hold
 	packet := filepath.Join(work, "packet")
