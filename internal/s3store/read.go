@@ -180,7 +180,7 @@ func (f *file) get(ctx context.Context, off, end int64) (*stream, error) {
 		f.mu.Lock()
 		if f.etag == "" {
 			f.etag = aws.ToString(out.ETag)
-			f.info = info{size: size, mtime: aws.ToTime(out.LastModified)}
+			f.info.size, f.info.mtime = size, aws.ToTime(out.LastModified)
 		}
 		f.mu.Unlock()
 	}
@@ -436,7 +436,11 @@ func (f *file) wake() {
 	f.ready.Broadcast()
 }
 
-func (f *file) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *file) Stat() (fs.FileInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.info, nil
+}
 
 // Close ends every GET of the file and waits for the filler.
 func (f *file) Close() error {

@@ -374,9 +374,9 @@ func TestReadBrokenStream(t *testing.T) {
 	})
 }
 
-// An object replaced while it is read: the stream goes on with the
-// version it started with, and any other GET (a read behind the ring, a
-// stream moved) is refused with "changed", never served the new bytes.
+// An object replaced while it is read: every later GET (a read behind the
+// ring, the stream moved ahead) asks for the first version and is refused
+// with "changed", never served the new bytes.
 func TestReadChangedObject(t *testing.T) {
 	e := newEnv(t)
 	data := readObject(t, e, "f", 24<<20)
