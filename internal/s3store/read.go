@@ -19,9 +19,10 @@ import (
 // its own (the filler) into a ring of the stream's latest bytes, ahead of
 // the reads. pkg/sftp serves an OpenSSH download with up to 64 READs in
 // flight, handed to 8 workers that call ReadAt concurrently, so offsets
-// arrive out of order, and one worker can fall megabytes behind the
-// others while they go on (its reply waits for the lock, and every later
-// reply waits for its). The ring serves the reads a little behind; a read
+// arrive out of order, and now and then a worker the scheduler left
+// waiting falls megabytes behind the others while they go on (pkg/sftp
+// sends the replies in order, so theirs wait for its). The ring serves
+// the reads a little behind; a read
 // whose bytes the ring has dropped gets a ranged GET of its own, which
 // leaves the stream where it is. Reading the network outside the lock,
 // in the filler, lets the workers copy from memory while the next bytes
