@@ -6,7 +6,10 @@ package main
 // gateway) and with `rclone serve sftp` on the same bucket.
 //
 //   - s3: a -size upload and download through each, wharf's RSS growth
-//     during the upload next to the memory formula of docs/s3.md;
+//     during the upload next to the memory formula of docs/s3.md, the S3
+//     requests of each of wharf's runs (from its metrics), and the same
+//     transfers through the same wharf binary on local storage: what the
+//     SFTP side costs on these cores without any store;
 //   - s3list: listing a folder of -list-entries objects, wharf (sftp
 //     `ls -1f`) against the direct client's paginated ListObjectsV2, and
 //     wharf's RSS growth meanwhile.
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"go/build"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,6 +60,7 @@ const (
 	s3DirectName = "direct S3"
 	s3OneGetName = "one GET"
 	s3RcloneName = "rclone serve sftp"
+	s3LocalName  = "wharf on local storage"
 )
 
 // s3MemoryFormula is docs/s3.md's bound on one upload's memory in wharf's
@@ -250,9 +255,11 @@ type s3WharfOptions struct {
 	// prefix is storage.s3.prefix, under which the homes lie; "": the
 	// bucket's root.
 	prefix string
-	// admin adds the admin listener (/metrics) on a loopback port the
-	// kernel picks; its "listening" line names it (proto "http").
-	admin bool
+	// admin adds the admin listener (/metrics) on a free loopback port,
+	// adminPort, which newWharfS3 picks; its "listening" line names it
+	// too (proto "http").
+	admin     bool
+	adminPort int
 	// stateURL is state_url, a fleet's shared state; "": none.
 	stateURL string
 	// webhook, when set, is the URL of one hook on every upload.
@@ -264,7 +271,8 @@ const s3HookName = "bench"
 
 // s3WharfConfig is the config (see wharfConfig) of a wharf on
 // `storage.backend: s3`, listening on port: every home in the bench's
-// bucket under wo.prefix, the user's at its root, plus what wo adds.
+// bucket under wo.prefix, the user's at its root, plus what wo adds. With
+// wo.adminPort, its metrics count the S3 requests of each run.
 func s3WharfConfig(port int, state, secretFile string, st s3Settings, c client, wo s3WharfOptions) string {
 	cfg := fmt.Sprintf(`# written by wharf-bench for the s3 rows
 state_dir: %s
@@ -291,8 +299,8 @@ users:
     public_keys: [%s]
 `, strconv.Quote(state), port, s3Bucket, strconv.Quote(wo.prefix), s3Region, strconv.Quote(st.endpoint), strconv.Quote(st.accessKey),
 		strconv.Quote(secretFile), st.partSize, st.concurrency, strconv.Quote(c.user), strconv.Quote(c.publicKey))
-	if wo.admin {
-		cfg += "admin: {listen: \"127.0.0.1:0\"}\n"
+	if wo.adminPort != 0 {
+		cfg += fmt.Sprintf("admin: {listen: \"127.0.0.1:%d\"}\n", wo.adminPort)
 	}
 	if wo.stateURL != "" {
 		cfg += "state_url: " + strconv.Quote(wo.stateURL) + "\n"
@@ -303,17 +311,38 @@ users:
 	return cfg
 }
 
+// s3LocalConfig is the same wharf on local storage under data, listening
+// on port: the SFTP side of wharf's s3 rows without the store, on the
+// same cores (the work dir is tmpfs where /dev/shm exists).
+func s3LocalConfig(port int, state, data string, c client) string {
+	return fmt.Sprintf(`# written by wharf-bench for the s3 rows: the reference on local storage
+state_dir: %s
+shutdown_grace: 5s
+log: {level: info, format: json}
+sftp:
+  listen: "127.0.0.1:%d"
+  host_keys: []
+storage: {backend: local, root: %s}
+users:
+  - name: %s
+    home: /
+    public_keys: [%s]
+`, strconv.Quote(state), port, strconv.Quote(data), strconv.Quote(c.user), strconv.Quote(c.publicKey))
+}
+
 // s3Daemon starts one gateway (wharf or rclone) on a fixed port, again
 // for every measured run: each run's RSS growth is then that run's own,
 // not hidden by what an earlier run left in the heap (the load rows' idle
 // daemon is fresh per run for the same reason). The port and host key
 // stay, so the client's known_hosts entry stays valid.
 type s3Daemon struct {
-	name   string
-	port   int
-	starts int
-	start  func(ctx context.Context, logPath string) (*process, error)
-	logDir string
+	name    string
+	port    int
+	starts  int
+	start   func(ctx context.Context, logPath string) (*process, error)
+	logDir  string
+	metrics string // wharf's metrics URL, or ""
+	root    string // the local wharf's storage root, or ""
 }
 
 // run stops old (if any) and starts the daemon afresh.
@@ -348,11 +377,18 @@ func newWharfS3(ws *workspace, bin string, c client, st s3Settings, name, dir st
 	if err != nil {
 		return nil, err
 	}
+	metrics := ""
+	if wo.admin {
+		if wo.adminPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		metrics = "http://127.0.0.1:" + strconv.Itoa(wo.adminPort) + "/metrics"
+	}
 	cfgPath := ws.path(dir, "wharf.yaml")
 	if err := os.WriteFile(cfgPath, []byte(s3WharfConfig(port, state, secret, st, c, wo)), 0o600); err != nil {
 		return nil, fmt.Errorf("write wharf's s3 config: %w", err)
 	}
-	return &s3Daemon{name: name, port: port, logDir: logDir, start: func(ctx context.Context, logPath string) (*process, error) {
+	return &s3Daemon{name: name, port: port, logDir: logDir, metrics: metrics, start: func(ctx context.Context, logPath string) (*process, error) {
 		p, err := startProcess(name+" (s3)", logPath, bin, "serve", "--config", cfgPath)
 		if err != nil {
 			return nil, err
@@ -363,6 +399,107 @@ func newWharfS3(ws *workspace, bin string, c client, st s3Settings, name, dir st
 		}
 		return p, nil
 	}}, nil
+}
+
+// newWharfLocal prepares the binary under test on local storage, holding
+// the download's file (a hard link to big, else a copy) as s3DownKey.
+func newWharfLocal(ws *workspace, bin string, c client, big string) (*s3Daemon, error) {
+	dir, err := ws.mkdir("wharf-local")
+	if err != nil {
+		return nil, err
+	}
+	state, err := ws.mkdir("wharf-local", "state")
+	if err != nil {
+		return nil, err
+	}
+	data, err := ws.mkdir("wharf-local", "data")
+	if err != nil {
+		return nil, err
+	}
+	if err := linkOrCopy(big, filepath.Join(data, s3DownKey)); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := ws.path("wharf-local", "wharf.yaml")
+	if err := os.WriteFile(cfgPath, []byte(s3LocalConfig(port, state, data, c)), 0o600); err != nil {
+		return nil, fmt.Errorf("write the local wharf's config: %w", err)
+	}
+	return &s3Daemon{name: s3LocalName, port: port, logDir: dir, root: data, start: func(ctx context.Context, logPath string) (*process, error) {
+		p, err := startProcess("wharf (local)", logPath, bin, "serve", "--config", cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := waitForListener(ctx, p, "sftp"); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	}}, nil
+}
+
+// s3Requests reads wharf's wharf_s3_requests_total counters, by op, from
+// its metrics at url.
+func s3Requests(ctx context.Context, url string) (map[string]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s3RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("wharf's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("wharf's metrics: %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("wharf's metrics: %w", err)
+	}
+	return parseS3Requests(string(body)), nil
+}
+
+// parseS3Requests picks the wharf_s3_requests_total{op="..."} samples out
+// of Prometheus text.
+func parseS3Requests(text string) map[string]int64 {
+	const prefix = `wharf_s3_requests_total{op="`
+	m := map[string]int64{}
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		op, value, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			m[op] = int64(v)
+		}
+	}
+	return m
+}
+
+// formatRequests lists counts by op, sorted: "GetObject 1, HeadObject 2".
+func formatRequests(m map[string]int64) string {
+	ops := make([]string, 0, len(m))
+	for op := range m {
+		ops = append(ops, op)
+	}
+	slices.Sort(ops)
+	parts := make([]string, 0, len(ops))
+	for _, op := range ops {
+		parts = append(parts, fmt.Sprintf("%s %d", op, m[op]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rcloneArgs serves the bucket over SFTP on a loopback port to the
@@ -476,15 +613,17 @@ type s3Runner struct {
 	complete map[string]bool   // the rows whose measurement finished
 
 	// The table's row names, set by s3Tests.
-	upDirect, upRclone, downDirect, downRclone, downOneGet, list, requests string
-	rcloneMissing                                                          string // why the rclone rows are empty, or ""
-	rcloneName                                                             string // its version line
-	vgwBin, vgwVersion                                                     string
-	vgwErr                                                                 error
+	upDirect, upRclone, upLocal, downDirect, downRclone, downOneGet, downLocal, list, requests string
+	rcloneMissing                                                                              string // why the rclone rows are empty, or ""
+	rcloneName                                                                                 string // its version line
+	vgwBin, vgwVersion                                                                         string
+	vgwErr                                                                                     error
 	// storeCPU is versitygw's CPU per unit of work, by row and gateway,
 	// for the summary the runner prints: the table's server CPU is the
 	// gateway's.
 	storeCPU map[string]map[string][]float64
+	// gets is wharf's GetObject requests per download run.
+	gets []float64
 }
 
 // s3Tests are the s3 and s3list rows.
@@ -516,10 +655,13 @@ func (b *bench) s3Tests() []test {
 	r.downDirect = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs direct ranged GETs (Go S3 client, %s each, %d at once)", size, formatBytes(part), conc)
 	r.downOneGet = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs one streaming GET (Go S3 client; what one stream gives, as wharf reads one)", size)
 	r.downRclone = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs rclone serve sftp%s", size, rcloneNote)
+	local := fmt.Sprintf("the same wharf binary on local storage (%s): the SFTP side alone, on the same cores", fsType(b.ws.dir))
+	r.upLocal = fmt.Sprintf("S3 upload %s, OpenSSH sftp: wharf vs %s", size, local)
+	r.downLocal = fmt.Sprintf("S3 download %s, OpenSSH sftp: wharf vs %s", size, local)
 	r.list = fmt.Sprintf("S3 list a %s-object folder: wharf (sftp ls -1f) vs a direct paginated ListObjectsV2 (%s a page)",
 		thousands(b.o.entries), thousands(s3ListPage))
 	if b.o.has("s3") {
-		for _, name := range []string{r.upDirect, r.upRclone, r.downDirect, r.downOneGet, r.downRclone} {
+		for _, name := range []string{r.upDirect, r.upRclone, r.upLocal, r.downDirect, r.downOneGet, r.downRclone, r.downLocal} {
 			r.rows = append(r.rows, test{name: name, unit: "MB/s", cpuUnit: "s/GB", cpuWork: gb})
 		}
 	}
@@ -559,8 +701,8 @@ type s3Env struct {
 	direct *directS3
 	// wharf and rclone (nil without rclone) are the running gateways,
 	// restarted before each run by their daemons.
-	wharf, rclone             *server
-	wharfDaemon, rcloneDaemon *s3Daemon
+	wharf, rclone, local                   *server
+	wharfDaemon, rcloneDaemon, localDaemon *s3Daemon
 }
 
 // gateways are the ways to the bucket that refs name (and wharf), in the
@@ -568,12 +710,16 @@ type s3Env struct {
 // and rclone is left out when it is not running.
 func (e *s3Env) gateways(refs map[string]string) []*server {
 	gs := []*server{e.wharf}
-	for _, name := range []string{s3DirectName, s3OneGetName, s3RcloneName} {
+	for _, name := range []string{s3DirectName, s3OneGetName, s3RcloneName, s3LocalName} {
 		switch _, ok := refs[name]; {
 		case !ok:
 		case name == s3RcloneName:
 			if e.rclone != nil {
 				gs = append(gs, e.rclone)
+			}
+		case name == s3LocalName:
+			if e.local != nil {
+				gs = append(gs, e.local)
 			}
 		default:
 			gs = append(gs, &server{name: name})
@@ -594,6 +740,9 @@ func (e *s3Env) fresh(ctx context.Context, c client, loginBatch string, g *serve
 	case s3RcloneName:
 		e.rclone, err = e.rcloneDaemon.run(ctx, e.rclone)
 		g = e.rclone
+	case s3LocalName:
+		e.local, err = e.localDaemon.run(ctx, e.local)
+		g = e.local
 	default:
 		return g, nil
 	}
@@ -608,7 +757,7 @@ func (e *s3Env) fresh(ctx context.Context, c client, loginBatch string, g *serve
 
 // stop stops the gateways; the caller stops the store.
 func (e *s3Env) stop() {
-	for _, s := range []*server{e.wharf, e.rclone} {
+	for _, s := range []*server{e.wharf, e.rclone, e.local} {
 		if s != nil {
 			s.stop()
 		}
@@ -649,7 +798,7 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 	}
 
 	if b.o.has("s3") || b.o.has("s3list") {
-		if env.wharfDaemon, err = newWharfS3(b.ws, b.wharfBin, b.client, st, s3WharfName, "wharf-s3", s3WharfOptions{}); err != nil {
+		if env.wharfDaemon, err = newWharfS3(b.ws, b.wharfBin, b.client, st, s3WharfName, "wharf-s3", s3WharfOptions{admin: true}); err != nil {
 			return err
 		}
 		if env.wharf, err = env.wharfDaemon.run(ctx, nil); err != nil {
@@ -670,7 +819,15 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 	if r.rcloneMissing != "" && b.o.has("s3") {
 		fmt.Fprintf(b.progress, "%s: the rclone rows stay empty\n", r.rcloneMissing)
 	}
-	for _, s := range []*server{env.wharf, env.rclone} {
+	if b.o.has("s3") {
+		if env.localDaemon, err = newWharfLocal(b.ws, b.wharfBin, b.client, b.big); err != nil {
+			return err
+		}
+		if env.local, err = env.localDaemon.run(ctx, nil); err != nil {
+			return err
+		}
+	}
+	for _, s := range []*server{env.wharf, env.rclone, env.local} {
 		if s == nil {
 			continue
 		}
@@ -691,9 +848,9 @@ func (r *s3Runner) measureAll(ctx context.Context) error {
 				return err
 			}
 			if up {
-				r.complete[r.upDirect], r.complete[r.upRclone] = true, true
+				r.complete[r.upDirect], r.complete[r.upRclone], r.complete[r.upLocal] = true, true, true
 			} else {
-				r.complete[r.downDirect], r.complete[r.downOneGet], r.complete[r.downRclone] = true, true, true
+				r.complete[r.downDirect], r.complete[r.downOneGet], r.complete[r.downRclone], r.complete[r.downLocal] = true, true, true, true
 			}
 		}
 		if err := env.direct.remove(ctx, s3DownKey); err != nil {
@@ -741,9 +898,10 @@ func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool
 	// The row each reference's figures go to; wharf's go to every row
 	// whose reference runs, its memory to the first, whose name holds
 	// the formula.
-	refs, first, what := map[string]string{s3DirectName: r.downDirect, s3OneGetName: r.downOneGet, s3RcloneName: r.downRclone}, r.downDirect, "download"
+	refs, first, what := map[string]string{s3DirectName: r.downDirect, s3OneGetName: r.downOneGet, s3RcloneName: r.downRclone,
+		s3LocalName: r.downLocal}, r.downDirect, "download"
 	if upload {
-		refs, first, what = map[string]string{s3DirectName: r.upDirect, s3RcloneName: r.upRclone}, r.upDirect, "upload"
+		refs, first, what = map[string]string{s3DirectName: r.upDirect, s3RcloneName: r.upRclone, s3LocalName: r.upLocal}, r.upDirect, "upload"
 	}
 	gb := float64(b.o.size) / 1e9
 	for i := range b.o.runs {
@@ -758,9 +916,12 @@ func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool
 				return fmt.Errorf("S3 %s through %s: %w", what, g.name, err)
 			}
 			cpu, storeCPU := m.gatewayCPU.Seconds()/gb, m.storeCPU.Seconds()/gb
-			r.addStoreCPU(what, g.name, storeCPU)
-			line := fmt.Sprintf("%-20s %-17s run %d/%d: %8.1f MB/s, gateway CPU %s s/GB, versitygw CPU %s s/GB",
-				"S3 "+what, g.name, i+1, b.o.runs, m.rate, formatFigure(cpu), formatFigure(storeCPU))
+			line := fmt.Sprintf("%-20s %-22s run %d/%d: %8.1f MB/s, gateway CPU %s s/GB",
+				"S3 "+what, g.name, i+1, b.o.runs, m.rate, formatFigure(cpu))
+			if g.name != s3LocalName { // which uses no store
+				r.addStoreCPU(what, g.name, storeCPU)
+				line += fmt.Sprintf(", versitygw CPU %s s/GB", formatFigure(storeCPU))
+			}
 			rows, rssRow := []string{refs[g.name]}, refs[g.name]
 			if g.name == s3WharfName {
 				rows, rssRow = nil, first
@@ -782,8 +943,14 @@ func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool
 				line += fmt.Sprintf(", peak RSS +%.1f MiB", float64(m.rssGrowth)/(1<<20))
 			}
 			if m.client.wall > 0 {
-				line += fmt.Sprintf(", client CPU %s s/GB, %.2f CPUs busy with versitygw's",
+				line += fmt.Sprintf(", client CPU %s s/GB, %.2f CPUs busy (client, gateway, versitygw)",
 					formatFigure(m.client.cpu.Seconds()/gb), (m.client.cpu+m.gatewayCPU+m.storeCPU).Seconds()/m.client.wall.Seconds())
+			}
+			if m.requests != nil {
+				line += ", S3 requests: " + formatRequests(m.requests)
+				if !upload {
+					r.gets = append(r.gets, float64(m.requests["GetObject"]))
+				}
 			}
 			fmt.Fprintln(b.progress, line)
 		}
@@ -794,10 +961,11 @@ func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool
 // s3Measure is one run through one gateway.
 type s3Measure struct {
 	rate       float64
-	gatewayCPU time.Duration // wharf's, rclone's, or the bench's own for the direct client
-	storeCPU   time.Duration // versitygw's
-	rssGrowth  int64         // the gateway's peak RSS above its RSS before, or -1
-	client     timing        // the sftp client's; zero for the direct client
+	gatewayCPU time.Duration    // wharf's, rclone's, or the bench's own for the direct client
+	storeCPU   time.Duration    // versitygw's
+	rssGrowth  int64            // the gateway's peak RSS above its RSS before, or -1
+	client     timing           // the sftp client's; zero for the direct client
+	requests   map[string]int64 // wharf's S3 requests by op (its daemon is fresh per run); nil for the others
 }
 
 // meter reads what a run through g costs: g's CPU (for the direct client,
@@ -879,8 +1047,13 @@ func (r *s3Runner) transferOnce(ctx context.Context, env *s3Env, g *server, uplo
 	local := b.ws.path("s3-down.bin")
 	var batch string
 	var err error
-	if upload {
+	switch {
+	case upload && g.name == s3LocalName:
+		defer os.Remove(filepath.Join(env.localDaemon.root, key))
+	case upload:
 		defer os.Remove(env.store.objectPath(key)) // the posix backend's file: nothing else refers to it
+	}
+	if upload {
 		batch, err = r.s3Batch("s3-upload-"+strings.ReplaceAll(g.name, " ", "-")+".batch",
 			"put "+strconv.Quote(b.big)+" "+key+"\n")
 	} else {
@@ -918,14 +1091,22 @@ func (r *s3Runner) transferOnce(ctx context.Context, env *s3Env, g *server, uplo
 		return s3Measure{}, err
 	}
 	res.rate = megabytesPerSecond(int64(b.o.size), wall)
+	if g.name == s3WharfName {
+		if res.requests, err = s3Requests(ctx, env.wharfDaemon.metrics); err != nil {
+			return s3Measure{}, err
+		}
+	}
 	got := local
-	if upload {
+	switch {
+	case upload && g.name == s3LocalName:
+		got = filepath.Join(env.localDaemon.root, key)
+	case upload:
 		got = env.store.objectPath(key)
 	}
 	if err := sameContent(b.big, got); err != nil {
 		return s3Measure{}, err
 	}
-	if upload {
+	if upload && g.name != s3LocalName {
 		// Also through S3, so that versitygw forgets the object (its
 		// posix backend keeps nothing else about it).
 		if err := env.direct.remove(ctx, key); err != nil {
@@ -1034,5 +1215,8 @@ func (r *s3Runner) printStoreCPU() {
 			parts = append(parts, fmt.Sprintf("through %s %s", name, summarize(m[name]).figure()))
 		}
 		fmt.Fprintf(r.b.progress, "versitygw CPU during the S3 %s, %s, medians (min–max): %s\n", row, unit, strings.Join(parts, "; "))
+	}
+	if len(r.gets) > 0 {
+		fmt.Fprintf(r.b.progress, "wharf's GetObject requests per download, median (min–max): %s\n", summarize(r.gets).figure())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -225,7 +226,7 @@ func TestS3WharfConfig(t *testing.T) {
 	}
 	st := s3Settings{endpoint: "http://127.0.0.1:7070", accessKey: "AK", secretKey: "SK", partSize: 16 << 20, concurrency: 4}
 	c := client{user: "bench", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench"}
-	fleet := s3WharfOptions{prefix: s3ReqPrefix + "fleet/", admin: true, stateURL: "s3://" + s3Bucket + "/" + s3ReqPrefix + "state/",
+	fleet := s3WharfOptions{prefix: s3ReqPrefix + "fleet/", admin: true, adminPort: 9222, stateURL: "s3://" + s3Bucket + "/" + s3ReqPrefix + "state/",
 		webhook: "http://127.0.0.1:9999/hook"}
 	for _, wo := range []s3WharfOptions{{}, fleet} {
 		path := filepath.Join(dir, "wharf.yaml")
@@ -248,7 +249,7 @@ func TestS3WharfConfig(t *testing.T) {
 		if len(cfg.Users) != 1 || cfg.Users[0].Name != "bench" || cfg.Users[0].Home != "/" {
 			t.Errorf("users %+v", cfg.Users)
 		}
-		if (cfg.Admin.Listen == "127.0.0.1:0") != wo.admin || cfg.StateURL != wo.stateURL || cfg.EventLease != 0 {
+		if (cfg.Admin.Listen == "127.0.0.1:9222") != wo.admin || cfg.StateURL != wo.stateURL || cfg.EventLease != 0 {
 			t.Errorf("admin %q, state_url %q, event_lease %s; want %+v and the default lease", cfg.Admin.Listen, cfg.StateURL, cfg.EventLease, wo)
 		}
 		switch {
@@ -259,11 +260,51 @@ func TestS3WharfConfig(t *testing.T) {
 			t.Errorf("hooks %+v, want one webhook on every upload", cfg.Hooks)
 		}
 	}
+
+	// The reference on local storage: the same user, on its own port.
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "wharf-local.yaml")
+	if err := os.WriteFile(path, []byte(s3LocalConfig(2223, dir, data, c)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.Backend != "local" || cfg.Storage.Root != data || cfg.SFTP.Listen != "127.0.0.1:2223" ||
+		len(cfg.Users) != 1 || cfg.Users[0].Name != "bench" || cfg.Users[0].Home != "/" {
+		t.Errorf("local: storage %+v, listen %q, users %+v", cfg.Storage, cfg.SFTP.Listen, cfg.Users)
+	}
+}
+
+// TestParseS3Requests reads the counters out of wharf's metrics text.
+func TestParseS3Requests(t *testing.T) {
+	text := `# HELP wharf_s3_requests_total S3 requests sent, by operation.
+# TYPE wharf_s3_requests_total counter
+wharf_s3_requests_total{op="GetObject"} 1
+wharf_s3_requests_total{op="HeadObject"} 12
+wharf_s3_requests_total{op="UploadPart"} 6.4e+01
+wharf_sessions_total{protocol="sftp"} 3
+`
+	got := parseS3Requests(text)
+	want := map[string]int64{"GetObject": 1, "HeadObject": 12, "UploadPart": 64}
+	if !maps.Equal(got, want) {
+		t.Errorf("parsed %v, want %v", got, want)
+	}
+	if s := formatRequests(got); s != "GetObject 1, HeadObject 12, UploadPart 64" {
+		t.Errorf("formatted %q", s)
+	}
+	if s := formatRequests(nil); s != "none" {
+		t.Errorf("formatted nothing as %q", s)
+	}
 }
 
 func TestUploadKey(t *testing.T) {
 	keys := map[string]bool{}
-	for _, g := range []string{s3WharfName, s3DirectName, s3RcloneName} {
+	for _, g := range []string{s3WharfName, s3DirectName, s3RcloneName, s3LocalName} {
 		k := uploadKey(g)
 		if strings.ContainsAny(k, " /") || keys[k] || k == s3DownKey {
 			t.Errorf("upload key %q of %s: a space, a slash, or not its own", k, g)
@@ -393,5 +434,10 @@ func TestS3Gateways(t *testing.T) {
 	}
 	if got, want := names(e.gateways(map[string]string{s3DirectName: "list"})), []string{s3WharfName, s3DirectName}; !slices.Equal(got, want) {
 		t.Errorf("listing: %q, want %q", got, want)
+	}
+	refs[s3LocalName] = "d"
+	e.local = &server{name: s3LocalName}
+	if got, want := names(e.gateways(refs)), []string{s3WharfName, s3DirectName, s3OneGetName, s3RcloneName, s3LocalName}; !slices.Equal(got, want) {
+		t.Errorf("with the local reference: %q, want %q", got, want)
 	}
 }
