@@ -405,10 +405,11 @@ func perMinute(w reqWindow) float64 {
 }
 
 // fleetBackgroundPerMinute is what the design says an idle fleet daemon
-// with hooks sends a minute: the ban list every 3 s, and every lease/4 the
+// with hooks sends a minute: the ban list and the failure counts every
+// 3 s, and every lease/4 the
 // heartbeat and the takeover look (two listings).
 func fleetBackgroundPerMinute(lease time.Duration) float64 {
-	return time.Minute.Seconds()/3 + 3*time.Minute.Seconds()/(lease/4).Seconds()
+	return 2*time.Minute.Seconds()/3 + 3*time.Minute.Seconds()/(lease/4).Seconds()
 }
 
 // s3ReqVariant is one of the row's two wharfs.
@@ -623,7 +624,7 @@ func (r *s3Runner) reportRequests(row *result, plain, fleet []reqRun) {
 			s3ReqFleetName, config.DefaultEventLease, fp.total(), fp.format("%.2f")),
 		fmt.Sprintf("- fleet machinery: %+.2f a upload (worst run %+.2f), bound %g: %s; by op: %s", extra.total(), worst, requestBound, verdict, extra.format("%+.2f")),
 		fmt.Sprintf("- taken out as per time, not per upload: what each wharf sent over an idle window as long as its uploads' window, right after it: %s: %s in %s (%.1f a minute); %s: %s in %s. "+
-			"Expected of the fleet: one ListObjectsV2 of the bans every 3 s, one PutObject (heartbeat) and two ListObjectsV2 (the takeover look) every event_lease/4 (%s): %.0f a minute",
+			"Expected of the fleet: two ListObjectsV2 (the bans, the failure counts) every 3 s, one PutObject (heartbeat) and two ListObjectsV2 (the takeover look) every event_lease/4 (%s): %.0f a minute",
 			s3ReqFleetName, f.idle.requests.format("%.0f"), f.idle.length.Round(time.Second), perMinute(f.idle),
 			s3ReqPlainName, p.idle.requests.format("%.0f"), p.idle.length.Round(time.Second),
 			config.DefaultEventLease/4, fleetBackgroundPerMinute(config.DefaultEventLease)),

@@ -121,8 +121,8 @@ func TestRequestArithmetic(t *testing.T) {
 	if got := perMinute(fleet.idle); got != 24 {
 		t.Errorf("fleet idle: %v a minute, want 24", got)
 	}
-	if got := fleetBackgroundPerMinute(2 * time.Minute); got != 26 {
-		t.Errorf("design at the default lease: %v a minute, want 20 ban lists + 2 heartbeats + 4 looks' listings", got)
+	if got := fleetBackgroundPerMinute(2 * time.Minute); got != 46 {
+		t.Errorf("design at the default lease: %v a minute, want 40 ban and failure lists + 2 heartbeats + 4 looks' listings", got)
 	}
 	if got := plain.perUpload().total(); got != 7 {
 		t.Errorf("plain: %v a upload, want 7", got)
