@@ -224,3 +224,13 @@ func removeKey(m *yaml.Node, i int) {
 		m.HeadComment = joinComments(m.HeadComment, keep)
 	}
 }
+
+// Users returns every user of a valid config, in the order Load reads
+// them, with all their fields (List's UserInfo is what a table shows).
+func (e *Editor) Users() ([]config.User, error) {
+	cfg, _, err := e.load()
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Users, nil
+}

@@ -16,3 +16,7 @@ const (
 
 // ProtocolAPI is the Protocol of the admin API's events.
 const ProtocolAPI = "api"
+
+// MatchPath reports whether a user-visible path matches glob as a hook's
+// paths do: "*" within a segment, "**" across any number of them.
+func MatchPath(glob, name string) bool { return matchGlob(glob, name) }
