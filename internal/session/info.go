@@ -37,12 +37,15 @@ func (s *Session) Info() Info {
 	return in
 }
 
-// Infos describes the live sessions, oldest first.
+// Infos describes the live sessions, oldest first. A session CloseSession
+// closed is left out: it is gone as soon as its front end notices.
 func (m *Manager) Infos() []Info {
 	live := m.Live()
 	out := make([]Info, 0, len(live))
 	for _, s := range live {
-		out = append(out, s.Info())
+		if !s.closing.Load() {
+			out = append(out, s.Info())
+		}
 	}
 	slices.SortFunc(out, func(a, b Info) int {
 		return cmp.Or(a.Started.Compare(b.Started), cmp.Compare(a.ID, b.ID))
@@ -51,8 +54,8 @@ func (m *Manager) Infos() []Info {
 }
 
 // CloseSession closes the connection of the live session with that ID
-// (its conn_id) and reports whether there was one. The front end then sees
-// the connection end, as with a revocation.
+// (its conn_id) and reports whether there was one not closed yet. The
+// front end then sees the connection end, as with a revocation.
 func (m *Manager) CloseSession(id string) bool {
-	return m.Revoke(func(s *Session) bool { return s.ID == id }) > 0
+	return m.Revoke(func(s *Session) bool { return s.ID == id && !s.closing.Swap(true) }) > 0
 }

@@ -55,4 +55,12 @@ func TestInfos(t *testing.T) {
 	if !f.mgr.CloseSession(a.ID) || aConn.closed.Load() != 1 {
 		t.Errorf("CloseSession did not close alice's connection (%d closes)", aConn.closed.Load())
 	}
+	// Until the front end ends it, the session is closing: not listed,
+	// not closed twice.
+	if f.mgr.CloseSession(a.ID) || aConn.closed.Load() != 1 {
+		t.Errorf("a second CloseSession closed again (%d closes)", aConn.closed.Load())
+	}
+	if infos := f.mgr.Infos(); len(infos) != 1 || infos[0].ID != b.ID {
+		t.Errorf("Infos after the close = %+v", infos)
+	}
 }

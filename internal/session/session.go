@@ -50,6 +50,7 @@ type Session struct {
 	checkMu sync.Mutex
 	checked uint64      // generation of the last Recheck applied; guarded by checkMu
 	revoked atomic.Bool // the connection was closed by a Recheck
+	closing atomic.Bool // CloseSession closed the connection (info.go)
 }
 
 // Perms is the permission set in force for the session's next operation.
