@@ -13,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Server serves /metrics, /healthz and /readyz.
+// Server serves /metrics, /healthz, /readyz and, given one, the admin API
+// under /api/.
 type Server struct {
 	http *http.Server
 	log  *slog.Logger
