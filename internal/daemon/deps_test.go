@@ -29,6 +29,9 @@ func TestImportRules(t *testing.T) {
 		// The fleet's shared state knows the bucket and the guard, not who
 		// uses its identity: sftpd and ftpd take it through an interface.
 		{"fleet", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd", mod + "session", mod + "daemon", mod + "config"}},
+		// The admin API edits users through configedit and reads the
+		// sessions; it never reaches into a protocol.
+		{"api", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd", mod + "daemon"}},
 		// The PROXY protocol wrapper is a leaf: listeners in, listeners out.
 		{"proxyproto", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "guard", mod + "session"}},
 	}
