@@ -13,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Server serves /metrics, /healthz and /readyz.
+// Server serves /metrics, /healthz, /readyz and, given one, the admin API
+// under /api/.
 type Server struct {
 	http *http.Server
 	log  *slog.Logger
@@ -26,6 +27,9 @@ type Options struct {
 	Token string
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
+	// API, when not nil, serves /api/ (package api), which authenticates
+	// its callers itself: the token, or an API key.
+	API http.Handler
 }
 
 // NewServer builds the handler. ready reports why the daemon cannot serve
@@ -44,6 +48,9 @@ func NewServer(m *Metrics, o Options, ready func() error, log *slog.Logger) *Ser
 		_, _ = w.Write([]byte("ready\n"))
 	})))
 	mux.Handle("GET /metrics", bearer(token, promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{})))
+	if o.API != nil {
+		mux.Handle("/api/", o.API)
+	}
 	if o.Pprof {
 		mux.Handle("/debug/pprof/", bearer(token, longWrite(http.HandlerFunc(pprof.Index))))
 		mux.Handle("/debug/pprof/cmdline", bearer(token, http.HandlerFunc(pprof.Cmdline)))

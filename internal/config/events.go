@@ -46,6 +46,10 @@ type Admin struct {
 	// Pprof serves Go's profiler under /debug/pprof/, behind the token.
 	// Off by default: a profile costs CPU and shows internals.
 	Pprof bool `yaml:"pprof"`
+	// Users, APIKeys and RecentEvents are the admin API's (admin_access.go).
+	Users        []AdminUser `yaml:"users"`
+	APIKeys      []APIKey    `yaml:"api_keys"`
+	RecentEvents int         `yaml:"recent_events"`
 }
 
 // Timeouts of hooks that set none: one webhook request, one run of a
@@ -78,7 +82,9 @@ type HookCommand struct {
 }
 
 // EventTypes are the names hooks[].events accepts.
-var EventTypes = []string{"upload", "download", "delete", "rename", "mkdir", "rmdir", "login", "login_failed", "checksum"}
+var EventTypes = []string{"upload", "download", "delete", "rename", "mkdir", "rmdir", "login", "login_failed", "checksum",
+	// Changes made through the admin API (package api).
+	"user.created", "user.changed", "user.deleted", "key.added", "key.removed", "session.closed", "ban.lifted"}
 
 func (a *AuditLog) validate(src Source) []error {
 	var errs []error
@@ -92,17 +98,18 @@ func (a *AuditLog) validate(src Source) []error {
 }
 
 func (a *Admin) validate(src Source) []error {
+	errs := a.validateAccess(src)
 	if a.Listen == "" {
-		return nil
+		return errs
 	}
 	if msg := checkAddr(a.Listen); msg != "" {
-		return []error{src.Errorf("admin.listen", "%s", msg)}
+		return append(errs, src.Errorf("admin.listen", "%s", msg))
 	}
 	if a.Pprof && a.TokenFile == "" && !loopbackAddr(a.Listen) {
 		// Profiles and goroutine dumps show paths, user names and memory.
-		return []error{src.Errorf("admin.pprof", "needs admin.token_file when admin.listen is not a loopback address")}
+		return append(errs, src.Errorf("admin.pprof", "needs admin.token_file when admin.listen is not a loopback address"))
 	}
-	return nil
+	return errs
 }
 
 func loopbackAddr(hostport string) bool {

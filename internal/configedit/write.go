@@ -90,10 +90,19 @@ func unchanged(path string, expect []byte) error {
 		return fmt.Errorf("re-read %s: %w", path, err)
 	}
 	if !bytes.Equal(cur, expect) {
-		return fmt.Errorf("%s changed while it was being edited; nothing written, run the command again", path)
+		return &fileChangedError{path: path}
 	}
 	return nil
 }
+
+// fileChangedError is ErrChanged for a local file.
+type fileChangedError struct{ path string }
+
+func (e *fileChangedError) Error() string {
+	return e.path + " changed while it was being edited; nothing written, run the command again"
+}
+
+func (e *fileChangedError) Unwrap() error { return ErrChanged }
 
 // writeTemp writes data to a new hidden file beside path, synced, with mode
 // and, when uid or gid differ from the process's, that owner. It returns the

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/admin"
+	"github.com/wharf-sftp/wharf/internal/api"
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/events"
@@ -41,6 +42,7 @@ var ErrForced = errors.New("forced shutdown: connections were closed before they
 func Check(cfg *config.Config) (*auth.Directory, error) {
 	dir, err := auth.NewDirectory(cfg.Users)
 	errs := []error{err}
+	errs = append(errs, checkAdminAccess(cfg)...)
 	errs = append(errs, checkAlgorithms(cfg, "sftp", sftpAlgorithms(cfg.SFTP))...)
 	if l := cfg.SFTP.Legacy; l.Listen != "" {
 		errs = append(errs, checkAlgorithms(cfg, "sftp.legacy", legacyAlgorithms(l))...)
@@ -84,6 +86,7 @@ type Daemon struct {
 	gate     *session.Gate
 	metrics  *admin.Metrics
 	events   *events.Bus
+	recent   *api.Recent        // the admin API's recent events; nil without admin.listen (api.go)
 	serving  atomic.Bool        // listeners accepting: what /readyz reports
 	proxy    *proxyproto.Policy // nil: no PROXY protocol (proxy.go)
 	state    *fleet.State       // nil: no state_url (state.go)
@@ -157,7 +160,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// Only hooks and the audit log read an upload's hash; without them
 	// nobody would see it.
 	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
-	d.sessions.SetEvents(doctorFilter{d.metrics.Sink(d.events)})
+	if cfg.Admin.Listen != "" {
+		d.recent = api.NewRecent(cfg.Admin.RecentEventsOrDefault())
+	}
+	d.sessions.SetEvents(doctorFilter{d.metrics.Sink(d.eventSink())})
 	d.guard = newGuard(cfg, log, d.banned)
 	checks := checkLimits(cfg.Limits)
 	d.gate = session.NewGate(session.GateConfig{Users: d.users.Load, Guard: d.guard, Sessions: d.sessions, Checks: checks,
@@ -472,8 +478,11 @@ func (d *Daemon) setupAdmin() error {
 			return fmt.Errorf("admin: state_url: %w", err)
 		}
 	}
-	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof}, d.ready, d.log)
-	var err error
+	apiServer, err := d.newAPI(token)
+	if err != nil {
+		return fmt.Errorf("admin api: %w", err)
+	}
+	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof, API: apiServer}, d.ready, d.log)
 	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
@@ -496,17 +505,47 @@ const readyTimeout = 3 * time.Second
 // with state_url, the fleet's state bucket answers: a daemon that cannot
 // see the shared users, identity and bans is taken out of the balancer.
 func (d *Daemon) ready() error {
-	if !d.serving.Load() {
-		return errors.New("listeners not serving")
-	}
-	if d.probe != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		_, _, err := d.probe.Get(ctx, readyProbe)
-		cancel()
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return errors.New("state bucket unreachable")
+	for _, c := range d.readyChecks() {
+		if err := c.run(); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// readyCheck is one of /readyz's checks; the admin API's health runs them
+// all and shows each.
+type readyCheck struct {
+	name string
+	run  func() error
+}
+
+func (d *Daemon) readyChecks() []readyCheck {
+	checks := []readyCheck{{"listeners", func() error {
+		if !d.serving.Load() {
+			return errors.New("listeners not serving")
+		}
+		return nil
+	}}}
+	if d.probe != nil {
+		checks = append(checks, readyCheck{"state_bucket", d.stateReady})
+	}
+	return append(checks, readyCheck{"storage", d.storageReady})
+}
+
+// stateReady checks that state_url's bucket answers.
+func (d *Daemon) stateReady() error {
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	_, _, err := d.probe.Get(ctx, readyProbe)
+	cancel()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return errors.New("state bucket unreachable")
+	}
+	return nil
+}
+
+// storageReady checks that the storage takes a write.
+func (d *Daemon) storageReady() error {
 	root, err := d.backend.Home("/")
 	if err != nil {
 		return errors.New("storage unavailable")

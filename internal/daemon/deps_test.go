@@ -32,6 +32,9 @@ func TestImportRules(t *testing.T) {
 		// The doctor's checks run from the CLI and, later, the admin API,
 		// which the daemon builds: they must not need the daemon.
 		{"doctor", true, []string{mod + "daemon", mod + "admin", mod + "sftpd", mod + "ftpd", mod + "session"}},
+		// The admin API edits users through configedit and reads the
+		// sessions; it never reaches into a protocol.
+		{"api", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd", mod + "daemon"}},
 		// The PROXY protocol wrapper is a leaf: listeners in, listeners out.
 		{"proxyproto", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "guard", mod + "session"}},
 	}

@@ -51,6 +51,14 @@ type Event struct {
 	Duration   float64 `json:"duration,omitempty"` // seconds
 	Outcome    string  `json:"outcome"`            // ok | failed
 	Error      string  `json:"error,omitempty"`
+
+	// For the admin API's events (admin.go): who made the change, and what
+	// it was about besides User.
+	Admin       string   `json:"admin,omitempty"`
+	Fingerprint string   `json:"fingerprint,omitempty"` // key.added, key.removed
+	Changes     []string `json:"changes,omitempty"`     // user.changed: the fields set
+	Session     string   `json:"session,omitempty"`     // session.closed: its conn_id
+	Addr        string   `json:"addr,omitempty"`        // ban.lifted: the address
 }
 
 // NewID returns a unique event identifier (128 random bits, hex).

@@ -12,6 +12,7 @@ import (
 	"path"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/events"
@@ -34,16 +35,22 @@ type Session struct {
 	FS  *vfs.FS
 	Log *slog.Logger
 
+	// Started is when the session opened (the login).
+	Started time.Time
+
 	perms   atomic.Uint32
 	maxSize atomic.Int64 // max_upload_size; 0: no cap
-	active  atomic.Int64 // transfers in progress
-	closeFn func()       // closes the protocol connection
-	mgr     *Manager
-	once    sync.Once
+	// Bytes of the finished transfers (info.go adds those in progress).
+	bytesUp, bytesDown atomic.Int64
+	active             atomic.Int64 // transfers in progress
+	closeFn            func()       // closes the protocol connection
+	mgr                *Manager
+	once               sync.Once
 
 	checkMu sync.Mutex
 	checked uint64      // generation of the last Recheck applied; guarded by checkMu
 	revoked atomic.Bool // the connection was closed by a Recheck
+	closing atomic.Bool // CloseSession closed the connection (info.go)
 }
 
 // Perms is the permission set in force for the session's next operation.
@@ -56,6 +63,12 @@ func (s *Session) record(op vfs.Op) {
 	e.StorageURL, e.ETag = op.StorageURL, op.ETag
 	e.StoragePath = path.Join(s.Principal.Home, op.Path)
 	e.Duration = op.Duration.Seconds()
+	switch op.Type {
+	case events.Upload:
+		s.bytesUp.Add(op.Bytes)
+	case events.Download:
+		s.bytesDown.Add(op.Bytes)
+	}
 	if op.Err != nil {
 		e.Outcome, e.Error = "failed", op.Err.Error()
 	}
@@ -129,7 +142,7 @@ func (m *Manager) Open(id string, p *auth.Principal, log *slog.Logger, closeConn
 	if err != nil {
 		return nil, fmt.Errorf("open home of %s: %w", p.User, err)
 	}
-	s := &Session{ID: id, Principal: p, Log: log, closeFn: closeConn, mgr: m}
+	s := &Session{ID: id, Principal: p, Log: log, closeFn: closeConn, mgr: m, Started: time.Now()}
 	s.SetPerms(p.Perms)
 	s.maxSize.Store(p.MaxUploadSize)
 	s.FS = vfs.NewFS(home, vfs.Options{Perms: s.Perms, MaxSize: s.maxSize.Load, Log: log,

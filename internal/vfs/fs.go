@@ -62,6 +62,7 @@ type FS struct {
 
 	mu      sync.Mutex
 	open    map[string][]*Writer // by client path: this session's live uploads
+	reading map[*Reader]struct{} // this session's live downloads (Transfers)
 	held    int                  // uploads not yet ended, detached ones included
 	closing bool                 // Close was called; the last upload closes the store
 
@@ -94,7 +95,7 @@ type Options struct {
 // on: its Close closes it.
 func NewFS(store Store, o Options) *FS {
 	f := &FS{store: store, perms: o.Perms, maxSize: o.MaxSize, log: o.Log, active: o.Active,
-		record: o.Record, hash: o.HashUploads, open: map[string][]*Writer{}}
+		record: o.Record, hash: o.HashUploads, open: map[string][]*Writer{}, reading: map[*Reader]struct{}{}}
 	if f.perms == nil {
 		f.perms = func() Perms { return PermAll }
 	}
@@ -523,7 +524,11 @@ func (f *FS) Open(name string, off int64) (*Reader, error) {
 		return nil, pathErr("open", p, err)
 	}
 	f.active.Add(1)
-	return &Reader{f: file, fs: f, name: p, op: "download", start: time.Now()}, nil
+	r := &Reader{f: file, fs: f, name: p, op: "download", start: time.Now()}
+	f.mu.Lock()
+	f.reading[r] = struct{}{}
+	f.mu.Unlock()
+	return r, nil
 }
 
 // Create starts an upload of name. flag holds the open(2) flags the client

@@ -85,6 +85,9 @@ func (r *Reader) Close() error {
 		return pathErr("close", r.name, fs.ErrClosed)
 	}
 	r.fs.active.Add(-1)
+	r.fs.mu.Lock()
+	delete(r.fs.reading, r)
+	r.fs.mu.Unlock()
 	r.mu.Lock()
 	failed := r.failed
 	r.mu.Unlock()

@@ -1,0 +1,341 @@
+// Package api is the admin REST API under /api/v1/ on the admin listener:
+// partners (the users of the config, edited through package configedit as
+// `wharf user` edits them), live sessions, recent events, bans and health,
+// JSON in and out. The OpenAPI document (openapi.json, served at
+// /api/openapi.json) is the one list of routes: New serves each operation
+// it names with the handler of that operationId, under the scope it gives.
+//
+// Callers authenticate with a bearer token: admin.token_file's (every
+// right) or an admin.api_keys entry's (its scope). A wrong one counts as a
+// failed login of the caller's address in the defender. Every change made
+// here is an event (user.created, ...) naming the admin, delivered to the
+// hooks and the audit log like a transfer's.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wharf-sftp/wharf/internal/auth"
+	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/configedit"
+	"github.com/wharf-sftp/wharf/internal/events"
+	"github.com/wharf-sftp/wharf/internal/guard"
+	"github.com/wharf-sftp/wharf/internal/session"
+)
+
+// Control is what the API reads and changes of the running daemon.
+type Control interface {
+	// Editor edits the users as `wharf user` does; nil when the daemon's
+	// config was not loaded from a file.
+	Editor() *configedit.Editor
+	// Sessions lists the live sessions; CloseSession closes one by its ID
+	// and reports whether it was live.
+	Sessions() []session.Info
+	CloseSession(id string) bool
+	// Bans lists the bans in force here (the fleet's included, as last
+	// read); LiftBan lifts one here and, with state_url, in the fleet.
+	Bans() []guard.Ban
+	LiftBan(ctx context.Context, addr netip.Addr) (Lifted, error)
+	// Health runs what /readyz checks, every one of them.
+	Health(ctx context.Context) []Check
+}
+
+// Lifted says where LiftBan found a ban.
+type Lifted struct {
+	Here  bool // this daemon had it (its own, or the fleet's as last read)
+	Fleet int  // ban objects deleted from state_url's set
+}
+
+// Check is one readiness check: Err nil when it passed.
+type Check struct {
+	Name string
+	Err  error
+}
+
+// Defender is the part of the guard that scores failed authentications.
+type Defender interface {
+	Banned(netip.Addr) bool
+	LoginFailed(netip.Addr)
+}
+
+// Options are what New needs.
+type Options struct {
+	// Token is admin.token_file's bearer token ("": none). Its bearer may
+	// do everything, and is named config.TokenAdmin in events.
+	Token string
+	// Keys are admin.api_keys; their hashes were checked by daemon.Check.
+	Keys    []config.APIKey
+	Control Control
+	// Recent holds the recent events and last logins; Events is where the
+	// API's own events go (the audit log and hooks, through Recent).
+	Recent   *Recent
+	Events   events.Sink
+	Defender Defender
+	// Issuer makes the credentials of a partner created with none; nil:
+	// a partner is created with what the request brings (issue.go).
+	Issuer Issuer
+	Log    *slog.Logger
+}
+
+// maxHashChecks bounds the API key verifications running at once: each
+// is a full password hash (19 MiB with the argon2id defaults), and a
+// stream of wrong keys must not take the machine's memory or CPU before
+// the defender bans their address.
+const maxHashChecks = 2
+
+// hashWait bounds the wait of a request for a verification slot.
+const hashWait = 5 * time.Second
+
+// Server is the API's http.Handler, mounted on /api/ by package admin.
+type Server struct {
+	o      Options
+	log    *slog.Logger
+	mux    *http.ServeMux
+	keys   []apiKey
+	checks chan struct{} // semaphore of maxHashChecks
+
+	mu    sync.Mutex
+	known map[[sha256.Size]byte]int // digest of a key verified before -> index in keys
+}
+
+type apiKey struct {
+	name, scope string
+	secret      *auth.Secret
+}
+
+// caller is who made a request.
+type caller struct {
+	name  string // the API key's, or config.TokenAdmin
+	scope string
+	addr  netip.Addr
+}
+
+// handler serves one operation. It returns the status and the body to
+// send as JSON (nil: none), or an error (*Error, or one of configedit's,
+// which errors.go maps).
+type handler func(w http.ResponseWriter, r *http.Request, c *caller) (int, any, error)
+
+// New builds the API from the operations of the OpenAPI document.
+func New(o Options) (*Server, error) {
+	s := &Server{o: o, mux: http.NewServeMux(), checks: make(chan struct{}, maxHashChecks), known: map[[sha256.Size]byte]int{}}
+	s.log = o.Log
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "api")
+	if s.o.Events == nil {
+		s.o.Events = events.Discard{}
+	}
+	for i, k := range o.Keys {
+		sec, err := auth.ParseSecret(k.KeyHash)
+		if err != nil {
+			return nil, fmt.Errorf("admin.api_keys[%d].key_hash: %w", i, err)
+		}
+		s.keys = append(s.keys, apiKey{name: k.Name, scope: k.Scope, secret: sec})
+	}
+	ops, err := Operations()
+	if err != nil {
+		return nil, err
+	}
+	handlers := s.handlers()
+	methods := map[string][]string{} // path -> methods, for 405
+	for _, op := range ops {
+		h, ok := handlers[op.ID]
+		if !ok {
+			return nil, fmt.Errorf("openapi.json: operation %s has no handler", op.ID)
+		}
+		delete(handlers, op.ID)
+		s.mux.Handle(op.Method+" "+op.Path, s.serve(op, h))
+		methods[op.Path] = append(methods[op.Path], op.Method)
+	}
+	for id := range handlers {
+		return nil, fmt.Errorf("handler %s is not an operation of openapi.json", id)
+	}
+	paths := http.NewServeMux()
+	for p, m := range methods {
+		allow := strings.Join(m, ", ")
+		paths.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "this path allows " + allow})
+		})
+	}
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pat := paths.Handler(r); pat != "" {
+			paths.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such route; see /api/openapi.json"})
+	})
+	return s, nil
+}
+
+func (s *Server) handlers() map[string]handler {
+	return map[string]handler{
+		"getOpenAPI":    s.getOpenAPI,
+		"getHealth":     s.getHealth,
+		"listPartners":  s.listPartners,
+		"createPartner": s.createPartner,
+		"getPartner":    s.getPartner,
+		"updatePartner": s.updatePartner,
+		"deletePartner": s.deletePartner,
+		"addKey":        s.addKey,
+		"removeKey":     s.removeKey,
+		"listSessions":  s.listSessions,
+		"closeSession":  s.closeSession,
+		"listEvents":    s.listEvents,
+		"listBans":      s.listBans,
+		"liftBan":       s.liftBan,
+	}
+}
+
+// ServeHTTP serves /api/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// serve authenticates and authorizes a request for op, then runs h.
+func (s *Server) serve(op Operation, h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		c := &caller{addr: remoteAddr(r)}
+		if op.Scope != ScopeNone {
+			var err *Error
+			if c, err = s.authenticate(r); err != nil {
+				writeError(w, err)
+				return
+			}
+			if op.Scope == config.ScopeAdmin && c.scope != config.ScopeAdmin {
+				writeError(w, &Error{Status: http.StatusForbidden, Code: "forbidden",
+					Message: fmt.Sprintf("API key %q has scope %s; %s needs scope admin", c.name, c.scope, op.ID)})
+				return
+			}
+		}
+		status, body, err := h(w, r, c)
+		if err != nil {
+			e := s.apiError(err)
+			if e.Status >= 500 {
+				s.log.Error("request failed", "op", op.ID, "admin", c.name, "err", err)
+			}
+			writeError(w, e)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+// authenticate finds who presents the request's bearer token.
+func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
+	c := &caller{addr: remoteAddr(r)}
+	if s.o.Token == "" && len(s.keys) == 0 {
+		return nil, unauthorized("the admin API needs admin.token_file or admin.api_keys in the config")
+	}
+	if s.o.Defender != nil && s.o.Defender.Banned(c.addr) {
+		return nil, &Error{Status: http.StatusForbidden, Code: "banned", Message: "too many failed logins from this address; wait for the ban to end"}
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return nil, unauthorized("missing bearer token: send Authorization: Bearer <admin token or API key>")
+	}
+	if s.o.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.o.Token)) == 1 {
+		c.name, c.scope = config.TokenAdmin, config.ScopeAdmin
+		return c, nil
+	}
+	i, err := s.findKey(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	if i < 0 {
+		if s.o.Defender != nil {
+			s.o.Defender.LoginFailed(c.addr)
+		}
+		s.log.Warn("login", "remote", c.addr.String(), "outcome", "failed", "err", "unknown bearer token")
+		return nil, unauthorized("invalid bearer token")
+	}
+	c.name, c.scope = s.keys[i].name, s.keys[i].scope
+	return c, nil
+}
+
+// findKey returns the index of the API key token is, or -1. A key once
+// verified is known by its digest: hashing runs for the first request of
+// each key, and for wrong keys, under the maxHashChecks bound.
+func (s *Server) findKey(ctx context.Context, token string) (int, *Error) {
+	if len(s.keys) == 0 {
+		return -1, nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	s.mu.Lock()
+	i, ok := s.known[sum]
+	s.mu.Unlock()
+	if ok {
+		return i, nil
+	}
+	wait := time.NewTimer(hashWait)
+	defer wait.Stop()
+	select {
+	case s.checks <- struct{}{}:
+	case <-wait.C:
+		return -1, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "too many API key checks at once; try again"}
+	case <-ctx.Done():
+		return -1, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "request ended"}
+	}
+	defer func() { <-s.checks }()
+	found := -1
+	for j, k := range s.keys {
+		// Every key is tried, so that the time taken does not tell which
+		// one matched.
+		if k.secret.Verify(token) && found < 0 {
+			found = j
+		}
+	}
+	if found >= 0 {
+		s.mu.Lock()
+		s.known[sum] = found
+		s.mu.Unlock()
+	}
+	return found, nil
+}
+
+func unauthorized(msg string) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg}
+}
+
+// remoteAddr is the request's client address, as the defender counts it.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// emit records a change the caller made.
+func (s *Server) emit(c *caller, e events.Event) {
+	e.Protocol, e.Remote, e.Admin, e.Outcome = events.ProtocolAPI, c.addr.String(), c.name, "ok"
+	s.o.Events.Emit(e)
+	attrs := []any{"admin", c.name, "remote", e.Remote, "type", e.Type}
+	for _, kv := range [][2]string{{"user", e.User}, {"fingerprint", e.Fingerprint}, {"session", e.Session}, {"addr", e.Addr}} {
+		if kv[1] != "" {
+			attrs = append(attrs, kv[0], kv[1])
+		}
+	}
+	if len(e.Changes) > 0 {
+		attrs = append(attrs, "changes", e.Changes)
+	}
+	s.log.Info("admin change", attrs...)
+}
+
+// editor is the users' editor, or the error of a daemon without one.
+func (s *Server) editor() (*configedit.Editor, error) {
+	if ed := s.o.Control.Editor(); ed != nil {
+		return ed, nil
+	}
+	return nil, &Error{Status: http.StatusConflict, Code: "not_editable",
+		Message: "the daemon's config was not loaded from a file: its users cannot be read or edited here"}
+}
