@@ -80,10 +80,7 @@ type Options struct {
 	Recent   *Recent
 	Events   events.Sink
 	Defender Defender
-	// Issuer makes the credentials of a partner created with none; nil:
-	// a partner is created with what the request brings (issue.go).
-	Issuer Issuer
-	Log    *slog.Logger
+	Log      *slog.Logger
 }
 
 // maxHashChecks bounds the API key verifications running at once: each

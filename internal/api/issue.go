@@ -1,18 +1,54 @@
 package api
 
 import (
-	"context"
+	"fmt"
+	"slices"
 
+	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/configedit"
+	"github.com/wharf-sftp/wharf/internal/keygen"
 )
 
-// Issuer makes the credentials of a partner created without any: the
-// createPartner request then carries neither public_keys nor a
-// password_hash. Issue adds what the config stores to nu (an
-// authorized_keys line, a password hash) and returns what the response
-// hands out, this once, by name (a private key, a password): nothing of
-// it is kept. Options.Issuer nil: such a partner is created without
-// credentials, as `wharf user add NAME --home DIR` creates one.
-type Issuer interface {
-	Issue(ctx context.Context, nu *configedit.NewUser) (handOut map[string]string, err error)
+// issue makes the credentials a createPartner request asks for
+// (generate_key, generate_password), adds what the config stores to nu (an
+// authorized_keys line, a password hash), and returns what the answer
+// hands out this once (the private key in both formats, the password):
+// wharf keeps none of it. nil when nothing was asked.
+func issue(nu *configedit.NewUser, in NewPartner) (map[string]string, error) {
+	out := map[string]string{}
+	if in.GenerateKey != "" {
+		if !slices.Contains(keygen.Types, in.GenerateKey) {
+			return nil, badRequest("generate_key", "unknown key type %q: want ed25519 or rsa", in.GenerateKey)
+		}
+		k, err := keygen.Generate(in.GenerateKey, nu.Name)
+		if err != nil {
+			return nil, fmt.Errorf("generate key: %w", err)
+		}
+		priv, err := k.OpenSSH()
+		if err != nil {
+			return nil, err
+		}
+		ppk, err := k.PPK()
+		if err != nil {
+			return nil, err
+		}
+		nu.PublicKeys = append(nu.PublicKeys, k.AuthorizedKey())
+		out["private_key"], out["private_key_ppk"] = string(priv), string(ppk)
+		out["public_key"], out["fingerprint"] = k.AuthorizedKey(), k.Fingerprint()
+	}
+	if in.GeneratePassword {
+		if nu.PasswordHash != "" {
+			return nil, badRequest("generate_password", "give either password_hash or generate_password, not both")
+		}
+		pw := keygen.Password()
+		hash, err := auth.HashPassword(pw)
+		if err != nil {
+			return nil, err
+		}
+		nu.PasswordHash, out["password"] = hash, pw
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }

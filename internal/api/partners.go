@@ -160,12 +160,20 @@ type NewPartner struct {
 	// Permissions and Protocols: absent or null, every one; [] none.
 	Permissions *[]string `json:"permissions"`
 	Protocols   *[]string `json:"protocols"`
+	// GenerateKey ("ed25519" or "rsa") issues a key pair: the config gets
+	// the public key, the answer the private key (OpenSSH and PuTTY .ppk),
+	// this once. GeneratePassword issues a password the same way (the
+	// config gets its hash). As `wharf user add --generate-key
+	// --generate-password` does.
+	GenerateKey      string `json:"generate_key"`
+	GeneratePassword bool   `json:"generate_password"`
 }
 
 // Created is the body of createPartner's answer.
 type Created struct {
 	Partner Partner `json:"partner"`
-	// Credentials are what an Issuer generated, shown this once.
+	// Credentials are what generate_key and generate_password issued,
+	// shown this once.
 	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
@@ -188,11 +196,9 @@ func (s *Server) createPartner(w http.ResponseWriter, r *http.Request, c *caller
 	if err := nu.Validate(); err != nil {
 		return 0, nil, err
 	}
-	var handOut map[string]string
-	if s.o.Issuer != nil && len(nu.PublicKeys) == 0 && nu.PasswordHash == "" {
-		if handOut, err = s.o.Issuer.Issue(r.Context(), &nu); err != nil {
-			return 0, nil, err
-		}
+	handOut, err := issue(&nu, in)
+	if err != nil {
+		return 0, nil, err
 	}
 	if _, err := ed.AddUser(nu); err != nil {
 		return 0, nil, err

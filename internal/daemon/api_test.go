@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"errors"
 	"flag"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -154,6 +155,43 @@ func TestAPI(t *testing.T) {
 
 		e.call(t, req{op: "createPartner", auth: e.token, body: map[string]any{"name": "bob", "home": "/elsewhere"}}).
 			wantErr(t, http.StatusConflict, "exists", "", `user already exists: "bob"`)
+	})
+
+	t.Run("create with issued credentials", func(t *testing.T) {
+		r := e.call(t, req{op: "createPartner", auth: e.adminKey, body: map[string]any{
+			"name": "dora", "home": "/dora", "generate_key": "ed25519", "generate_password": true,
+		}})
+		r.want(t, http.StatusCreated)
+		var c struct {
+			Partner     partner
+			Credentials map[string]string
+		}
+		r.decode(t, &c)
+		cr := c.Credentials
+		if !strings.HasPrefix(cr["private_key"], "-----BEGIN OPENSSH PRIVATE KEY-----") || !strings.HasPrefix(cr["private_key_ppk"], "PuTTY-User-Key-File-3: ssh-ed25519") ||
+			len(cr["password"]) < 20 || len(c.Partner.Keys) != 1 || c.Partner.Keys[0].Fingerprint != cr["fingerprint"] || !c.Partner.Password {
+			t.Fatalf("created %+v with credentials %v", c.Partner, slices.Collect(maps.Keys(cr)))
+		}
+		// The config holds the public half and the hash only.
+		data, err := os.ReadFile(filepath.Join(e.usersDir, "dora.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), cr["password"]) || strings.Contains(string(data), "PRIVATE") {
+			t.Error("dora.yaml holds a secret")
+		}
+		signer, err := ssh.ParsePrivateKey([]byte(cr["private_key"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.waitLogin("dora", ssh.PublicKeys(signer), 10*time.Second) {
+			t.Error("dora cannot log in with the issued key")
+		}
+		if !e.waitLogin("dora", ssh.Password(cr["password"]), 10*time.Second) {
+			t.Error("dora cannot log in with the issued password")
+		}
+		e.call(t, req{op: "createPartner", auth: e.adminKey, body: map[string]any{"name": "eve", "home": "/eve", "generate_key": "dsa"}}).
+			wantErr(t, http.StatusBadRequest, "bad_request", "generate_key", "unknown key type")
 	})
 
 	t.Run("create refused", func(t *testing.T) {
