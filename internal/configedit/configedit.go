@@ -577,6 +577,17 @@ func (nu NewUser) node() *yaml.Node {
 // bad name, home, key or permission is reported against the input (--home,
 // key 2, ...) rather than a line of a file not yet written.
 func checkNewUser(node *yaml.Node) (*config.User, error) {
+	u, err := parseAlone(node)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, fieldMessages(err, inputName))
+	}
+	return u, nil
+}
+
+// parseAlone checks one user entry on its own, as start-up would: the
+// schema, then keys and hash (package auth). The error holds a
+// config.FieldError per problem.
+func parseAlone(node *yaml.Node) (*config.User, error) {
 	data, err := encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{node}}, defaultStyle)
 	if err != nil {
 		return nil, err
@@ -586,7 +597,7 @@ func checkNewUser(node *yaml.Node) (*config.User, error) {
 		_, err = auth.NewDirectory([]config.User{*u})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, fieldMessages(err, inputName))
+		return nil, err
 	}
 	return u, nil
 }

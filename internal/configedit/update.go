@@ -8,7 +8,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/s3store"
 )
@@ -75,14 +74,7 @@ func inputError(err error) *InputError {
 // checkAlone runs on one user's mapping what Load and start-up run on a
 // user, and returns its problems as an *InputError.
 func checkAlone(node *yaml.Node) (*config.User, error) {
-	data, err := encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{node}}, defaultStyle)
-	if err != nil {
-		return nil, err
-	}
-	u, err := config.ParseUser(data)
-	if err == nil {
-		_, err = auth.NewDirectory([]config.User{*u})
-	}
+	u, err := parseAlone(node)
 	if err != nil {
 		return nil, inputError(err)
 	}
