@@ -46,6 +46,18 @@ var (
 	ErrInvalid = errors.New("invalid input")
 )
 
+// takenError is AddUser's refusal of a user file name another file has
+// taken: a kind of ErrUserExists (a conflict, not a failure), with its own
+// words.
+type takenError struct{ msg string }
+
+func (e *takenError) Error() string { return e.msg }
+func (e *takenError) Unwrap() error { return ErrUserExists }
+
+func nameTaken(file, user string) error {
+	return &takenError{fmt.Sprintf("%s already exists but does not define user %q; rename or remove it first", file, user)}
+}
+
 // Check runs what start-up runs on a loaded config besides config.Load
 // itself (daemon.Check); an edit is written only if it passes.
 type Check func(*config.Config) error
@@ -184,7 +196,7 @@ func (e *Editor) AddUser(nu NewUser) (Result, error) {
 	if cfg.UsersDir != "" {
 		file := filepath.Join(cfg.UsersDir, nu.Name+".yaml")
 		if _, err := os.Lstat(file); err == nil {
-			return Result{}, fmt.Errorf("%s already exists but does not define user %q; rename or remove it first", file, nu.Name)
+			return Result{}, nameTaken(file, nu.Name)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return Result{}, fmt.Errorf("check %s: %w", file, err)
 		}
@@ -225,7 +237,7 @@ func (e *Editor) AddUser(nu NewUser) (Result, error) {
 func (e *Editor) addObject(cfg *config.Config, b *bucket, name string, node *yaml.Node, u *config.User, mainData []byte) (Result, error) {
 	url := b.users.URL + name
 	if _, ok := b.users.Objects[name]; ok {
-		return Result{}, fmt.Errorf("%s already exists but does not define user %q; rename or remove it first", url, u.Name)
+		return Result{}, nameTaken(url, u.Name)
 	}
 	out, err := encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{node}}, detectStyle(mainData))
 	if err != nil {
