@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/api"
@@ -47,6 +48,23 @@ func (d *Daemon) packet(ctx context.Context, user, host string, ids []onboard.Id
 	if err != nil {
 		return nil, err
 	}
-	return onboard.Build(onboard.Input{Config: cfg, User: user, Host: host, HostKeys: id.HostKeys,
+	// A listen address with port 0 (the kernel's pick) has a port only
+	// once bound: the one this daemon got.
+	ports := onboard.Ports{SFTP: boundPort(cfg.SFTP.Listen, d.SFTPAddr()), FTPS: boundPort(cfg.FTPS.Listen, d.FTPSAddr()),
+		FTPSImplicit: boundPort(cfg.FTPS.ImplicitListen, d.FTPSImplicitAddr())}
+	return onboard.Build(onboard.Input{Config: cfg, User: user, Host: host, Ports: ports, HostKeys: id.HostKeys,
 		Certificate: id.Certificate, Identities: ids})
+}
+
+// boundPort is bound's port when listen asks for port 0, else 0 (the
+// listen address's port stands).
+func boundPort(listen string, bound net.Addr) int {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port != "0" {
+		return 0
+	}
+	if a, ok := bound.(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ package daemon_test
 // refusals, and failed logins counted by the defender.
 
 import (
+	"archive/zip"
 	"io"
 	"net"
 	"net/http"
@@ -175,6 +176,23 @@ func TestConsoleHTTP(t *testing.T) {
 		waitEvent(t, e, "user.changed", "ops")
 	})
 
+	t.Run("create and packet", func(t *testing.T) {
+		resp, body := c.post("/partners", url.Values{"csrf": {c.csrf("/partners")}, "name": {"initech"}, "home": {"/initech"},
+			"generate_key": {"ed25519"}})
+		if resp.StatusCode != http.StatusCreated || !strings.Contains(body, "BEGIN OPENSSH PRIVATE KEY") {
+			t.Fatalf("create: %d %.500s", resp.StatusCode, body)
+		}
+		tok := csrfField.FindStringSubmatch(body)[1]
+		resp, body = c.post("/partners/initech/packet", url.Values{"csrf": {tok}, "host": {"127.0.0.1"}})
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/zip" {
+			_, page := c.get("/partners")
+			t.Fatalf("packet: %d %q %.300s\n%s", resp.StatusCode, resp.Header.Get("Location"), body, flashOf(page))
+		}
+		if _, err := zip.NewReader(strings.NewReader(body), int64(len(body))); err != nil {
+			t.Errorf("packet: %v", err)
+		}
+	})
+
 	t.Run("defender", func(t *testing.T) {
 		bad := newConsoleClient(t, e.base, "127.0.0.2")
 		banTo(t, bad)
@@ -219,4 +237,14 @@ func waitEvent(t *testing.T, e *apiEnv, typ, admin string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+var flashPara = regexp.MustCompile(`<p class="(?:flash|error)"[^>]*>([^<]*)</p>`)
+
+// flashOf is a page's flash or error message.
+func flashOf(page string) string {
+	if m := flashPara.FindStringSubmatch(page); m != nil {
+		return m[1]
+	}
+	return ""
 }
