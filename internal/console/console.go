@@ -62,6 +62,9 @@ const (
 	// issuedFor is how long a generated private key stays available for
 	// the packet's download after the partner is created.
 	issuedFor = 15 * time.Minute
+	// maxForm bounds a form's body: the largest is a partner with a
+	// pasted public key.
+	maxForm = 64 << 10
 )
 
 const (
@@ -237,6 +240,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, ss *sessi
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ss := s.session(r)
 		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 			if ss == nil || !sameToken(r.PostFormValue("csrf"), ss.csrf) {
 				http.Error(w, "forbidden: missing or wrong CSRF token; reload the page", http.StatusForbidden)
 				return

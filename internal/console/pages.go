@@ -135,6 +135,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, m
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(r.PostFormValue("csrf"), c.Value) {
 		http.Error(w, "forbidden: missing or wrong CSRF token; reload the login page", http.StatusForbidden)

@@ -243,8 +243,33 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("login from 127.0.0.2 after the lift: %d", got)
 	}
 
+	// Disable globex, then delete it (typing its name to confirm).
+	row := `tr[data-partner="globex"]`
+	b.do("disable", chromedp.Navigate(e.base+"/partners"), chromedp.Click(chromedp.CSS(row+" button.disable")),
+		chromedp.WaitVisible(chromedp.CSS(row+" button.enable")))
+	if e.canLogin("globex", ssh.PublicKeys(signer)) {
+		// The daemon applies the edit within about a second.
+		deadline := time.Now().Add(10 * time.Second)
+		for e.canLogin("globex", ssh.PublicKeys(signer)) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if e.canLogin("globex", ssh.PublicKeys(signer)) {
+			t.Error("globex still logs in once disabled")
+		}
+	}
+	b.do("delete page", chromedp.Click(chromedp.CSS(row+" a.danger")), chromedp.WaitVisible(chromedp.CSS("#delete")))
+	b.screenshot("delete")
+	b.do("delete unconfirmed", chromedp.Click(chromedp.CSS("#delete-submit")), chromedp.WaitVisible(chromedp.CSS(row)))
+	b.do("delete", chromedp.Click(chromedp.CSS(row+" a.danger")), chromedp.WaitVisible(chromedp.CSS("#delete")),
+		chromedp.SendKeys(chromedp.CSS("#confirm"), "globex"), chromedp.Click(chromedp.CSS("#delete-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#flash")), chromedp.WaitNotPresent(chromedp.CSS(row)))
+
+	// Log out: the pages ask for a login again.
+	b.do("log out", chromedp.Click(chromedp.CSS(".logout button")), chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.Navigate(e.base+"/sessions"), chromedp.WaitVisible(chromedp.CSS("#login")))
+
 	// Each change is the API's event, naming the console's admin.
-	for _, typ := range []string{"user.created", "session.closed", "ban.lifted"} {
+	for _, typ := range []string{"user.created", "user.changed", "user.deleted", "session.closed", "ban.lifted"} {
 		waitEvent(t, e, typ, "ops")
 	}
 	var l api.EventList

@@ -193,9 +193,40 @@ func TestConsoleHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("api key", func(t *testing.T) {
+		rc := newConsoleClient(t, e.base, "")
+		tok := rc.csrf("/login")
+		if resp, _ := rc.post("/login", url.Values{"csrf": {tok}, "api_key": {e.readKey}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login with the read key: %d", resp.StatusCode)
+		}
+		_, body := rc.get("/partners")
+		if !strings.Contains(body, "ci (read)") || !strings.Contains(body, `data-partner="alice"`) {
+			t.Errorf("partners page for the read key: %.300s", body)
+		}
+		// A read key may look, not change: the API's own scope check.
+		rc.post("/partners/alice/delete", url.Values{"csrf": {rc.csrf("/partners")}, "confirm": {"alice"}})
+		_, body = rc.get("/partners")
+		if msg := flashOf(body); !strings.Contains(msg, "scope read") || !strings.Contains(body, `data-partner="alice"`) {
+			t.Errorf("delete with the read key: %q", msg)
+		}
+		wc := newConsoleClient(t, e.base, "")
+		tok = wc.csrf("/login")
+		if resp, _ := wc.post("/login", url.Values{"csrf": {tok}, "api_key": {"wrong"}}); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("login with a wrong key: %d", resp.StatusCode)
+		}
+	})
+
 	t.Run("defender", func(t *testing.T) {
+		// Two wrong passwords and a wrong API key: the third failure bans.
 		bad := newConsoleClient(t, e.base, "127.0.0.2")
-		banTo(t, bad)
+		for i := range 2 {
+			if got := bad.login("ops", "wrong"); got != http.StatusUnauthorized {
+				t.Fatalf("wrong password %d: %d, want 401", i, got)
+			}
+		}
+		if resp, _ := bad.post("/login", url.Values{"csrf": {bad.csrf("/login")}, "api_key": {"wrong"}}); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong API key: %d, want 401", resp.StatusCode)
+		}
 		r := e.call(t, req{op: "listBans", auth: e.token})
 		var bans api.BanList
 		r.decode(t, &bans)
