@@ -207,6 +207,28 @@ func TestConsoleBrowser(t *testing.T) {
 	// The session is on the sessions page; closing it there cuts the client.
 	b.do("sessions", chromedp.Navigate(e.base+"/sessions"), chromedp.WaitVisible(chromedp.CSS(`tr[data-user="globex"]`)))
 	b.screenshot("sessions")
+	// Every page fits a phone (390×844) and a laptop (1280×800) without
+	// scrolling sideways: wide tables scroll inside their own box.
+	for _, vp := range []struct {
+		name string
+		w, h int64
+	}{{"phone", 390, 844}, {"laptop", 1280, 800}} {
+		b.do("viewport", chromedp.EmulateViewport(vp.w, vp.h))
+		for _, pg := range []string{"partners", "sessions", "transfers", "bans"} {
+			b.do(pg, chromedp.Navigate(e.base+"/"+pg), chromedp.WaitVisible(chromedp.CSS("main")))
+			fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= document.documentElement.clientWidth`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fits {
+				t.Errorf("%s scrolls sideways at %dx%d", pg, vp.w, vp.h)
+			}
+			if vp.name == "phone" {
+				b.screenshot(pg + "-phone")
+			}
+		}
+	}
+	b.do("sessions", chromedp.Navigate(e.base+"/sessions"), chromedp.WaitVisible(chromedp.CSS(`tr[data-user="globex"]`)))
 	b.do("close session", chromedp.Click(chromedp.CSS(`tr[data-user="globex"] button.close`)), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	if msg := b.text("#flash"); !strings.Contains(msg, "closed") {
 		t.Errorf("after close: %q", msg)
