@@ -357,6 +357,8 @@ type transfersData struct {
 	User, Type, Path, Since string
 	Types                   []string
 	Events                  api.EventList
+	Charts                  []chart
+	ChartPartial            bool // more transfers than the charts read
 }
 
 func (s *Server) transfersPage(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -371,6 +373,15 @@ func (s *Server) transfersPage(w http.ResponseWriter, r *http.Request, ss *sessi
 	}
 	if err := s.o.API.Do(r.Context(), ss.admin, "GET", "/api/v1/events?"+v.Encode(), nil, &d.Events); err != nil {
 		p.Error = apiErr(err)
+	}
+	// The charts: every transfer of the last 24 hours, whatever the filter.
+	now := time.Now()
+	var day api.EventList
+	cv := url.Values{"type": {chartEvents}, "since": {now.Add(-chartHours * time.Hour).UTC().Format(time.RFC3339)}, "limit": {"10000"}}
+	if err := s.o.API.Do(r.Context(), ss.admin, "GET", "/api/v1/events?"+cv.Encode(), nil, &day); err == nil {
+		b, f := hourly(day, now)
+		d.Charts = []chart{newChart("Bytes per hour", b, now, bytesWord), newChart("Files per hour", f, now, filesWord)}
+		d.ChartPartial = day.More
 	}
 	p.Data = d
 	s.render(w, http.StatusOK, "transfers", p)

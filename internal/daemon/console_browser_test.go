@@ -242,6 +242,12 @@ func TestConsoleBrowser(t *testing.T) {
 	// The transfers page shows the upload and the admin's changes.
 	b.do("transfers", chromedp.Navigate(e.base+"/transfers"), chromedp.WaitVisible(chromedp.CSS(`tr[data-type="upload"]`)))
 	b.screenshot("transfers")
+	// Both charts (bytes and files per hour) have this hour's bar.
+	drawn, err := chromedp.Run(ctx, chromedp.Evaluate[[]bool](`[...document.querySelectorAll("svg.chart-svg")].map(
+		s => Number(s.querySelectorAll("rect.bar")[23].getAttribute("height")) > 0)`))
+	if err != nil || len(drawn) != 2 || !drawn[0] || !drawn[1] {
+		t.Errorf("charts: %v %v", drawn, err)
+	}
 	events := b.text("#events")
 	for _, want := range []string{"/hello.txt", "user.created", "session.closed", "ops"} {
 		if !strings.Contains(events, want) {
