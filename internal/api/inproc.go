@@ -30,7 +30,9 @@ type adminCtx struct{}
 
 // Do runs the operation method path (e.g. "POST", "/api/v1/partners") as
 // a, with body (nil: none) sent as JSON, and decodes the answer into out
-// (nil: ignored). An error answer is returned as its *Error.
+// (nil: ignored). An error answer is returned as its *Error; an answer
+// with a failure status but a document of its own (getHealth's 503) is
+// decoded into out, and returned as an *Error with that status too.
 func (s *Server) Do(ctx context.Context, a Admin, method, path string, body, out any) error {
 	var rd io.Reader = http.NoBody
 	if body != nil {
@@ -54,11 +56,18 @@ func (s *Server) Do(ctx context.Context, a Admin, method, path string, body, out
 		var e struct {
 			Error *Error `json:"error"`
 		}
-		if err := json.Unmarshal(w.body.Bytes(), &e); err != nil || e.Error == nil {
-			return fmt.Errorf("%s %s: status %d", method, path, w.status)
+		if err := json.Unmarshal(w.body.Bytes(), &e); err == nil && e.Error != nil {
+			e.Error.Status = w.status
+			return e.Error
 		}
-		e.Error.Status = w.status
-		return e.Error
+		// A failure that answers with its document (getHealth's 503):
+		// out gets it, and the error says the status.
+		if out != nil {
+			if err := json.Unmarshal(w.body.Bytes(), out); err != nil {
+				return fmt.Errorf("decode %s %s: %w", method, path, err)
+			}
+		}
+		return &Error{Status: w.status, Code: "status", Message: fmt.Sprintf("%s %s: %s", method, path, http.StatusText(w.status))}
 	}
 	if out == nil || w.body.Len() == 0 {
 		return nil

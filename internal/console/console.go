@@ -98,13 +98,13 @@ type session struct {
 }
 
 // issued is a private key handed out once, kept briefly in memory so that
-// the packet can include it.
+// the packet can include it. A generated password is not: packets never
+// hold one.
 type issued struct {
-	user     string
-	openssh  string
-	ppk      string
-	password string
-	until    time.Time
+	user    string
+	openssh string
+	ppk     string
+	until   time.Time
 }
 
 // New builds the console.
@@ -181,6 +181,9 @@ func (s *Server) session(r *http.Request) *session {
 		return nil
 	}
 	ss.seen = now
+	if ss.issued != nil && now.After(ss.issued.until) {
+		ss.issued = nil // handed out once, and not kept past issuedFor
+	}
 	return ss
 }
 

@@ -19,7 +19,7 @@ import (
 
 // pageNames are the templates under assets/, each rendered inside
 // layout.html.
-var pageNames = []string{"login", "partners", "created", "delete", "sessions", "bans", "transfers"}
+var pageNames = []string{"login", "partners", "created", "delete", "sessions", "bans", "transfers", "health"}
 
 func (s *Server) parsePages() error {
 	s.pages = map[string]*template.Template{}
@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /bans", s.authed(s.bansPage))
 	s.mux.Handle("POST /bans/{addr}/lift", s.authed(s.liftBan))
 	s.mux.Handle("GET /transfers", s.authed(s.transfersPage))
+	s.mux.Handle("GET /health", s.authed(s.healthPage))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 	})
@@ -237,7 +238,10 @@ func (s *Server) createPartner(w http.ResponseWriter, r *http.Request, ss *sessi
 	}
 	c := out.Credentials
 	s.mu.Lock()
-	ss.issued = &issued{user: in.Name, openssh: c["private_key"], ppk: c["private_key_ppk"], password: c["password"], until: time.Now().Add(issuedFor)}
+	ss.issued = nil
+	if c["private_key"] != "" {
+		ss.issued = &issued{user: in.Name, openssh: c["private_key"], ppk: c["private_key_ppk"], until: time.Now().Add(issuedFor)}
+	}
 	s.mu.Unlock()
 	p := s.pageFor(r, ss, "partners", "Partner created")
 	p.Data = createdData{Partner: out.Partner, Credentials: c, Host: hostOf(r)}
@@ -385,4 +389,17 @@ func (s *Server) transfersPage(w http.ResponseWriter, r *http.Request, ss *sessi
 	}
 	p.Data = d
 	s.render(w, http.StatusOK, "transfers", p)
+}
+
+func (s *Server) healthPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	p := s.pageFor(r, ss, "health", "Health")
+	var h api.Health
+	// A failed check answers 503 with the checks: the page shows them.
+	var e *api.Error
+	if err := s.o.API.Do(r.Context(), ss.admin, "GET", "/api/v1/health", nil, &h); err != nil &&
+		(!errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || len(h.Checks) == 0) {
+		p.Error = apiErr(err)
+	}
+	p.Data = h
+	s.render(w, http.StatusOK, "health", p)
 }

@@ -214,7 +214,7 @@ func TestConsoleBrowser(t *testing.T) {
 		w, h int64
 	}{{"phone", 390, 844}, {"laptop", 1280, 800}} {
 		b.do("viewport", chromedp.EmulateViewport(vp.w, vp.h))
-		for _, pg := range []string{"partners", "sessions", "transfers", "bans"} {
+		for _, pg := range []string{"partners", "sessions", "transfers", "bans", "health"} {
 			b.do(pg, chromedp.Navigate(e.base+"/"+pg), chromedp.WaitVisible(chromedp.CSS("main")))
 			fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= document.documentElement.clientWidth`))
 			if err != nil {

@@ -113,7 +113,7 @@ func TestConsoleHTTP(t *testing.T) {
 	c := newConsoleClient(t, e.base, "")
 
 	t.Run("logged out", func(t *testing.T) {
-		for _, p := range []string{"/", "/login", "/partners", "/sessions", "/bans", "/transfers", "/static/console.css", "/nope"} {
+		for _, p := range []string{"/", "/login", "/partners", "/sessions", "/bans", "/transfers", "/health", "/static/console.css", "/nope"} {
 			resp, _ := c.get(p)
 			checkSecurityHeaders(t, p, resp)
 			if p != "/login" && p != "/static/console.css" && p != "/nope" && resp.StatusCode != http.StatusSeeOther {
@@ -136,7 +136,7 @@ func TestConsoleHTTP(t *testing.T) {
 	}
 
 	t.Run("headers", func(t *testing.T) {
-		for _, p := range []string{"/partners", "/partners?q=ali", "/partners/alice/delete", "/sessions", "/bans", "/transfers", "/transfers?type=upload"} {
+		for _, p := range []string{"/partners", "/partners?q=ali", "/partners/alice/delete", "/sessions", "/bans", "/transfers", "/transfers?type=upload", "/health"} {
 			resp, body := c.get(p)
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("GET %s: %d %.200s", p, resp.StatusCode, body)
@@ -145,6 +145,13 @@ func TestConsoleHTTP(t *testing.T) {
 			if strings.Contains(body, "<script") || strings.Contains(body, "style=") {
 				t.Errorf("GET %s: inline script or style", p)
 			}
+		}
+	})
+
+	t.Run("health", func(t *testing.T) {
+		_, body := c.get("/health")
+		if !strings.Contains(body, `data-check="listeners"`) || !strings.Contains(body, "Ready: every check passes") {
+			t.Errorf("health page: %.600s", body)
 		}
 	})
 
