@@ -30,6 +30,9 @@ type Options struct {
 	// API, when not nil, serves /api/ (package api), which authenticates
 	// its callers itself: the token, or an API key.
 	API http.Handler
+	// Console, when not nil, serves the web console at / (package
+	// console), which logs its admins in itself.
+	Console http.Handler
 }
 
 // NewServer builds the handler. ready reports why the daemon cannot serve
@@ -50,6 +53,9 @@ func NewServer(m *Metrics, o Options, ready func() error, log *slog.Logger) *Ser
 	mux.Handle("GET /metrics", bearer(token, promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{})))
 	if o.API != nil {
 		mux.Handle("/api/", o.API)
+	}
+	if o.Console != nil {
+		mux.Handle("/", o.Console)
 	}
 	if o.Pprof {
 		mux.Handle("/debug/pprof/", bearer(token, longWrite(http.HandlerFunc(pprof.Index))))

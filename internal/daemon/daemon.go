@@ -482,7 +482,11 @@ func (d *Daemon) setupAdmin() error {
 	if err != nil {
 		return fmt.Errorf("admin api: %w", err)
 	}
-	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof, API: apiServer}, d.ready, d.log)
+	con, err := d.newConsole(apiServer)
+	if err != nil {
+		return fmt.Errorf("admin console: %w", err)
+	}
+	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof, API: apiServer, Console: con}, d.ready, d.log)
 	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}

@@ -35,6 +35,10 @@ func TestImportRules(t *testing.T) {
 		// The admin API edits users through configedit and reads the
 		// sessions; it never reaches into a protocol.
 		{"api", false, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "sftpd", mod + "ftpd", mod + "daemon"}},
+		// The console changes things only through the API's operations, so
+		// that each change is the API's, checked and recorded the same way:
+		// it never edits the config itself nor reaches into the sessions.
+		{"console", true, []string{mod + "configedit", mod + "session", mod + "guard", mod + "events", mod + "sftpd", mod + "ftpd", mod + "daemon"}},
 		// The PROXY protocol wrapper is a leaf: listeners in, listeners out.
 		{"proxyproto", true, []string{"github.com/pkg/sftp", "github.com/fclairamb/ftpserverlib", mod + "config", mod + "guard", mod + "session"}},
 	}
