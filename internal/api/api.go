@@ -186,6 +186,7 @@ func (s *Server) handlers() map[string]handler {
 		"deletePartner": s.deletePartner,
 		"addKey":        s.addKey,
 		"removeKey":     s.removeKey,
+		"rotateKeys":    s.rotateKeys,
 		"listSessions":  s.listSessions,
 		"closeSession":  s.closeSession,
 		"listEvents":    s.listEvents,

@@ -17,24 +17,11 @@ import (
 func issue(nu *configedit.NewUser, in NewPartner) (map[string]string, error) {
 	out := map[string]string{}
 	if in.GenerateKey != "" {
-		if !slices.Contains(keygen.Types, in.GenerateKey) {
-			return nil, badRequest("generate_key", "unknown key type %q: want ed25519 or rsa", in.GenerateKey)
-		}
-		k, err := keygen.Generate(in.GenerateKey, nu.Name)
-		if err != nil {
-			return nil, fmt.Errorf("generate key: %w", err)
-		}
-		priv, err := k.OpenSSH()
+		line, err := issueKey(in.GenerateKey, nu.Name, out)
 		if err != nil {
 			return nil, err
 		}
-		ppk, err := k.PPK()
-		if err != nil {
-			return nil, err
-		}
-		nu.PublicKeys = append(nu.PublicKeys, k.AuthorizedKey())
-		out["private_key"], out["private_key_ppk"] = string(priv), string(ppk)
-		out["public_key"], out["fingerprint"] = k.AuthorizedKey(), k.Fingerprint()
+		nu.PublicKeys = append(nu.PublicKeys, line)
 	}
 	if in.GeneratePassword {
 		if nu.PasswordHash != "" {
@@ -51,4 +38,28 @@ func issue(nu *configedit.NewUser, in NewPartner) (map[string]string, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// issueKey generates a key pair of type typ for user, puts the private key
+// (OpenSSH and PuTTY .ppk), the public key and its fingerprint into out,
+// and returns the authorized_keys line the config keeps.
+func issueKey(typ, user string, out map[string]string) (string, error) {
+	if !slices.Contains(keygen.Types, typ) {
+		return "", badRequest("generate_key", "unknown key type %q: want ed25519 or rsa", typ)
+	}
+	k, err := keygen.Generate(typ, user)
+	if err != nil {
+		return "", fmt.Errorf("generate key: %w", err)
+	}
+	priv, err := k.OpenSSH()
+	if err != nil {
+		return "", err
+	}
+	ppk, err := k.PPK()
+	if err != nil {
+		return "", err
+	}
+	out["private_key"], out["private_key_ppk"] = string(priv), string(ppk)
+	out["public_key"], out["fingerprint"] = k.AuthorizedKey(), k.Fingerprint()
+	return k.AuthorizedKey(), nil
 }

@@ -338,6 +338,78 @@ func (s *Server) removeKey(_ http.ResponseWriter, r *http.Request, c *caller) (i
 	return http.StatusNoContent, nil, nil
 }
 
+// KeyRotation is the body of rotateKeys: the new key (an authorized_keys
+// line, or generate_key to issue one) and how long the older keys keep
+// working.
+type KeyRotation struct {
+	PublicKey   string `json:"public_key"`
+	GenerateKey string `json:"generate_key"`
+	Grace       string `json:"grace"` // a duration such as "7d"; "0": the old keys stop now
+}
+
+// Rotated is the answer of rotateKeys.
+type Rotated struct {
+	Key Key `json:"key"`
+	// Expiring are the older keys with the expiry each has now.
+	Expiring []KeyExpiry `json:"expiring"`
+	// Credentials are what generate_key issued, shown this once.
+	Credentials map[string]string `json:"credentials,omitempty"`
+}
+
+// KeyExpiry is a key and when it stops working.
+type KeyExpiry struct {
+	Fingerprint string    `json:"fingerprint"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// rotateKeys adds a key and sets every older key of the partner to expire
+// after the grace, as `wharf user key rotate` does.
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
+	var in KeyRotation
+	if err := readJSON(w, r, &in); err != nil {
+		return 0, nil, err
+	}
+	grace, err := config.ParseDuration(in.Grace)
+	if err != nil || in.Grace == "" {
+		return 0, nil, badRequest("grace", "want a duration such as \"7d\" or \"36h\" (\"0\": the old keys stop now)")
+	}
+	name := r.PathValue("name")
+	var handOut map[string]string
+	line := in.PublicKey
+	switch {
+	case (in.PublicKey == "") == (in.GenerateKey == ""):
+		return 0, nil, badRequest("public_key", "give exactly one of public_key or generate_key")
+	case in.GenerateKey != "":
+		handOut = map[string]string{}
+		if line, err = issueKey(in.GenerateKey, name, handOut); err != nil {
+			return 0, nil, err
+		}
+	default:
+		probe := configedit.NewUser{Name: "x", Home: "/", PublicKeys: []string{line}}
+		if err := probe.Validate(); err != nil {
+			if ie, ok := err.(*configedit.InputError); ok {
+				return 0, nil, inputError(ie, func(string) string { return "public_key" })
+			}
+			return 0, nil, err
+		}
+	}
+	ed, err := s.editor()
+	if err != nil {
+		return 0, nil, err
+	}
+	_, expiring, err := ed.RotateKeys(name, []config.PublicKey{{Key: line}}, time.Now().Add(grace))
+	if err != nil {
+		return 0, nil, err
+	}
+	k := newKey(config.PublicKey{Key: line})
+	out := Rotated{Key: k, Expiring: make([]KeyExpiry, 0, len(expiring)), Credentials: handOut}
+	for _, x := range expiring {
+		out.Expiring = append(out.Expiring, KeyExpiry{Fingerprint: x.Fingerprint, ExpiresAt: x.ExpiresAt.UTC()})
+	}
+	s.emit(c, events.Event{Type: events.KeyRotated, User: name, Fingerprint: k.Fingerprint})
+	return http.StatusOK, out, nil
+}
+
 // Login is a partner's last successful login.
 type Login struct {
 	Time     time.Time `json:"time"`

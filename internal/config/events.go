@@ -84,7 +84,7 @@ type HookCommand struct {
 // EventTypes are the names hooks[].events accepts.
 var EventTypes = []string{"upload", "download", "delete", "rename", "mkdir", "rmdir", "login", "login_failed", "checksum",
 	// Changes made through the admin API (package api).
-	"user.created", "user.changed", "user.deleted", "key.added", "key.removed", "session.closed", "ban.lifted"}
+	"user.created", "user.changed", "user.deleted", "key.added", "key.removed", "key.rotated", "session.closed", "ban.lifted"}
 
 func (a *AuditLog) validate(src Source) []error {
 	var errs []error

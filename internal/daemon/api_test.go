@@ -320,6 +320,50 @@ func TestAPI(t *testing.T) {
 		e.call(t, req{op: "removeKey", params: []string{"bob", "MD5:aa"}, auth: e.adminKey}).wantErr(t, 422, "invalid", "", "is not a key fingerprint")
 	})
 
+	t.Run("rotate", func(t *testing.T) {
+		old := newKey(t)
+		e.call(t, req{op: "createPartner", auth: e.adminKey, body: map[string]any{"name": "rita", "home": "/rita", "public_keys": []string{old.line}}}).
+			want(t, http.StatusCreated)
+		if !e.waitLogin("rita", ssh.PublicKeys(old.signer), 10*time.Second) {
+			t.Fatal("rita cannot log in with her first key")
+		}
+		const grace = 3 * time.Second
+		r := e.call(t, req{op: "rotateKeys", params: []string{"rita"}, auth: e.adminKey, body: map[string]any{"generate_key": "ed25519", "grace": "3s"}})
+		r.want(t, http.StatusOK)
+		var rot api.Rotated
+		r.decode(t, &rot)
+		if rot.Key.Fingerprint != rot.Credentials["fingerprint"] || len(rot.Expiring) != 1 || rot.Expiring[0].Fingerprint != old.fp ||
+			time.Until(rot.Expiring[0].ExpiresAt) > grace+time.Second {
+			t.Fatalf("rotated %+v", rot)
+		}
+		if ev := e.waitEvent(t, "key.rotated", "rita"); ev["fingerprint"] != rot.Key.Fingerprint || ev["admin"] != "deploy" {
+			t.Errorf("event %v", ev)
+		}
+		signer, err := ssh.ParsePrivateKey([]byte(rot.Credentials["private_key"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.waitLogin("rita", ssh.PublicKeys(signer), 10*time.Second) {
+			t.Fatal("rita cannot log in with the rotated key")
+		}
+		if time.Now().Before(rot.Expiring[0].ExpiresAt) && !e.waitLogin("rita", ssh.PublicKeys(old.signer), time.Until(rot.Expiring[0].ExpiresAt)) {
+			t.Error("the old key stopped before its grace ended")
+		}
+		time.Sleep(time.Until(rot.Expiring[0].ExpiresAt) + 100*time.Millisecond)
+		if e.waitLogin("rita", ssh.PublicKeys(old.signer), 500*time.Millisecond) {
+			t.Error("the old key still logs in after its grace")
+		}
+		if !e.waitLogin("rita", ssh.PublicKeys(signer), 5*time.Second) {
+			t.Error("the rotated key stopped")
+		}
+		e.call(t, req{op: "rotateKeys", params: []string{"rita"}, auth: e.adminKey, body: map[string]any{"generate_key": "ed25519"}}).
+			wantErr(t, http.StatusBadRequest, "bad_request", "grace", "want a duration")
+		e.call(t, req{op: "rotateKeys", params: []string{"rita"}, auth: e.adminKey, body: map[string]any{"generate_key": "ed25519", "public_key": old.line, "grace": "1d"}}).
+			wantErr(t, http.StatusBadRequest, "bad_request", "public_key", "exactly one")
+		e.call(t, req{op: "rotateKeys", params: []string{"nobody"}, auth: e.adminKey, body: map[string]any{"public_key": newKey(t).line, "grace": "1d"}}).
+			wantErr(t, http.StatusNotFound, "not_found", "", "no such user")
+	})
+
 	t.Run("sessions", func(t *testing.T) {
 		c := e.login("alice", ssh.PublicKeys(alice.signer))
 		f, err := c.sftp.Create("/big")

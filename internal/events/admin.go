@@ -10,6 +10,7 @@ const (
 	UserDeleted   = "user.deleted"
 	KeyAdded      = "key.added"   // Fingerprint is the key's
 	KeyRemoved    = "key.removed" // Fingerprint is the key's
+	KeyRotated    = "key.rotated" // Fingerprint is the new key's; the older ones expire after the grace
 	SessionClosed = "session.closed"
 	BanLifted     = "ban.lifted" // Addr is the address
 )
