@@ -55,6 +55,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /partners", s.authed(s.partners))
 	s.mux.Handle("POST /partners", s.authed(s.createPartner))
 	s.mux.Handle("POST /partners/{name}/disabled", s.authed(s.setDisabled))
+	s.mux.Handle("POST /partners/{name}/rotate", s.authed(s.rotateKey))
 	s.mux.Handle("GET /partners/{name}/delete", s.authed(s.confirmDelete))
 	s.mux.Handle("POST /partners/{name}/delete", s.authed(s.deletePartner))
 	s.mux.Handle("POST /partners/{name}/packet", s.authed(s.packet))
@@ -220,6 +221,9 @@ type createdData struct {
 	Partner     api.Partner
 	Credentials map[string]string
 	Host        string
+	// Expiring, after a rotation: the older keys and when they stop.
+	Expiring []api.KeyExpiry
+	Rotated  bool
 }
 
 func (s *Server) createPartner(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -246,6 +250,31 @@ func (s *Server) createPartner(w http.ResponseWriter, r *http.Request, ss *sessi
 	p := s.pageFor(r, ss, "partners", "Partner created")
 	p.Data = createdData{Partner: out.Partner, Credentials: c, Host: hostOf(r)}
 	s.render(w, http.StatusCreated, "created", p)
+}
+
+// rotateKey issues a new key for the partner and gives the older ones the
+// grace asked for, through the API's rotateKeys: the page shows the
+// private key once and offers the packet with it.
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, ss *session) {
+	name := r.PathValue("name")
+	in := api.KeyRotation{GenerateKey: r.PostFormValue("generate_key"), Grace: strings.TrimSpace(r.PostFormValue("grace"))}
+	var out api.Rotated
+	if err := s.o.API.Do(r.Context(), ss.admin, "POST", "/api/v1/partners/"+url.PathEscape(name)+"/key-rotation", in, &out); err != nil {
+		s.done(w, r, ss, "/partners", "", err)
+		return
+	}
+	var pt api.Partner
+	if err := s.o.API.Do(r.Context(), ss.admin, "GET", "/api/v1/partners/"+url.PathEscape(name), nil, &pt); err != nil {
+		s.done(w, r, ss, "/partners", "", err)
+		return
+	}
+	c := out.Credentials
+	s.mu.Lock()
+	ss.issued = &issued{user: name, openssh: c["private_key"], ppk: c["private_key_ppk"], until: time.Now().Add(issuedFor)}
+	s.mu.Unlock()
+	p := s.pageFor(r, ss, "partners", "Key rotated")
+	p.Data = createdData{Partner: pt, Credentials: c, Host: hostOf(r), Expiring: out.Expiring, Rotated: true}
+	s.render(w, http.StatusOK, "created", p)
 }
 
 func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request, ss *session) {

@@ -2,8 +2,9 @@ package daemon_test
 
 // The web console end to end in headless Chromium (Debian's chromium,
 // driven with chromedp): log in, create a partner with a generated key,
-// download the packet, log in over SFTP with the packet's key, see the
-// session and close it from the page, see the events, lift a ban. A
+// download the packet, log in over SFTP with the packet's key, rotate the
+// key, see the session and close it from the page, see the events, lift a
+// ban. A
 // screenshot of each page is kept under $WHARF_ARTIFACTS (else a
 // temporary folder the test logs).
 
@@ -203,6 +204,26 @@ func TestConsoleBrowser(t *testing.T) {
 	// The partners page lists globex.
 	b.do("partners", chromedp.Navigate(e.base+"/partners"), chromedp.WaitVisible(chromedp.CSS(`tr[data-partner="globex"]`)))
 	b.screenshot("partners")
+
+	// Rotate globex's key with a day of grace: the page shows the new
+	// private key once and when the old one stops; both keys log in.
+	b.do("rotate", chromedp.SetValue(chromedp.CSS(`tr[data-partner="globex"] .rotate input[name="grace"]`), "1d"),
+		chromedp.Click(chromedp.CSS(`tr[data-partner="globex"] .rotate button`)), chromedp.WaitVisible(chromedp.CSS("#private-key")))
+	b.screenshot("rotated")
+	rotated, err := ssh.ParsePrivateKey([]byte(b.text("#private-key")))
+	if err != nil {
+		t.Fatalf("rotated key shown: %v", err)
+	}
+	if old := b.text(".expiring"); old != fp {
+		t.Errorf("the page names %q as the expiring key, want %s", old, fp)
+	}
+	if !e.waitLogin("globex", ssh.PublicKeys(rotated), 10*time.Second) {
+		t.Fatal("globex cannot log in with the rotated key")
+	}
+	if !e.waitLogin("globex", ssh.PublicKeys(signer), 5*time.Second) {
+		t.Error("globex's old key stopped during its grace")
+	}
+	waitEvent(t, e, "key.rotated", "ops")
 
 	// The session is on the sessions page; closing it there cuts the client.
 	b.do("sessions", chromedp.Navigate(e.base+"/sessions"), chromedp.WaitVisible(chromedp.CSS(`tr[data-user="globex"]`)))
