@@ -33,9 +33,15 @@ type Policy struct {
 	Interval time.Duration
 }
 
-// Default gives a daemon 128 MiB of headroom: a small VM keeps its memory
-// for the page cache, and transfers still collect rarely.
-var Default = Policy{MinHeadroom: 128 << 20, MaxPercent: 1000, Interval: time.Second}
+// Default gives a daemon 64 MiB of headroom, read every 100 ms: a small VM
+// keeps its memory for the page cache, and transfers still collect rarely
+// (the SSH path's live heap is a few MiB, so GOGC stays near its cap).
+// The step is short because the live heap can jump: an s3 upload's part
+// buffers take it from a few MiB to 85 MB within a second, and with GOGC
+// still at the idle heap's 1000 the next goal is ten times that. At 128
+// MiB and one second a 1 GiB s3 upload grew RSS by 230-245 MiB; at 64 MiB
+// and 100 ms by 143-146 (make bench, same machine, same hour).
+var Default = Policy{MinHeadroom: 64 << 20, MaxPercent: 1000, Interval: 100 * time.Millisecond}
 
 // Percent is the GOGC that gives live bytes of live heap the policy's
 // headroom.
