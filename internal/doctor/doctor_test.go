@@ -414,7 +414,7 @@ func parsePASVReply(t *testing.T, reply string) (string, error) {
 }
 
 func TestHeldPorts(t *testing.T) {
-	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
