@@ -17,7 +17,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"github.com/wharf-sftp/wharf/internal/onboard"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -77,8 +79,11 @@ type Options struct {
 	Control Control
 	// Recent holds the recent events and last logins; Events is where the
 	// API's own events go (the audit log and hooks, through Recent).
-	Recent   *Recent
-	Events   events.Sink
+	Recent *Recent
+	Events events.Sink
+	// Packet builds a partner's onboarding packet for partners connecting
+	// to host (the daemon reads its config and identity); nil: no packets.
+	Packet   func(ctx context.Context, user, host string, ids []onboard.Identity) (*onboard.Packet, error)
 	Defender Defender
 	Log      *slog.Logger
 }
@@ -187,6 +192,7 @@ func (s *Server) handlers() map[string]handler {
 		"addKey":        s.addKey,
 		"removeKey":     s.removeKey,
 		"rotateKeys":    s.rotateKeys,
+		"getPacket":     s.getPacket,
 		"listSessions":  s.listSessions,
 		"closeSession":  s.closeSession,
 		"listEvents":    s.listEvents,
@@ -227,8 +233,25 @@ func (s *Server) serve(op Operation, h handler) http.Handler {
 			writeError(w, e)
 			return
 		}
+		if f, ok := body.(file); ok {
+			f.write(w, status)
+			return
+		}
 		writeJSON(w, status, body)
 	})
+}
+
+// file is an answer that is a file, not JSON: the onboarding packet.
+type file struct {
+	contentType, name string
+	data              []byte
+}
+
+func (f file) write(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", f.contentType)
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.name}))
+	w.WriteHeader(status)
+	_, _ = w.Write(f.data)
 }
 
 // authenticate finds who presents the request's bearer token.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"net/http"
@@ -408,6 +409,36 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, c *caller) (
 	}
 	s.emit(c, events.Event{Type: events.KeyRotated, User: name, Fingerprint: k.Fingerprint})
 	return http.StatusOK, out, nil
+}
+
+// getPacket answers the partner's onboarding packet as a zip, as `wharf
+// user onboard NAME --host HOST --zip` writes it; without a private key
+// (the API hands an issued key out in the answer that issued it).
+func (s *Server) getPacket(_ http.ResponseWriter, r *http.Request, _ *caller) (int, any, error) {
+	if s.o.Packet == nil {
+		return 0, nil, &Error{Status: http.StatusNotImplemented, Code: "unavailable", Message: "onboarding packets need the daemon's config file"}
+	}
+	host := strings.TrimSpace(r.URL.Query().Get("host"))
+	if host == "" {
+		return 0, nil, badRequest("host", "want host: the name or address partners connect to")
+	}
+	ed, err := s.editor()
+	if err != nil {
+		return 0, nil, err
+	}
+	name := r.PathValue("name")
+	if _, err := s.find(ed, name); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.o.Packet(r.Context(), name, host, nil)
+	if err != nil {
+		return 0, nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: err.Error()}
+	}
+	var buf bytes.Buffer
+	if err := p.WriteZip(&buf, time.Now()); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, file{contentType: "application/zip", name: name + "-onboarding.zip", data: buf.Bytes()}, nil
 }
 
 // Login is a partner's last successful login.

@@ -55,6 +55,7 @@ func (d *Daemon) newAPI(token string) (*api.Server, error) {
 		Control:  apiControl{d},
 		Recent:   d.recent,
 		Events:   d.eventSink(),
+		Packet:   d.packet,
 		Defender: d.guard,
 		Log:      d.log,
 	})

@@ -1,12 +1,15 @@
 package daemon_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"errors"
 	"flag"
 	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -362,6 +365,28 @@ func TestAPI(t *testing.T) {
 			wantErr(t, http.StatusBadRequest, "bad_request", "public_key", "exactly one")
 		e.call(t, req{op: "rotateKeys", params: []string{"nobody"}, auth: e.adminKey, body: map[string]any{"public_key": newKey(t).line, "grace": "1d"}}).
 			wantErr(t, http.StatusNotFound, "not_found", "", "no such user")
+	})
+
+	t.Run("packet", func(t *testing.T) {
+		r := e.call(t, req{op: "getPacket", params: []string{"rita"}, auth: e.readKey, query: url.Values{"host": {"sftp.example.com"}}})
+		r.want(t, http.StatusOK)
+		zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
+		if err != nil {
+			t.Fatalf("packet: %v", err)
+		}
+		files := map[string]bool{}
+		for _, f := range zr.File {
+			files[path.Base(f.Name)] = true
+		}
+		if !files["README.txt"] || !files["known_hosts"] || !files["ssh_config"] || files["id_rita"] {
+			t.Errorf("packet files %v: want the README, known_hosts and ssh_config, and no private key", files)
+		}
+		if cd := r.header.Get("Content-Disposition"); !strings.Contains(cd, "rita-onboarding.zip") {
+			t.Errorf("Content-Disposition %q", cd)
+		}
+		e.call(t, req{op: "getPacket", params: []string{"rita"}, auth: e.readKey}).wantErr(t, http.StatusBadRequest, "bad_request", "host", "want host")
+		e.call(t, req{op: "getPacket", params: []string{"nobody"}, auth: e.readKey, query: url.Values{"host": {"h"}}}).
+			wantErr(t, http.StatusNotFound, "not_found", "", "")
 	})
 
 	t.Run("sessions", func(t *testing.T) {

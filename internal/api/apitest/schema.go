@@ -137,6 +137,17 @@ func (d *Doc) CheckResponse(method, path string, status int, contentType string,
 	if !ok {
 		return fmt.Errorf("%s %s: status %d is not documented", method, path, status)
 	}
+	if mt, magic, ok := d.binaryContent(r); ok {
+		// A file (the onboarding packet): its media type, and the first
+		// bytes every file of that type starts with.
+		if got, _, err := mime.ParseMediaType(contentType); err != nil || got != mt {
+			return fmt.Errorf("%s %s %d: Content-Type %q, want %s", method, path, status, contentType, mt)
+		}
+		if !bytes.HasPrefix(body, magic) {
+			return fmt.Errorf("%s %s %d: the body is not %s", method, path, status, mt)
+		}
+		return nil
+	}
 	schema, ok := d.responseSchema(r)
 	if !ok {
 		if len(bytes.TrimSpace(body)) != 0 {
@@ -155,6 +166,24 @@ func (d *Doc) CheckResponse(method, path string, status int, contentType string,
 		return fmt.Errorf("%s %s %d: %w", method, path, status, err)
 	}
 	return nil
+}
+
+// binaryMagic are the media types of files a response may be, with the
+// bytes such a file starts with.
+var binaryMagic = map[string][]byte{"application/zip": []byte("PK\x03\x04")}
+
+// binaryContent is the media type of a response object that is a file
+// (a schema of type string, format binary), and its magic bytes.
+func (d *Doc) binaryContent(r any) (string, []byte, bool) {
+	m, _ := r.(map[string]any)
+	content, _ := m["content"].(map[string]any)
+	for mt, magic := range binaryMagic {
+		c, _ := content[mt].(map[string]any)
+		if s, _ := c["schema"].(map[string]any); s["type"] == "string" && s["format"] == "binary" {
+			return mt, magic, true
+		}
+	}
+	return "", nil, false
 }
 
 // responseSchema is the application/json schema of a response object.
