@@ -83,7 +83,11 @@ type Options struct {
 	Events events.Sink
 	// Packet builds a partner's onboarding packet for partners connecting
 	// to host (the daemon reads its config and identity); nil: no packets.
-	Packet   func(ctx context.Context, user, host string, ids []onboard.Identity) (*onboard.Packet, error)
+	Packet func(ctx context.Context, user, host string, ids []onboard.Identity) (*onboard.Packet, error)
+	// Doctor runs `wharf doctor`'s checks against the daemon and returns
+	// the report (a *doctor.Report: package doctor speaks SFTP and FTPS,
+	// which the API does not import); nil: none.
+	Doctor   func(ctx context.Context) any
 	Defender Defender
 	Log      *slog.Logger
 }
@@ -193,6 +197,7 @@ func (s *Server) handlers() map[string]handler {
 		"removeKey":     s.removeKey,
 		"rotateKeys":    s.rotateKeys,
 		"getPacket":     s.getPacket,
+		"runDoctor":     s.runDoctor,
 		"listSessions":  s.listSessions,
 		"closeSession":  s.closeSession,
 		"listEvents":    s.listEvents,

@@ -151,3 +151,18 @@ func (s *Server) getHealth(_ http.ResponseWriter, r *http.Request, _ *caller) (i
 	}
 	return status, h, nil
 }
+
+// doctorTimeout bounds a doctor run the API starts.
+const doctorTimeout = 2 * time.Minute
+
+// runDoctor runs `wharf doctor`'s checks against this daemon and answers
+// the report (200 whatever it says: its "ok" tells). A POST and the admin
+// scope: the round trips write a one-time identity and a scratch folder.
+func (s *Server) runDoctor(_ http.ResponseWriter, r *http.Request, _ *caller) (int, any, error) {
+	if s.o.Doctor == nil {
+		return 0, nil, &Error{Status: http.StatusNotImplemented, Code: "unavailable", Message: "the doctor needs the daemon's config file"}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), doctorTimeout)
+	defer cancel()
+	return http.StatusOK, s.o.Doctor(ctx), nil
+}

@@ -65,6 +65,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /bans/{addr}/lift", s.authed(s.liftBan))
 	s.mux.Handle("GET /transfers", s.authed(s.transfersPage))
 	s.mux.Handle("GET /health", s.authed(s.healthPage))
+	s.mux.Handle("POST /health/doctor", s.authed(s.runDoctor))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 	})
@@ -420,7 +421,41 @@ func (s *Server) transfersPage(w http.ResponseWriter, r *http.Request, ss *sessi
 	s.render(w, http.StatusOK, "transfers", p)
 }
 
+// healthData is the health page: the readiness checks and, once run from
+// the page, the doctor's report.
+type healthData struct {
+	api.Health
+	Doctor *doctorReport
+}
+
+// doctorReport is the part of `wharf doctor`'s JSON report the page shows.
+type doctorReport struct {
+	OK     bool `json:"ok"`
+	Checks []struct {
+		Check   string `json:"check"`
+		Target  string `json:"target"`
+		Status  string `json:"status"`
+		Message string `json:"message"`
+		Fix     string `json:"fix"`
+	} `json:"checks"`
+}
+
 func (s *Server) healthPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	s.renderHealth(w, r, ss, nil)
+}
+
+// runDoctor runs the doctor through the API (admin scope) and shows its
+// report under the health checks.
+func (s *Server) runDoctor(w http.ResponseWriter, r *http.Request, ss *session) {
+	var rep doctorReport
+	if err := s.o.API.Do(r.Context(), ss.admin, "POST", "/api/v1/doctor", nil, &rep); err != nil {
+		s.done(w, r, ss, "/health", "", err)
+		return
+	}
+	s.renderHealth(w, r, ss, &rep)
+}
+
+func (s *Server) renderHealth(w http.ResponseWriter, r *http.Request, ss *session, rep *doctorReport) {
 	p := s.pageFor(r, ss, "health", "Health")
 	var h api.Health
 	// A failed check answers 503 with the checks: the page shows them.
@@ -429,6 +464,6 @@ func (s *Server) healthPage(w http.ResponseWriter, r *http.Request, ss *session)
 		(!errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || len(h.Checks) == 0) {
 		p.Error = apiErr(err)
 	}
-	p.Data = h
+	p.Data = healthData{Health: h, Doctor: rep}
 	s.render(w, http.StatusOK, "health", p)
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/wharf-sftp/wharf/internal/doctor"
 	"net/netip"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -56,6 +57,7 @@ func (d *Daemon) newAPI(token string) (*api.Server, error) {
 		Recent:   d.recent,
 		Events:   d.eventSink(),
 		Packet:   d.packet,
+		Doctor:   d.doctor,
 		Defender: d.guard,
 		Log:      d.log,
 	})
@@ -111,4 +113,13 @@ func (c apiControl) Health(context.Context) []api.Check {
 		out = append(out, api.Check{Name: rc.name, Err: rc.run()})
 	}
 	return out
+}
+
+// doctor runs `wharf doctor`'s checks against this daemon, from the config
+// file it runs on (nil without one: the API then answers 501).
+func (d *Daemon) doctor(ctx context.Context) any {
+	return doctor.Run(ctx, d.rl.path, doctor.Options{Check: func(c *config.Config) error {
+		_, err := Check(c)
+		return err
+	}})
 }

@@ -389,6 +389,30 @@ func TestAPI(t *testing.T) {
 			wantErr(t, http.StatusNotFound, "not_found", "", "")
 	})
 
+	t.Run("doctor", func(t *testing.T) {
+		r := e.call(t, req{op: "runDoctor", auth: e.adminKey})
+		r.want(t, http.StatusOK)
+		var rep struct {
+			OK     bool
+			Checks []struct{ Check, Status, Message, Fix string }
+		}
+		r.decode(t, &rep)
+		status := map[string]string{}
+		for _, c := range rep.Checks {
+			if status[c.Check] == "" || c.Status == "fail" {
+				status[c.Check] = c.Status
+			}
+		}
+		// The config, lock and host key are this daemon's own; its
+		// listeners on port 0 are a failure the doctor names, with its fix,
+		// and rita's key that expired in "rotate" a warning.
+		if status["config"] != "ok" || status["daemon"] != "ok" || status["host_key"] != "ok" || status["listener"] != "fail" ||
+			status["credentials"] != "warn" || rep.OK {
+			t.Errorf("doctor report %+v", rep)
+		}
+		e.call(t, req{op: "runDoctor", auth: e.readKey}).wantErr(t, http.StatusForbidden, "forbidden", "", "")
+	})
+
 	t.Run("sessions", func(t *testing.T) {
 		c := e.login("alice", ssh.PublicKeys(alice.signer))
 		f, err := c.sftp.Create("/big")

@@ -313,6 +313,15 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#confirm"), "globex"), chromedp.Click(chromedp.CSS("#delete-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#flash")), chromedp.WaitNotPresent(chromedp.CSS(row)))
 
+	// The doctor, run from the health page: its checklist, each line with
+	// its status.
+	b.do("doctor", chromedp.Navigate(e.base+"/health"), chromedp.WaitVisible(chromedp.CSS("#doctor")),
+		chromedp.Click(chromedp.CSS("#doctor-run")), chromedp.WaitVisible(chromedp.CSS("#doctor-checks")))
+	b.screenshot("doctor")
+	if configStatus := b.text(`tr[data-doctor="config"] td:nth-child(2)`); configStatus != "ok" {
+		t.Errorf("the doctor's config check says %q on the page", configStatus)
+	}
+
 	// Log out: the pages ask for a login again.
 	b.do("log out", chromedp.Click(chromedp.CSS(".logout button")), chromedp.WaitVisible(chromedp.CSS("#login")),
 		chromedp.Navigate(e.base+"/sessions"), chromedp.WaitVisible(chromedp.CSS("#login")))
