@@ -46,6 +46,10 @@ type Admin struct {
 	// Pprof serves Go's profiler under /debug/pprof/, behind the token.
 	// Off by default: a profile costs CPU and shows internals.
 	Pprof bool `yaml:"pprof"`
+	// TLS serves the admin listener (metrics, API, console) over TLS with
+	// the FTPS certificate: ftps.cert_file and key_file, else the
+	// self-signed one in state_dir (or the fleet's), as FTPS would.
+	TLS bool `yaml:"tls"`
 	// Users, APIKeys and RecentEvents are the admin API's (admin_access.go).
 	Users        []AdminUser `yaml:"users"`
 	APIKeys      []APIKey    `yaml:"api_keys"`

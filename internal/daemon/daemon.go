@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -489,6 +490,15 @@ func (d *Daemon) setupAdmin() error {
 	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof, API: apiServer, Console: con}, d.ready, d.log)
 	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin listener: %w", err)
+	}
+	if d.cfg.Admin.TLS {
+		cert, err := d.certificate()
+		if err != nil {
+			d.adminLn.Close()
+			return fmt.Errorf("admin tls: %w", err)
+		}
+		d.log.Info("admin tls", "component", "admin", "fingerprint", cert.Fingerprint())
+		d.adminLn = tls.NewListener(d.adminLn, &tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS12})
 	}
 	return nil
 }

@@ -86,6 +86,12 @@ func (c *Certificate) Fingerprint() string {
 
 // get is tls.Config.GetCertificate: the current certificate, re-read first
 // if its files changed. A broken renewal keeps the old certificate.
+// GetCertificate serves c on another TLS listener of the daemon (the
+// admin listener): the same certificate, reloaded as FTPS reloads it.
+func (c *Certificate) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return c.get(h)
+}
+
 func (c *Certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	due := c.certFile != "" && time.Since(c.checked) >= c.checkEvery
