@@ -1,7 +1,14 @@
 package api
 
 import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -71,7 +78,58 @@ func (r *Recent) add(e *events.Event) {
 	}
 }
 
-// LastLogin is user's last successful login since the daemon started.
+// maxTail bounds what Seed reads of the audit log's end.
+const maxTail = 16 << 20
+
+// Seed fills the ring from the end of the audit log (JSON lines, oldest
+// first), so that the events and last logins of before a restart are
+// still there: at most the ring's size and the last maxTail bytes. Lines
+// that are not events (a line cut by a crash) are skipped. It returns how
+// many events it read.
+func (r *Recent) Seed(path string) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit log tail: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("audit log tail: %s is not a regular file", path)
+	}
+	off := max(fi.Size()-maxTail, 0)
+	sc := bufio.NewScanner(io.NewSectionReader(f, off, fi.Size()-off))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	first := off > 0 // the first line of a section may be cut
+	var evs []events.Event
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		var e events.Event
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.ID == "" || e.Type == "" {
+			continue
+		}
+		evs = append(evs, e)
+		if len(evs) > 2*r.size {
+			evs = append(evs[:0], evs[len(evs)-r.size:]...)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("audit log tail: %w", err)
+	}
+	evs = evs[max(len(evs)-r.size, 0):]
+	for i := range evs {
+		r.add(&evs[i])
+	}
+	return len(evs), nil
+}
+
+// LastLogin is user's last successful login the daemon knows: since it
+// started, and before that as far as the audit log's tail (Seed) goes.
 func (r *Recent) LastLogin(user string) (Login, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

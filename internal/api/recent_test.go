@@ -1,6 +1,11 @@
 package api
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +73,46 @@ func TestRecent(t *testing.T) {
 	}
 	if _, ok := r.LastLogin("bob"); ok {
 		t.Error("a failed login counts as bob's last login")
+	}
+}
+
+// Seed reads the audit log's end: the last events up to the ring's size,
+// and the last logins; a line that is not an event is skipped.
+func TestRecentSeed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	base := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	var lines []string
+	for i := range 5 {
+		e := events.Event{ID: fmt.Sprintf("id%d", i), Time: base.Add(time.Duration(i) * time.Minute), Type: events.Upload, User: "acme", Path: fmt.Sprintf("/f%d", i), Outcome: "ok"}
+		if i == 3 {
+			e.Type, e.Method, e.Protocol = events.Login, "publickey", "sftp"
+		}
+		b, _ := json.Marshal(e)
+		lines = append(lines, string(b))
+		if i == 1 {
+			lines = append(lines, `{"truncated by a cra`)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecent(3)
+	n, err := r.Seed(path)
+	if err != nil || n != 3 {
+		t.Fatalf("Seed = %d, %v; want the last 3", n, err)
+	}
+	got, _ := r.Query(Filter{Limit: 10})
+	var ids []string
+	for _, e := range got {
+		ids = append(ids, e.ID)
+	}
+	if strings.Join(ids, ",") != "id4,id3,id2" {
+		t.Errorf("events %v, want the newest three, newest first", ids)
+	}
+	if l, ok := r.LastLogin("acme"); !ok || !l.Time.Equal(base.Add(3*time.Minute)) || l.Method != "publickey" {
+		t.Errorf("last login %+v %v", l, ok)
+	}
+	if n, err := NewRecent(3).Seed(filepath.Join(t.TempDir(), "none")); n != 0 || err != nil {
+		t.Errorf("no audit log yet: %d, %v", n, err)
 	}
 }

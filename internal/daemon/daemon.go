@@ -163,6 +163,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.sessions.SetUploadHashes(len(cfg.Hooks) > 0 || cfg.AuditLog.Path != "")
 	if cfg.Admin.Listen != "" {
 		d.recent = api.NewRecent(cfg.Admin.RecentEventsOrDefault())
+		// The audit log's tail: the events of before this start.
+		if p := cfg.AuditLog.Path; p != "" && p != "-" {
+			if n, err := d.recent.Seed(p); err != nil {
+				log.Warn("recent events: the audit log's tail is not read", "component", "api", "err", err)
+			} else if n > 0 {
+				log.Info("recent events: read the audit log's tail", "component", "api", "events", n)
+			}
+		}
 	}
 	d.sessions.SetEvents(doctorFilter{d.metrics.Sink(d.eventSink())})
 	d.guard = newGuard(cfg, log, d.banned)
