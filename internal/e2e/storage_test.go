@@ -55,8 +55,18 @@ func tmpfsStore(t *testing.T, d *daemon) (remount func(readOnly bool)) {
 		if readOnly {
 			f |= syscall.MS_RDONLY
 		}
-		if err := syscall.Mount("tmpfs", d.Root, "tmpfs", f, data); err != nil {
-			t.Fatalf("remount the store (read-only %v): %v", readOnly, err)
+		// EBUSY: a file on it is still open for writing (a transfer
+		// that just ended closes its file a moment after its reply).
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := syscall.Mount("tmpfs", d.Root, "tmpfs", f, data)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+				t.Fatalf("remount the store (read-only %v): %v", readOnly, err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
