@@ -11,11 +11,7 @@ const (
 )
 
 func TestAdminAccess(t *testing.T) {
-	tests := []struct {
-		name string
-		doc  string
-		want []want // nil: valid
-	}{
+	tests := []parseCase{
 		{"absent", "", nil},
 		{"keys and users", "admin:\n  listen: 127.0.0.1:9090\n  users:\n    - {name: ops, password_hash: " + testArgon + "}\n" +
 			"  api_keys:\n    - {name: ci, key_hash: " + testBcrypt + ", scope: read}\n    - {name: deploy, key_hash: " + testArgon + ", scope: admin}\n" +
@@ -46,18 +42,7 @@ func TestAdminAccess(t *testing.T) {
 			{3, "admin.api_keys[0].key_hash", "required"},
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.doc))
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			checkErrors(t, err, tt.want)
-		})
-	}
+	runParseCases(t, tests)
 }
 
 // A key_hash may be the key itself, pasted by mistake: no error repeats it.

@@ -41,6 +41,31 @@ type want struct {
 	Msg   string
 }
 
+// parseCase is a document and the errors Parse must give for it.
+type parseCase struct {
+	name string
+	doc  string
+	want []want // nil: valid
+}
+
+// runParseCases parses each case's document as a subtest: a case without
+// wants must parse, the others must fail with exactly those errors.
+func runParseCases(t *testing.T, tests []parseCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			checkErrors(t, err, tt.want)
+		})
+	}
+}
+
 func checkErrors(t *testing.T, err error, wants []want) {
 	t.Helper()
 	got := fieldErrors(t, err)

@@ -7,11 +7,7 @@ import (
 )
 
 func TestProxyProtocol(t *testing.T) {
-	tests := []struct {
-		name string
-		doc  string
-		want []want // nil: valid
-	}{
+	tests := []parseCase{
 		{"absent", "", nil},
 		{"empty", "proxy_protocol: {trusted: []}\n", nil},
 		{"networks and addresses", "proxy_protocol:\n  trusted: [10.0.0.0/8, 192.0.2.7, \"2001:db8::/32\"]\n", nil},
@@ -21,18 +17,7 @@ func TestProxyProtocol(t *testing.T) {
 		{"everybody v6", "proxy_protocol:\n  trusted: [\"::/0\"]\n", []want{{2, "proxy_protocol.trusted[0]", "trusts every address"}}},
 		{"unknown key", "proxy_protocol:\n  trust: [10.0.0.0/8]\n", []want{{2, "proxy_protocol.trust", "unknown key"}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.doc))
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			checkErrors(t, err, tt.want)
-		})
-	}
+	runParseCases(t, tests)
 }
 
 func TestProxyProtocolPrefixes(t *testing.T) {

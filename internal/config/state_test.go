@@ -6,11 +6,7 @@ func TestStateURL(t *testing.T) {
 	// s3 is storage on the bucket "files", homes under "homes/"; the
 	// state_url line is line 1.
 	const s3 = "storage:\n  backend: s3\n  s3: {bucket: files, prefix: homes/}\n"
-	tests := []struct {
-		name string
-		doc  string
-		want []want // nil: valid
-	}{
+	tests := []parseCase{
 		{"absent", s3, nil},
 		{"own prefix", "state_url: s3://files/wharf/state/\n" + s3, nil},
 		{"without the final slash", "state_url: s3://files/state\n" + s3, nil},
@@ -43,18 +39,7 @@ func TestStateURL(t *testing.T) {
 		{"homes are the whole bucket", "state_url: s3://files/state/\nstorage:\n  backend: s3\n  s3: {bucket: files}\n",
 			[]want{{1, "state_url", `overlaps storage.s3.prefix "" in bucket "files"`}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.doc))
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			checkErrors(t, err, tt.want)
-		})
-	}
+	runParseCases(t, tests)
 }
 
 func TestEventLease(t *testing.T) {
@@ -68,11 +53,7 @@ func TestEventLease(t *testing.T) {
 		}
 		return "hooks:\n  - name: h\n    command:\n      timeout: " + timeout + "\n      argv: [/bin/true]\n"
 	}
-	tests := []struct {
-		name string
-		doc  string
-		want []want // nil: valid
-	}{
+	tests := []parseCase{
 		{"default", fleet + "\n" + hook("webhook", "0s") + s3, nil},
 		{"default, command's default timeout", fleet + "\n" + hook("command", "0s") + s3, nil},
 		{"short, short timeout", fleet + "event_lease: 3s\n" + hook("webhook", "1s") + s3, nil},
@@ -87,16 +68,5 @@ func TestEventLease(t *testing.T) {
 		{"below the minimum", fleet + "event_lease: 1s\n" + s3, []want{{2, "event_lease", "1s is below 2s"}}},
 		{"negative", fleet + "event_lease: -1s\n" + s3, []want{{2, "event_lease", "must not be negative"}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.doc))
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			checkErrors(t, err, tt.want)
-		})
-	}
+	runParseCases(t, tests)
 }
