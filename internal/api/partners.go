@@ -299,17 +299,25 @@ type NewKey struct {
 	PublicKey string `json:"public_key"` // an authorized_keys line
 }
 
+// checkKeyLine checks a request's public_key on its own, before any edit,
+// so that its problem names the request's field.
+func checkKeyLine(line string) error {
+	probe := configedit.NewUser{Name: "x", Home: "/", PublicKeys: []string{line}}
+	if err := probe.Validate(); err != nil {
+		if ie, ok := err.(*configedit.InputError); ok {
+			return inputError(ie, func(string) string { return "public_key" })
+		}
+		return err
+	}
+	return nil
+}
+
 func (s *Server) addKey(w http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
 	var in NewKey
 	if err := readJSON(w, r, &in); err != nil {
 		return 0, nil, err
 	}
-	// The key alone first, so that its problem names the request's field.
-	probe := configedit.NewUser{Name: "x", Home: "/", PublicKeys: []string{in.PublicKey}}
-	if err := probe.Validate(); err != nil {
-		if ie, ok := err.(*configedit.InputError); ok {
-			return 0, nil, inputError(ie, func(string) string { return "public_key" })
-		}
+	if err := checkKeyLine(in.PublicKey); err != nil {
 		return 0, nil, err
 	}
 	ed, err := s.editor()
@@ -386,11 +394,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, c *caller) (
 			return 0, nil, err
 		}
 	default:
-		probe := configedit.NewUser{Name: "x", Home: "/", PublicKeys: []string{line}}
-		if err := probe.Validate(); err != nil {
-			if ie, ok := err.(*configedit.InputError); ok {
-				return 0, nil, inputError(ie, func(string) string { return "public_key" })
-			}
+		if err := checkKeyLine(line); err != nil {
 			return 0, nil, err
 		}
 	}
