@@ -388,8 +388,13 @@ func newWharfS3(ws *workspace, bin string, c client, st s3Settings, name, dir st
 	if err := os.WriteFile(cfgPath, []byte(s3WharfConfig(port, state, secret, st, c, wo)), 0o600); err != nil {
 		return nil, fmt.Errorf("write wharf's s3 config: %w", err)
 	}
-	return &s3Daemon{name: name, port: port, logDir: logDir, metrics: metrics, start: func(ctx context.Context, logPath string) (*process, error) {
-		p, err := startProcess(name+" (s3)", logPath, bin, "serve", "--config", cfgPath)
+	return &s3Daemon{name: name, port: port, logDir: logDir, metrics: metrics, start: serveWharf(name+" (s3)", bin, cfgPath)}, nil
+}
+
+// serveWharf starts `bin serve` on cfgPath and waits for its SFTP listener.
+func serveWharf(what, bin, cfgPath string) func(ctx context.Context, logPath string) (*process, error) {
+	return func(ctx context.Context, logPath string) (*process, error) {
+		p, err := startProcess(what, logPath, bin, "serve", "--config", cfgPath)
 		if err != nil {
 			return nil, err
 		}
@@ -398,7 +403,7 @@ func newWharfS3(ws *workspace, bin string, c client, st s3Settings, name, dir st
 			return nil, err
 		}
 		return p, nil
-	}}, nil
+	}
 }
 
 // newWharfLocal prepares the binary under test on local storage, holding
@@ -427,17 +432,7 @@ func newWharfLocal(ws *workspace, bin string, c client, big string) (*s3Daemon, 
 	if err := os.WriteFile(cfgPath, []byte(s3LocalConfig(port, state, data, c)), 0o600); err != nil {
 		return nil, fmt.Errorf("write the local wharf's config: %w", err)
 	}
-	return &s3Daemon{name: s3LocalName, port: port, logDir: dir, root: data, start: func(ctx context.Context, logPath string) (*process, error) {
-		p, err := startProcess("wharf (local)", logPath, bin, "serve", "--config", cfgPath)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := waitForListener(ctx, p, "sftp"); err != nil {
-			p.stop()
-			return nil, err
-		}
-		return p, nil
-	}}, nil
+	return &s3Daemon{name: s3LocalName, port: port, logDir: dir, root: data, start: serveWharf("wharf (local)", bin, cfgPath)}, nil
 }
 
 // s3Requests reads wharf's wharf_s3_requests_total counters, by op, from
