@@ -92,6 +92,7 @@ type Daemon struct {
 	proxy    *proxyproto.Policy // nil: no PROXY protocol (proxy.go)
 	state    *fleet.State       // nil: no state_url (state.go)
 	unlock   func()             // releases state_dir (lockStateDir)
+	cert     *ftpd.Certificate  // FTPS's and admin.tls's, once loaded (certificate)
 	// expiryWake wakes the expiry cutter after a reload (expiry.go).
 	expiryWake chan struct{}
 	bans       *fleet.Syncer // the fleet's bans; nil without state_url

@@ -143,14 +143,22 @@ func (d *Daemon) hostKeys() ([]ssh.Signer, error) {
 
 // certificate is the configured FTPS certificate; else, with state_url,
 // the fleet's self-signed one; else the one generated in state_dir.
+// FTPS and the admin listener (admin.tls) share the one it loads: one
+// read (of the files, or of the fleet's bucket), one reload watch.
 func (d *Daemon) certificate() (*ftpd.Certificate, error) {
+	if d.cert != nil {
+		return d.cert, nil
+	}
 	f := d.cfg.FTPS
+	var err error
 	if d.state == nil || f.CertFile != "" || f.KeyFile != "" {
-		return ftpd.LoadCertificate(f.CertFile, f.KeyFile, d.cfg.StateDir)
+		d.cert, err = ftpd.LoadCertificate(f.CertFile, f.KeyFile, d.cfg.StateDir)
+		return d.cert, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
-	return ftpd.LoadSharedCertificate(ctx, d.state, d.cfg.StateDir)
+	d.cert, err = ftpd.LoadSharedCertificate(ctx, d.state, d.cfg.StateDir)
+	return d.cert, err
 }
 
 // ErrNotBanned is Lift's answer for an address without a ban.
