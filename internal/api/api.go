@@ -16,14 +16,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
-	"github.com/wharf-sftp/wharf/internal/onboard"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/auth"
@@ -31,6 +32,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/configedit"
 	"github.com/wharf-sftp/wharf/internal/events"
 	"github.com/wharf-sftp/wharf/internal/guard"
+	"github.com/wharf-sftp/wharf/internal/onboard"
 	"github.com/wharf-sftp/wharf/internal/session"
 )
 
@@ -75,6 +77,7 @@ type Options struct {
 	// do everything, and is named config.TokenAdmin in events.
 	Token string
 	// Keys are admin.api_keys; their hashes were checked by daemon.Check.
+	// SetKeys replaces them while the API serves (a reload).
 	Keys    []config.APIKey
 	Control Control
 	// Recent holds the recent events and last logins; Events is where the
@@ -106,16 +109,70 @@ type Server struct {
 	o      Options
 	log    *slog.Logger
 	mux    *http.ServeMux
-	keys   []apiKey
-	checks chan struct{} // semaphore of maxHashChecks
+	keys   atomic.Pointer[keyring] // admin.api_keys in force (SetKeys)
+	checks chan struct{}           // semaphore of maxHashChecks
+}
+
+// keyring is one version of admin.api_keys, never changed once built:
+// SetKeys swaps in a new one, so a request checks its token against one
+// version whole, and a key the new version dropped or changed stops
+// working at once (its digest is known only to the old version).
+type keyring struct {
+	keys []apiKey
 
 	mu    sync.Mutex
-	known map[[sha256.Size]byte]int // digest of a key verified before -> index in keys
+	known map[[sha256.Size]byte]*apiKey // digest of a key verified before -> its entry
 }
 
 type apiKey struct {
 	name, scope string
 	secret      *auth.Secret
+	credential  string // Credential(name, scope, key_hash)
+}
+
+// newKeyring parses keys (admin.api_keys).
+func newKeyring(keys []config.APIKey) (*keyring, error) {
+	kr := &keyring{known: map[[sha256.Size]byte]*apiKey{}}
+	for i, k := range keys {
+		sec, err := auth.ParseSecret(k.KeyHash)
+		if err != nil {
+			return nil, fmt.Errorf("admin.api_keys[%d].key_hash: %w", i, err)
+		}
+		kr.keys = append(kr.keys, apiKey{name: k.Name, scope: k.Scope, secret: sec, credential: Credential(k.Name, k.Scope, k.KeyHash)})
+	}
+	return kr, nil
+}
+
+// Credential identifies one version of an admin's access: the name, the
+// scope and the hash of the secret (an admin.users password_hash, an
+// admin.api_keys key_hash). The console keeps it with each session and
+// ends the session when a reload changes or removes it (Admin.Credential).
+func Credential(name, scope, hash string) string {
+	sum := sha256.Sum256([]byte(name + "\x00" + scope + "\x00" + hash))
+	return hex.EncodeToString(sum[:])
+}
+
+// SetKeys puts keys (admin.api_keys, as a reload read them) in force: the
+// next request is checked against them. A request already authenticated
+// finishes as the key it presented.
+func (s *Server) SetKeys(keys []config.APIKey) error {
+	kr, err := newKeyring(keys)
+	if err != nil {
+		return err
+	}
+	s.keys.Store(kr)
+	return nil
+}
+
+// Current reports whether a, logged in with an API key, still holds it:
+// the key in force under a's name has a's scope and secret.
+func (s *Server) Current(a Admin) bool {
+	for _, k := range s.keys.Load().keys {
+		if k.name == a.Name {
+			return k.credential == a.Credential
+		}
+	}
+	return false
 }
 
 // caller is who made a request.
@@ -132,7 +189,7 @@ type handler func(w http.ResponseWriter, r *http.Request, c *caller) (int, any, 
 
 // New builds the API from the operations of the OpenAPI document.
 func New(o Options) (*Server, error) {
-	s := &Server{o: o, mux: http.NewServeMux(), checks: make(chan struct{}, maxHashChecks), known: map[[sha256.Size]byte]int{}}
+	s := &Server{o: o, mux: http.NewServeMux(), checks: make(chan struct{}, maxHashChecks)}
 	s.log = o.Log
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -141,12 +198,8 @@ func New(o Options) (*Server, error) {
 	if s.o.Events == nil {
 		s.o.Events = events.Discard{}
 	}
-	for i, k := range o.Keys {
-		sec, err := auth.ParseSecret(k.KeyHash)
-		if err != nil {
-			return nil, fmt.Errorf("admin.api_keys[%d].key_hash: %w", i, err)
-		}
-		s.keys = append(s.keys, apiKey{name: k.Name, scope: k.Scope, secret: sec})
+	if err := s.SetKeys(o.Keys); err != nil {
+		return nil, err
 	}
 	ops, err := Operations()
 	if err != nil {
@@ -262,7 +315,7 @@ func (f file) write(w http.ResponseWriter, status int) {
 // authenticate finds who presents the request's bearer token.
 func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
 	c := &caller{addr: remoteAddr(r)}
-	if s.o.Token == "" && len(s.keys) == 0 {
+	if s.o.Token == "" && len(s.keys.Load().keys) == 0 {
 		return nil, unauthorized("the admin API needs admin.token_file or admin.api_keys in the config")
 	}
 	if s.o.Defender != nil && s.o.Defender.Banned(c.addr) {
@@ -276,57 +329,58 @@ func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
 		c.name, c.scope = config.TokenAdmin, config.ScopeAdmin
 		return c, nil
 	}
-	i, err := s.findKey(r.Context(), token)
+	k, err := s.findKey(r.Context(), token)
 	if err != nil {
 		return nil, err
 	}
-	if i < 0 {
+	if k == nil {
 		if s.o.Defender != nil {
 			s.o.Defender.LoginFailed(c.addr)
 		}
 		s.log.Warn("login", "remote", c.addr.String(), "outcome", "failed", "err", "unknown bearer token")
 		return nil, unauthorized("invalid bearer token")
 	}
-	c.name, c.scope = s.keys[i].name, s.keys[i].scope
+	c.name, c.scope = k.name, k.scope
 	return c, nil
 }
 
-// findKey returns the index of the API key token is, or -1. A key once
+// findKey returns the API key in force that token is, or nil. A key once
 // verified is known by its digest: hashing runs for the first request of
 // each key, and for wrong keys, under the maxHashChecks bound.
-func (s *Server) findKey(ctx context.Context, token string) (int, *Error) {
-	if len(s.keys) == 0 {
-		return -1, nil
+func (s *Server) findKey(ctx context.Context, token string) (*apiKey, *Error) {
+	kr := s.keys.Load()
+	if len(kr.keys) == 0 {
+		return nil, nil
 	}
 	sum := sha256.Sum256([]byte(token))
-	s.mu.Lock()
-	i, ok := s.known[sum]
-	s.mu.Unlock()
+	kr.mu.Lock()
+	k, ok := kr.known[sum]
+	kr.mu.Unlock()
 	if ok {
-		return i, nil
+		return k, nil
 	}
 	wait := time.NewTimer(hashWait)
 	defer wait.Stop()
 	select {
 	case s.checks <- struct{}{}:
 	case <-wait.C:
-		return -1, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "too many API key checks at once; try again"}
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "too many API key checks at once; try again"}
 	case <-ctx.Done():
-		return -1, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "request ended"}
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "request ended"}
 	}
 	defer func() { <-s.checks }()
-	found := -1
-	for j, k := range s.keys {
+	var found *apiKey
+	for j := range kr.keys {
 		// Every key is tried, so that the time taken does not tell which
 		// one matched.
-		if k.secret.Verify(token) && found < 0 {
-			found = j
+		if kr.keys[j].secret.Verify(token) && found == nil {
+			found = &kr.keys[j]
 		}
 	}
-	if found >= 0 {
-		s.mu.Lock()
-		s.known[sum] = found
-		s.mu.Unlock()
+	if found != nil {
+		kr.mu.Lock()
+		kr.known[sum] = found
+		kr.mu.Unlock()
 	}
 	return found, nil
 }

@@ -22,6 +22,9 @@ type Admin struct {
 	Name  string
 	Scope string // config.ScopeRead | config.ScopeAdmin
 	Addr  netip.Addr
+	// Credential is the version of the access the admin logged in with
+	// (see Credential): a reload that changes it ends the console session.
+	Credential string
 }
 
 // adminCtx is the context key of an in-process caller. Only Do sets it:
@@ -114,16 +117,16 @@ func (w *recorder) Write(p []byte) (int, error) {
 // bearer token is checked (admin.token_file's is not accepted there: the
 // console names its admins). A wrong key counts in the defender.
 func (s *Server) Login(ctx context.Context, addr netip.Addr, token string) (Admin, error) {
-	i, e := s.findKey(ctx, token)
+	k, e := s.findKey(ctx, token)
 	if e != nil {
 		return Admin{}, e
 	}
-	if i < 0 {
+	if k == nil {
 		if s.o.Defender != nil {
 			s.o.Defender.LoginFailed(addr)
 		}
 		s.log.Warn("login", "remote", addr.String(), "outcome", "failed", "err", "unknown API key", "via", "console")
 		return Admin{}, unauthorized("invalid API key")
 	}
-	return Admin{Name: s.keys[i].name, Scope: s.keys[i].scope, Addr: addr}, nil
+	return Admin{Name: k.name, Scope: k.scope, Addr: addr, Credential: k.credential}, nil
 }

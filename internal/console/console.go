@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/api"
@@ -38,8 +39,10 @@ var assets embed.FS
 
 // Options are what New needs.
 type Options struct {
-	API   *api.Server
-	Users []config.AdminUser // admin.users; their hashes were checked by daemon.Check
+	API *api.Server
+	// Users are admin.users; their hashes were checked by daemon.Check.
+	// SetUsers replaces them while the console serves (a reload).
+	Users []config.AdminUser
 	// Defender scores failed logins and refuses banned addresses.
 	Defender api.Defender
 	// Packet builds user's onboarding packet for partners connecting to
@@ -78,8 +81,7 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
-	users  map[string]*auth.Secret
-	dummy  *auth.Secret // verified for unknown names, so timing does not tell them
+	users  atomic.Pointer[passwords] // admin.users in force (SetUsers)
 	checks chan struct{}
 
 	mu       sync.Mutex
@@ -97,6 +99,32 @@ type session struct {
 	issued  *issued // the last generated key, for the packet
 }
 
+// passwords is one version of admin.users, never changed once built.
+type passwords struct {
+	byName map[string]password
+	dummy  *auth.Secret // verified for unknown names, so timing does not tell them
+}
+
+type password struct {
+	secret     *auth.Secret
+	credential string // api.Credential(name, admin, password_hash)
+}
+
+func newPasswords(users []config.AdminUser) (*passwords, error) {
+	p := &passwords{byName: map[string]password{}}
+	for i, u := range users {
+		sec, err := auth.ParseSecret(u.PasswordHash)
+		if err != nil {
+			return nil, fmt.Errorf("admin.users[%d].password_hash: %w", i, err)
+		}
+		p.byName[u.Name] = password{secret: sec, credential: api.Credential(u.Name, config.ScopeAdmin, u.PasswordHash)}
+		if p.dummy == nil {
+			p.dummy = sec
+		}
+	}
+	return p, nil
+}
+
 // issued is a private key handed out once, kept briefly in memory so that
 // the packet can include it. A generated password is not: packets never
 // hold one.
@@ -109,23 +137,18 @@ type issued struct {
 
 // New builds the console.
 func New(o Options) (*Server, error) {
-	s := &Server{o: o, mux: http.NewServeMux(), users: map[string]*auth.Secret{}, sessions: map[string]*session{},
+	s := &Server{o: o, mux: http.NewServeMux(), sessions: map[string]*session{},
 		checks: make(chan struct{}, maxPasswordChecks)}
 	s.log = o.Log
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("component", "console")
-	for i, u := range o.Users {
-		sec, err := auth.ParseSecret(u.PasswordHash)
-		if err != nil {
-			return nil, fmt.Errorf("admin.users[%d].password_hash: %w", i, err)
-		}
-		s.users[u.Name] = sec
-		if s.dummy == nil {
-			s.dummy = sec
-		}
+	users, err := newPasswords(o.Users)
+	if err != nil {
+		return nil, err
 	}
+	s.users.Store(users)
 	if err := s.parsePages(); err != nil {
 		return nil, err
 	}
@@ -187,13 +210,49 @@ func (s *Server) session(r *http.Request) *session {
 	return ss
 }
 
+// SetUsers puts users (admin.users, as a reload read them) in force and
+// ends every console session whose access is gone or changed: its
+// admin.users entry or API key removed, or its password hash, key hash or
+// scope changed. Call it after the API's SetKeys, whose keys it consults.
+// It returns how many sessions it ended.
+func (s *Server) SetUsers(users []config.AdminUser) (int, error) {
+	p, err := newPasswords(users)
+	if err != nil {
+		return 0, err
+	}
+	s.users.Store(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ended := 0
+	for id, ss := range s.sessions {
+		if !s.current(ss.admin) {
+			delete(s.sessions, id)
+			ended++
+			s.log.Info("logout", "admin", ss.admin.Name, "reason", "access changed by a reload")
+		}
+	}
+	return ended, nil
+}
+
+// current reports whether a still holds the access it logged in with.
+func (s *Server) current(a api.Admin) bool {
+	if u, ok := s.users.Load().byName[a.Name]; ok && u.credential == a.Credential {
+		return true
+	}
+	return s.o.API != nil && s.o.API.Current(a)
+}
+
 // newSession logs a in, dropping expired sessions and, past
-// maxSessions, the oldest.
+// maxSessions, the oldest. It returns nil when a's access changed while
+// it logged in (a reload between its check and now).
 func (s *Server) newSession(a api.Admin) *session {
 	now := time.Now()
 	ss := &session{id: randomToken(), admin: a, csrf: randomToken(), started: now, seen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.current(a) {
+		return nil
+	}
 	var oldest *session
 	for id, o := range s.sessions {
 		if now.Sub(o.seen) > idle || now.Sub(o.started) > lifetime {
@@ -262,24 +321,29 @@ func sameToken(got, want string) bool {
 }
 
 // checkPassword verifies name's password under the maxPasswordChecks
-// bound; an unknown name costs a verification too.
-func (s *Server) checkPassword(ctx context.Context, name, password string) (bool, error) {
+// bound, returning the credential it matched ("" for a wrong name or
+// password); an unknown name costs a verification too.
+func (s *Server) checkPassword(ctx context.Context, name, password string) (credential string, err error) {
 	wait := time.NewTimer(hashWait)
 	defer wait.Stop()
 	select {
 	case s.checks <- struct{}{}:
 	case <-wait.C:
-		return false, errors.New("too many logins at once; try again")
+		return "", errors.New("too many logins at once; try again")
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return "", ctx.Err()
 	}
 	defer func() { <-s.checks }()
-	sec, ok := s.users[name]
+	users := s.users.Load()
+	u, ok := users.byName[name]
 	if !ok {
-		if s.dummy != nil {
-			s.dummy.Verify(password)
+		if users.dummy != nil {
+			users.dummy.Verify(password)
 		}
-		return false, nil
+		return "", nil
 	}
-	return sec.Verify(password), nil
+	if !u.secret.Verify(password) {
+		return "", nil
+	}
+	return u.credential, nil
 }

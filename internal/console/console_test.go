@@ -29,6 +29,12 @@ func newTestServer(t *testing.T) *Server {
 	return s
 }
 
+// ops is the test server's admin.users entry "ops", logged in.
+func ops(s *Server) api.Admin {
+	return api.Admin{Name: "ops", Scope: config.ScopeAdmin, Addr: netip.MustParseAddr("127.0.0.1"),
+		Credential: s.users.Load().byName["ops"].credential}
+}
+
 // serve runs one request through the console, with cookie as the
 // session (""; none).
 func serve(s *Server, method, target, cookie string, form url.Values) *httptest.ResponseRecorder {
@@ -54,7 +60,7 @@ func TestSessionExpiry(t *testing.T) {
 			w := serve(s, "GET", "/", id, nil)
 			return w.Code == http.StatusSeeOther && w.Header().Get("Location") == "/partners"
 		}
-		a := api.Admin{Name: "ops", Scope: config.ScopeAdmin, Addr: netip.MustParseAddr("127.0.0.1")}
+		a := ops(s)
 
 		idleOne := s.newSession(a)
 		busy := s.newSession(a)
@@ -82,7 +88,7 @@ func TestSessionExpiry(t *testing.T) {
 
 func TestSessionBound(t *testing.T) {
 	s := newTestServer(t)
-	a := api.Admin{Name: "ops", Scope: config.ScopeAdmin}
+	a := ops(s)
 	first := s.newSession(a)
 	for range maxSessions + 10 {
 		s.newSession(a)

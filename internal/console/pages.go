@@ -164,12 +164,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	default:
-		ok, err := s.checkPassword(r.Context(), name, password)
+		cred, err := s.checkPassword(r.Context(), name, password)
 		if err != nil {
 			s.showLogin(w, r, http.StatusServiceUnavailable, err.Error())
 			return
 		}
-		if !ok || name == "" {
+		if cred == "" || name == "" {
 			if s.o.Defender != nil {
 				s.o.Defender.LoginFailed(addr)
 			}
@@ -177,9 +177,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			s.showLogin(w, r, http.StatusUnauthorized, "Wrong name or password.")
 			return
 		}
-		a = api.Admin{Name: name, Scope: config.ScopeAdmin, Addr: addr}
+		a = api.Admin{Name: name, Scope: config.ScopeAdmin, Addr: addr, Credential: cred}
 	}
 	ss := s.newSession(a)
+	if ss == nil {
+		s.showLogin(w, r, http.StatusUnauthorized, "Your access was changed while you logged in; log in again.")
+		return
+	}
 	s.log.Info("login", "remote", addr.String(), "admin", a.Name, "scope", a.Scope, "outcome", "ok")
 	http.SetCookie(w, s.cookie(r, loginCookie, "", -1))
 	http.SetCookie(w, s.cookie(r, sessionCookie, ss.id, int(lifetime/time.Second)))
