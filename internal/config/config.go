@@ -34,6 +34,12 @@ type Config struct {
 // changes one keeps the value in force and logs its key as needing a
 // restart (see Changed). A new key belongs here unless the code that uses
 // it reads the config in force again on every use.
+//
+// One exception, for keys the schema nests in a restart-only mapping: a
+// field tagged `reload:"live"` is applied by a reload all the same
+// (Reloaded). admin.users and admin.api_keys are such: they sit under
+// admin beside its listener, and the API and console take a new version
+// while they serve.
 type Restart struct {
 	StateDir      string        `yaml:"state_dir"`
 	Log           Log           `yaml:"log"`

@@ -51,8 +51,9 @@ type Admin struct {
 	// self-signed one in state_dir (or the fleet's), as FTPS would.
 	TLS bool `yaml:"tls"`
 	// Users, APIKeys and RecentEvents are the admin API's (admin_access.go).
-	Users        []AdminUser `yaml:"users"`
-	APIKeys      []APIKey    `yaml:"api_keys"`
+	// A reload applies Users and APIKeys (reload:"live", see Restart).
+	Users        []AdminUser `yaml:"users" reload:"live"`
+	APIKeys      []APIKey    `yaml:"api_keys" reload:"live"`
 	RecentEvents int         `yaml:"recent_events"`
 }
 

@@ -11,10 +11,40 @@ import "reflect"
 // What the file says is compared, not how it was read: fields that are not
 // YAML keys (line numbers) are skipped, and an empty list equals an absent
 // one, which every restart-only list reads the same way.
+//
+// Fields tagged `reload:"live"` are not compared: a reload applies them.
 func (r *Restart) Changed(next *Restart) []string {
 	var keys []string
 	changedKeys(reflect.ValueOf(r).Elem(), reflect.ValueOf(next).Elem(), "", &keys)
 	return keys
+}
+
+// Reloaded is what a reload puts in force when r is in force and next was
+// read: r, with next's values of the fields tagged `reload:"live"`. The
+// keys of the other fields that differ (Changed) need a restart.
+func (r *Restart) Reloaded(next *Restart) (Restart, []string) {
+	out := *r
+	copyLive(reflect.ValueOf(&out).Elem(), reflect.ValueOf(next).Elem())
+	return out, r.Changed(next)
+}
+
+// appliedLive reports whether a reload applies f although it sits in
+// Restart.
+func appliedLive(f reflect.StructField) bool { return f.Tag.Get("reload") == "live" }
+
+// copyLive sets each field of dst tagged `reload:"live"`, at any depth of
+// structs, to src's.
+func copyLive(dst, src reflect.Value) {
+	for i := range dst.NumField() {
+		f := dst.Type().Field(i)
+		switch {
+		case !f.IsExported():
+		case appliedLive(f):
+			dst.Field(i).Set(src.Field(i))
+		case f.Type.Kind() == reflect.Struct:
+			copyLive(dst.Field(i), src.Field(i))
+		}
+	}
 }
 
 // changedKeys appends to keys the path of each leaf of the struct values a
@@ -27,8 +57,9 @@ func changedKeys(a, b reflect.Value, path string, keys *[]string) {
 		return
 	}
 	for i := range a.NumField() {
-		name, inline, ok := yamlKey(a.Type().Field(i))
-		if !ok {
+		f := a.Type().Field(i)
+		name, inline, ok := yamlKey(f)
+		if !ok || appliedLive(f) {
 			continue
 		}
 		sub := path

@@ -102,7 +102,7 @@ func TestGroupsInline(t *testing.T) {
 }
 
 // leaves lists the path of every leaf setting under v (a struct), as
-// Changed names them.
+// Changed names them: those a reload applies (reload:"live") left out.
 func leaves(v reflect.Value, path string, out map[string]reflect.Value) {
 	if v.Kind() != reflect.Struct {
 		out[path] = v
@@ -111,7 +111,7 @@ func leaves(v reflect.Value, path string, out map[string]reflect.Value) {
 	for i := range v.NumField() {
 		name, inline, ok := yamlKey(v.Type().Field(i))
 		switch {
-		case !ok:
+		case !ok, appliedLive(v.Type().Field(i)):
 		case inline:
 			leaves(v.Field(i), path, out)
 		default:
@@ -159,7 +159,7 @@ func TestChangedEveryKey(t *testing.T) {
 			t.Errorf("no restart-only key %q among %q", k, slices.Sorted(maps.Keys(all)))
 		}
 	}
-	for _, k := range []string{"shutdown_grace", "users", "users_dir"} {
+	for _, k := range []string{"shutdown_grace", "users", "users_dir", "admin.users", "admin.api_keys"} {
 		if _, ok := all[k]; ok {
 			t.Errorf("live key %q among the restart-only ones", k)
 		}
@@ -214,5 +214,37 @@ sftp: {listen: "127.0.0.1:1", host_keys: []}
 	cb.Hooks[0].Webhook.URL = "http://127.0.0.1:10/"
 	if got := ca.Restart.Changed(&cb.Restart); !slices.Equal(got, []string{"hooks"}) {
 		t.Errorf("a hook's URL changed: %q", got)
+	}
+}
+
+// admin.users and admin.api_keys sit under admin, a restart-only
+// mapping, yet a reload applies them: Reloaded takes them from the new
+// config, Changed does not report them, and the rest of admin (its
+// listener) still needs a restart.
+func TestReloadedAppliesLiveFields(t *testing.T) {
+	cur, next := Default(), Default()
+	cur.Admin.Listen = "127.0.0.1:9100"
+	cur.Admin.APIKeys = []APIKey{{Name: "ci", KeyHash: "h1", Scope: ScopeRead}}
+	cur.Admin.Users = []AdminUser{{Name: "ops", PasswordHash: "p1"}}
+	next.Admin.Listen = "127.0.0.1:9200"
+	next.Admin.APIKeys = []APIKey{{Name: "ci", KeyHash: "h2", Scope: ScopeAdmin}}
+	next.Admin.Users = nil
+	got, restart := cur.Restart.Reloaded(&next.Restart)
+	if !slices.Equal(restart, []string{"admin.listen"}) {
+		t.Errorf("restart keys %q, want [admin.listen]", restart)
+	}
+	if got.Admin.Listen != "127.0.0.1:9100" {
+		t.Errorf("admin.listen %q: a reload must keep the one in force", got.Admin.Listen)
+	}
+	if !reflect.DeepEqual(got.Admin.APIKeys, next.Admin.APIKeys) || got.Admin.Users != nil {
+		t.Errorf("admin access after Reloaded: keys %+v, users %+v; want the new config's", got.Admin.APIKeys, got.Admin.Users)
+	}
+	if cur.Admin.APIKeys[0].KeyHash != "h1" {
+		t.Error("Reloaded changed the config in force")
+	}
+	// Only live fields differ: nothing needs a restart.
+	next.Admin.Listen = cur.Admin.Listen
+	if _, restart := cur.Restart.Reloaded(&next.Restart); len(restart) != 0 {
+		t.Errorf("restart keys %q for a change of admin access alone", restart)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/api"
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/console"
 	"github.com/wharf-sftp/wharf/internal/events"
 	"github.com/wharf-sftp/wharf/internal/fleet"
 	"github.com/wharf-sftp/wharf/internal/ftpd"
@@ -100,6 +101,8 @@ type Daemon struct {
 
 	admin   *admin.Server
 	adminLn net.Listener
+	api     *api.Server     // nil without admin.listen
+	console *console.Server // nil without admin.listen
 	// probe reads state_url's folder for /readyz; nil without state_url.
 	probe *s3store.Objects
 	rl    reloader     // hot reload: the config in force (reload.go)
@@ -496,6 +499,7 @@ func (d *Daemon) setupAdmin() error {
 	if err != nil {
 		return fmt.Errorf("admin console: %w", err)
 	}
+	d.api, d.console = apiServer, con
 	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof, API: apiServer, Console: con}, d.ready, d.log)
 	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin listener: %w", err)

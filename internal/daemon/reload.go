@@ -210,7 +210,8 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 	}
 
 	log := d.log.With("component", "reload")
-	next, restart := liveConfig(r.cur, cfg)
+	cur := r.cur
+	next, restart := liveConfig(cur, cfg)
 	if len(restart) > 0 {
 		log.Warn("restart needed to apply", "fields", restart, "trigger", trigger)
 	}
@@ -224,6 +225,7 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 	for _, c := range changes {
 		logChange(log, c)
 	}
+	d.reloadAdminAccess(log, cur.Admin, next.Admin)
 	closed, updated := d.sessions.Reconcile(keepDoctor(dir.Recheck))
 	log.Info("config reloaded", "trigger", trigger, "users", dir.Len(), "changed_users", len(changes),
 		"sessions_closed", closed, "sessions_updated", updated)
@@ -232,12 +234,33 @@ func (d *Daemon) reload(trigger string) (reloadResult, time.Time, error) {
 
 // liveConfig returns the config to put in force after next was loaded
 // while cur was: next's Live settings with cur's Restart ones, which only a
-// restart applies; restart names the keys of those that differ. The types
-// decide which is which (config.Restart, config.Live), not a list here.
+// restart applies, but for those tagged reload:"live"; restart names the
+// keys of those that differ. The types decide which is which
+// (config.Restart, config.Live), not a list here.
 func liveConfig(cur, next *config.Config) (live *config.Config, restart []string) {
 	c := *next
-	c.Restart = cur.Restart
-	return &c, cur.Restart.Changed(&next.Restart)
+	c.Restart, restart = cur.Restart.Reloaded(&next.Restart)
+	return &c, restart
+}
+
+// reloadAdminAccess puts a reload's admin.api_keys and admin.users in
+// force in the API and the console, when they changed: the next request
+// is checked against them, and console sessions whose access went or
+// changed end. Their hashes were parsed by Check already.
+func (d *Daemon) reloadAdminAccess(log *slog.Logger, cur, next config.Admin) {
+	if d.api == nil || (slices.Equal(cur.APIKeys, next.APIKeys) && slices.Equal(cur.Users, next.Users)) {
+		return
+	}
+	if err := d.api.SetKeys(next.APIKeys); err != nil {
+		log.Error("admin api keys not reloaded", "err", err)
+		return
+	}
+	ended, err := d.console.SetUsers(next.Users)
+	if err != nil {
+		log.Error("admin users not reloaded", "err", err)
+		return
+	}
+	log.Info("admin access reloaded", "api_keys", len(next.APIKeys), "admin_users", len(next.Users), "console_sessions_ended", ended)
 }
 
 // logChange logs one user's change. Keys appear as fingerprints, the

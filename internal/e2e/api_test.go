@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +94,114 @@ func TestAPIPartnerSFTP(t *testing.T) {
 		t.Errorf("curl with a wrong key: %v; want HTTP 401 (curl exit 22)", err)
 	}
 	curlOK(t, "-H", "Authorization: Bearer "+token, base+"/health")
+}
+
+// TestAPIKeyRevokedLive: an operator rotates a leaked API key and a console
+// password by editing admin.api_keys and admin.users in the config file, as
+// for a partner. The running daemon refuses the old key and takes the new
+// one within a reload, and ends the console session logged in with the old
+// password while another admin's stays, all without a restart: a partner's
+// open sftp session stays up, and the reload names nothing as needing a
+// restart.
+func TestAPIKeyRevokedLive(t *testing.T) {
+	requireClient(t, "curl")
+	carol := newUser(t, "carol")
+	oldKey := "wk-" + strings.TrimPrefix(newUser(t, "old").Password, "pw-")
+	newKey := "wk-" + strings.TrimPrefix(newUser(t, "new").Password, "pw-")
+	oldHash, newHash := hashPassword(t, oldKey), hashPassword(t, newKey)
+	ops, dev := newUser(t, "ops"), newUser(t, "dev")
+	opsHash, devHash := hashPassword(t, ops.Password), hashPassword(t, dev.Password)
+	extra := fmt.Sprintf("admin:\n  listen: \"127.0.0.1:0\"\n  api_keys:\n    - {name: deploy, key_hash: %q, scope: admin}\n"+
+		"  users:\n    - {name: ops, password_hash: %q}\n    - {name: dev, password_hash: %q}\n", oldHash, opsHash, devHash)
+	d := startDaemon(t, daemonOpts{Users: []*testUser{carol}, Extra: extra})
+	d.ForbidInLogs(oldKey)
+	d.ForbidInLogs(newKey)
+	admin := d.WaitLog(t, logMatch("msg", "listening", "proto", "http"), startTimeout)
+	console := fmt.Sprintf("http://%s", admin["addr"])
+	partners := console + "/api/v1/partners"
+	opsJar, devJar := consoleLogin(t, console, ops), consoleLogin(t, console, dev)
+	status := func(key string) string {
+		out, _, err := curlRun(t, "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer "+key, partners)
+		if c := exitCode(err); c != 0 && c != 22 { // 22: an HTTP error status (the harness's --fail)
+			t.Fatalf("curl: %v", err)
+		}
+		return out
+	}
+	if got := status(oldKey); got != "200" {
+		t.Fatalf("the key in the config: HTTP %s", got)
+	}
+	s := openLiveSFTP(t, d, carol)
+
+	data, err := os.ReadFile(d.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), oldHash) {
+		t.Fatal("the config does not hold the key's hash")
+	}
+	mark := d.LogMark()
+	tmp := d.ConfigPath + ".tmp"
+	edited := strings.Replace(string(data), oldHash, newHash, 1)
+	edited = strings.Replace(edited, opsHash, hashPassword(t, ops.Password+"-2"), 1)
+	if err := os.WriteFile(tmp, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, d.ConfigPath); err != nil {
+		t.Fatal(err)
+	}
+	d.WaitLogSince(t, mark, logMatch("msg", "admin access reloaded", "api_keys", float64(1), "console_sessions_ended", float64(1)), 15*time.Second)
+	if got := status(oldKey); got != "401" {
+		t.Errorf("the revoked key after the reload: HTTP %s, want 401", got)
+	}
+	if got := status(newKey); got != "200" {
+		t.Errorf("the new key: HTTP %s, want 200", got)
+	}
+	if consoleLoggedIn(t, console, opsJar) {
+		t.Error("ops's console session survived the change of ops's password")
+	}
+	if !consoleLoggedIn(t, console, devJar) {
+		t.Error("dev's console session ended, and dev's password did not change")
+	}
+	if !s.open() {
+		t.Error("carol's sftp session ended when the API key changed")
+	}
+	for _, l := range d.logsSince(mark) {
+		if l["msg"] == "restart needed to apply" {
+			t.Errorf("the reload asks for a restart: %v", l)
+		}
+	}
+}
+
+// consoleLogin logs u in to the web console at base with curl, as a
+// browser does (the login form's CSRF token, then the form), and returns
+// the cookie jar that holds the session.
+func consoleLogin(t *testing.T, base string, u *testUser) (jar string) {
+	t.Helper()
+	jar = filepath.Join(t.TempDir(), "cookies")
+	page := curlOK(t, "-c", jar, base+"/login")
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in the login page:\n%s", page)
+	}
+	curlOK(t, "-b", jar, "-c", jar, "-o", "/dev/null", "--data-urlencode", "csrf="+m[1],
+		"--data-urlencode", "name="+u.Name, "--data-urlencode", "password="+u.Password, base+"/login")
+	if !consoleLoggedIn(t, base, jar) {
+		t.Fatalf("%s is not logged in to the console", u.Name)
+	}
+	return jar
+}
+
+// consoleLoggedIn reports whether the session in jar still opens the
+// partners page (a logged-out one is sent to /login).
+func consoleLoggedIn(t *testing.T, base, jar string) bool {
+	t.Helper()
+	out := curlOK(t, "-b", jar, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", base+"/partners")
+	switch {
+	case out == "200 ":
+		return true
+	case strings.HasPrefix(out, "303 ") && strings.HasSuffix(out, "/login"):
+		return false
+	}
+	t.Fatalf("console /partners: %q", out)
+	return false
 }
