@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,12 +104,40 @@ func (s *Server) partner(u config.User) Partner {
 	return p
 }
 
-// PartnerList is the body of listPartners.
+// PartnerList is the body of listPartners: one page of the partners
+// that match, in the config's order.
 type PartnerList struct {
 	Partners []Partner `json:"partners"`
+	// Total is how many partners match, on every page.
+	Total int `json:"total"`
+	// NextOffset is the offset of the next page; absent on the last.
+	NextOffset *int `json:"next_offset,omitempty"`
 }
 
+// Pages of listPartners: a page is bounded, so that a service with tens of
+// thousands of partners answers each request in bounded memory and time.
+const (
+	defaultPartnerPage = 1000
+	maxPartnerPage     = 1000
+)
+
 func (s *Server) listPartners(_ http.ResponseWriter, r *http.Request, _ *caller) (int, any, error) {
+	qv := r.URL.Query()
+	limit, offset := defaultPartnerPage, 0
+	if v := qv.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPartnerPage {
+			return 0, nil, badRequest("limit", "limit: want a number from 1 to %d", maxPartnerPage)
+		}
+		limit = n
+	}
+	if v := qv.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, nil, badRequest("offset", "offset: want a number from 0 (the first partner)")
+		}
+		offset = n
+	}
 	ed, err := s.editor()
 	if err != nil {
 		return 0, nil, err
@@ -117,12 +146,19 @@ func (s *Server) listPartners(_ http.ResponseWriter, r *http.Request, _ *caller)
 	if err != nil {
 		return 0, nil, err
 	}
-	out := PartnerList{Partners: make([]Partner, 0, len(users))}
-	q := strings.ToLower(r.URL.Query().Get("q"))
+	q := strings.ToLower(qv.Get("q"))
+	out := PartnerList{Partners: []Partner{}}
 	for _, u := range users {
-		if q == "" || strings.Contains(strings.ToLower(u.Name), q) {
+		if q != "" && !strings.Contains(strings.ToLower(u.Name), q) {
+			continue
+		}
+		if out.Total >= offset && len(out.Partners) < limit {
 			out.Partners = append(out.Partners, s.partner(u))
 		}
+		out.Total++
+	}
+	if next := offset + len(out.Partners); next < out.Total && len(out.Partners) > 0 {
+		out.NextOffset = &next
 	}
 	return http.StatusOK, out, nil
 }

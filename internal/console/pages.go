@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -200,16 +201,41 @@ type partnersData struct {
 	Q        string
 	Host     string
 	Partners []api.Partner
+	// The page: partners From to To of Total; Prev and Next are the
+	// links to the pages around it ("": none).
+	From, To, Total int
+	Prev, Next      string
 }
+
+// partnersPage is how many partners the partners page shows at once.
+const partnersPage = 100
 
 func (s *Server) partners(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := s.pageFor(r, ss, "partners", "Partners")
 	q := r.URL.Query().Get("q")
+	offset, err := strconv.Atoi(r.URL.Query().Get("offset"))
+	if err != nil || offset < 0 {
+		offset = 0
+	}
 	var list api.PartnerList
-	if err := s.o.API.Do(r.Context(), ss.admin, "GET", "/api/v1/partners?q="+url.QueryEscape(q), nil, &list); err != nil {
+	v := url.Values{"q": {q}, "limit": {strconv.Itoa(partnersPage)}, "offset": {strconv.Itoa(offset)}}
+	if err := s.o.API.Do(r.Context(), ss.admin, "GET", "/api/v1/partners?"+v.Encode(), nil, &list); err != nil {
 		p.Error = apiErr(err)
 	}
-	p.Data = partnersData{Q: q, Host: hostOf(r), Partners: list.Partners}
+	d := partnersData{Q: q, Host: hostOf(r), Partners: list.Partners, Total: list.Total}
+	if len(list.Partners) > 0 {
+		d.From, d.To = offset+1, offset+len(list.Partners)
+	}
+	link := func(at int) string {
+		return "/partners?" + url.Values{"q": {q}, "offset": {strconv.Itoa(at)}}.Encode()
+	}
+	if offset > 0 {
+		d.Prev = link(max(0, min(offset, list.Total)-partnersPage))
+	}
+	if list.NextOffset != nil {
+		d.Next = link(*list.NextOffset)
+	}
+	p.Data = d
 	s.render(w, http.StatusOK, "partners", p)
 }
 

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -242,6 +243,65 @@ func TestAPI(t *testing.T) {
 		}
 		if !slices.Equal(fields, []string{"name", "home", "permissions[0]"}) {
 			t.Errorf("details %+v", er.Details)
+		}
+	})
+
+	t.Run("pages", func(t *testing.T) {
+		var all struct {
+			Partners   []partner
+			Total      int
+			NextOffset *int `json:"next_offset"`
+		}
+		e.call(t, req{op: "listPartners", auth: e.readKey}).decode(t, &all)
+		if len(all.Partners) < 3 || all.Total != len(all.Partners) || all.NextOffset != nil {
+			t.Fatalf("the whole list: %d partners, total %d, next_offset %v", len(all.Partners), all.Total, all.NextOffset)
+		}
+		// Walked a partner a page, the pages are the list, in its order.
+		var names []string
+		for offset, pages := 0, 0; ; pages++ {
+			if pages > all.Total {
+				t.Fatal("the pages do not end")
+			}
+			var page struct {
+				Partners   []partner
+				Total      int
+				NextOffset *int `json:"next_offset"`
+			}
+			r := e.call(t, req{op: "listPartners", auth: e.readKey, query: url.Values{"limit": {"1"}, "offset": {strconv.Itoa(offset)}}})
+			r.want(t, http.StatusOK)
+			r.decode(t, &page)
+			if len(page.Partners) != 1 || page.Total != all.Total {
+				t.Fatalf("page at %d: %d partners, total %d", offset, len(page.Partners), page.Total)
+			}
+			names = append(names, page.Partners[0].Name)
+			if page.NextOffset == nil {
+				break
+			}
+			offset = *page.NextOffset
+		}
+		var want []string
+		for _, p := range all.Partners {
+			want = append(want, p.Name)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("paged %q, listed %q", names, want)
+		}
+		// Past the end: an empty page that still counts them; q counts its matches.
+		var past struct {
+			Partners []partner
+			Total    int
+		}
+		e.call(t, req{op: "listPartners", auth: e.readKey, query: url.Values{"offset": {strconv.Itoa(all.Total)}}}).decode(t, &past)
+		if len(past.Partners) != 0 || past.Total != all.Total {
+			t.Errorf("past the end: %+v", past)
+		}
+		e.call(t, req{op: "listPartners", auth: e.readKey, query: url.Values{"q": {"alic"}, "limit": {"5"}}}).decode(t, &past)
+		if len(past.Partners) != 1 || past.Total != 1 {
+			t.Errorf("q=alic: %d partners, total %d", len(past.Partners), past.Total)
+		}
+		for _, tt := range []struct{ param, value string }{{"limit", "0"}, {"limit", "1001"}, {"limit", "ten"}, {"offset", "-1"}, {"offset", "1e3"}} {
+			r := e.call(t, req{op: "listPartners", auth: e.readKey, query: url.Values{tt.param: {tt.value}}})
+			r.wantErr(t, http.StatusBadRequest, "bad_request", tt.param, tt.param+": want a number from ")
 		}
 	})
 

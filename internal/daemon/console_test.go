@@ -5,12 +5,15 @@ package daemon_test
 
 import (
 	"archive/zip"
+	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,4 +288,81 @@ func flashOf(page string) string {
 		return m[1]
 	}
 	return ""
+}
+
+// TestConsolePartnerPages: 250 partners show 100 at a time, with links
+// that walk every partner once, in the config's order, and keep the
+// search.
+func TestConsolePartnerPages(t *testing.T) {
+	k := newKey(t)
+	var users []fileUser
+	for i := range 250 {
+		users = append(users, keyUser(fmt.Sprintf("p%03d", i), k))
+	}
+	e := newAPIEnv(t, users...)
+	c := newConsoleClient(t, e.base, "")
+	if got := c.login("ops", "console"); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	row := regexp.MustCompile(`<tr data-partner="([^"]+)">`)
+	link := func(body, id string) string {
+		m := regexp.MustCompile(`href="([^"]+)" id="` + id + `"`).FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	var seen []string
+	var firstPage string
+	page := "/partners"
+	for n := 0; page != ""; n++ {
+		if n > 3 {
+			t.Fatal("more than 3 pages for 250 partners")
+		}
+		resp, body := c.get(page)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", page, resp.StatusCode)
+		}
+		rows := row.FindAllStringSubmatch(body, -1)
+		from, to := len(seen)+1, len(seen)+len(rows)
+		if want := min(100, 250-len(seen)); len(rows) != want {
+			t.Fatalf("GET %s: %d partners, want %d", page, len(rows), want)
+		}
+		if want := fmt.Sprintf("Partners %d–%d of 250", from, to); !strings.Contains(body, want) {
+			t.Errorf("GET %s: no %q", page, want)
+		}
+		if prev := link(body, "prev"); (n == 0) != (prev == "") {
+			t.Errorf("page %d: previous link %q", n+1, prev)
+		} else if n == 1 && prev != firstPage {
+			t.Errorf("page 2: previous link %q, want %q", prev, firstPage)
+		}
+		for _, r := range rows {
+			seen = append(seen, r[1])
+		}
+		if n == 0 {
+			firstPage = "/partners?offset=0&q="
+		}
+		page = link(body, "next")
+	}
+	var want []string
+	for _, u := range users {
+		want = append(want, u.Name)
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("the pages showed %d partners, not the config's %d in order", len(seen), len(want))
+	}
+	// A search pages its own matches: p1xx are 100, one page, no links.
+	_, body := c.get("/partners?q=p1")
+	if n := len(row.FindAllString(body, -1)); n != 100 || strings.Contains(body, `id="next"`) || strings.Contains(body, `id="pager"`) {
+		t.Errorf("q=p1: %d partners, pager shown: %v", n, strings.Contains(body, `id="pager"`))
+	}
+	_, body = c.get("/partners?q=p0&offset=50")
+	if n := len(row.FindAllString(body, -1)); n != 50 || link(body, "prev") != "/partners?offset=0&q=p0" || link(body, "next") != "" {
+		t.Errorf("q=p0 from 50: %d partners, previous %q, next %q", n, link(body, "prev"), link(body, "next"))
+	}
+	for _, bad := range []string{"/partners?offset=-5", "/partners?offset=x"} {
+		if resp, body := c.get(bad); resp.StatusCode != http.StatusOK || len(row.FindAllString(body, -1)) != 100 {
+			t.Errorf("GET %s: %d, want the first page", bad, resp.StatusCode)
+		}
+	}
 }
