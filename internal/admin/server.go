@@ -2,15 +2,17 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wharf-sftp/wharf/internal/auth"
 )
 
 // Server serves /metrics, /healthz, /readyz and, given one, the admin API
@@ -22,9 +24,10 @@ type Server struct {
 
 // Options are the admin listener's settings.
 type Options struct {
-	// Token, when not empty, is required as a bearer token on everything
-	// but /healthz.
-	Token string
+	// Token, when it holds one, is required as a bearer token on
+	// everything but /healthz; it may change while the server runs (nil:
+	// none).
+	Token *auth.Token
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
 	// API, when not nil, serves /api/ (package api), which authenticates
@@ -84,14 +87,16 @@ func longWrite(next http.Handler) http.Handler {
 	})
 }
 
-// bearer requires "Authorization: Bearer <token>" when token is set.
-func bearer(token string, next http.Handler) http.Handler {
-	if token == "" {
+// bearer requires "Authorization: Bearer <token>" when token holds one
+// at start (admin.token_file is set, and may change only to another
+// token), checked against the token in force at each request.
+func bearer(token *auth.Token, next http.Handler) http.Handler {
+	if token.Get() == "" {
 		return next
 	}
-	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		presented, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !token.Matches(presented) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wharf"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return

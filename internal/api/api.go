@@ -15,7 +15,6 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -73,9 +72,10 @@ type Defender interface {
 
 // Options are what New needs.
 type Options struct {
-	// Token is admin.token_file's bearer token ("": none). Its bearer may
-	// do everything, and is named config.TokenAdmin in events.
-	Token string
+	// Token is admin.token_file's bearer token (nil or empty: none), which
+	// may change while the API serves. Its bearer may do everything, and
+	// is named config.TokenAdmin in events.
+	Token *auth.Token
 	// Keys are admin.api_keys; their hashes were checked by daemon.Check.
 	// SetKeys replaces them while the API serves (a reload).
 	Keys    []config.APIKey
@@ -315,7 +315,7 @@ func (f file) write(w http.ResponseWriter, status int) {
 // authenticate finds who presents the request's bearer token.
 func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
 	c := &caller{addr: remoteAddr(r)}
-	if s.o.Token == "" && len(s.keys.Load().keys) == 0 {
+	if s.o.Token.Get() == "" && len(s.keys.Load().keys) == 0 {
 		return nil, unauthorized("the admin API needs admin.token_file or admin.api_keys in the config")
 	}
 	if s.o.Defender != nil && s.o.Defender.Banned(c.addr) {
@@ -325,7 +325,7 @@ func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
 	if !ok || token == "" {
 		return nil, unauthorized("missing bearer token: send Authorization: Bearer <admin token or API key>")
 	}
-	if s.o.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.o.Token)) == 1 {
+	if s.o.Token.Matches(token) {
 		c.name, c.scope = config.TokenAdmin, config.ScopeAdmin
 		return c, nil
 	}

@@ -49,7 +49,7 @@ func (d *Daemon) eventSink() events.Sink {
 }
 
 // newAPI builds the API served under /api/ on the admin listener.
-func (d *Daemon) newAPI(token string) (*api.Server, error) {
+func (d *Daemon) newAPI(token *auth.Token) (*api.Server, error) {
 	return api.New(api.Options{
 		Token:    token,
 		Keys:     d.cfg.Admin.APIKeys,

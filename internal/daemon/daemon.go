@@ -101,8 +101,12 @@ type Daemon struct {
 
 	admin   *admin.Server
 	adminLn net.Listener
-	api     *api.Server     // nil without admin.listen
-	console *console.Server // nil without admin.listen
+	api     *api.Server // nil without admin.listen
+	token   *auth.Token // admin.token_file's, re-read by the watcher (reloadToken); nil without admin.listen
+	// tokenErr is the last failure to re-read admin.token_file, logged
+	// once until it changes (the watcher's alone).
+	tokenErr string
+	console  *console.Server // nil without admin.listen
 	// probe reads state_url's folder for /readyz; nil without state_url.
 	probe *s3store.Objects
 	rl    reloader     // hot reload: the config in force (reload.go)
@@ -474,14 +478,12 @@ func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 func (d *Daemon) setupAdmin() error {
 	var token string
 	if f := d.cfg.Admin.TokenFile; f != "" {
-		b, err := regfile.Read(f, maxTokenFile)
-		if err != nil {
-			return fmt.Errorf("admin token: %w", err)
-		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return fmt.Errorf("admin token: %s is empty", f)
+		var err error
+		if token, err = readToken(f); err != nil {
+			return err
 		}
 	}
+	d.token = auth.NewToken(token)
 	if d.cfg.StateURL != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		defer cancel()
@@ -491,7 +493,7 @@ func (d *Daemon) setupAdmin() error {
 			return fmt.Errorf("admin: state_url: %w", err)
 		}
 	}
-	apiServer, err := d.newAPI(token)
+	apiServer, err := d.newAPI(d.token)
 	if err != nil {
 		return fmt.Errorf("admin api: %w", err)
 	}
@@ -500,7 +502,7 @@ func (d *Daemon) setupAdmin() error {
 		return fmt.Errorf("admin console: %w", err)
 	}
 	d.api, d.console = apiServer, con
-	d.admin = admin.NewServer(d.metrics, admin.Options{Token: token, Pprof: d.cfg.Admin.Pprof, API: apiServer, Console: con}, d.ready, d.log)
+	d.admin = admin.NewServer(d.metrics, admin.Options{Token: d.token, Pprof: d.cfg.Admin.Pprof, API: apiServer, Console: con}, d.ready, d.log)
 	if d.adminLn, err = net.Listen("tcp", d.cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
@@ -616,3 +618,16 @@ func (d *Daemon) hookStats() map[string]admin.HookStats {
 
 // maxTokenFile bounds admin.token_file: a token is a line.
 const maxTokenFile = 64 << 10
+
+// readToken reads admin.token_file: its one line, which must not be empty.
+func readToken(file string) (string, error) {
+	b, err := regfile.Read(file, maxTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("admin token: %s is empty", file)
+	}
+	return token, nil
+}

@@ -243,6 +243,32 @@ func liveConfig(cur, next *config.Config) (live *config.Config, restart []string
 	return &c, restart
 }
 
+// reloadToken reads admin.token_file again and puts a new token in force:
+// the old one is refused from the next request. A file that cannot be
+// read, or is empty, keeps the token in force (a writer may be midway) and
+// is logged once until the failure changes. The watcher calls it on
+// SIGHUP and on each periodic re-check, so a rotated token takes effect
+// within reloadPoll.
+func (d *Daemon) reloadToken(log *slog.Logger) {
+	f := d.cfg.Admin.TokenFile
+	if d.token == nil || f == "" {
+		return
+	}
+	token, err := readToken(f)
+	if err != nil {
+		if msg := err.Error(); msg != d.tokenErr {
+			d.tokenErr = msg
+			log.Error("admin token not reloaded; the one in force stays", "err", err)
+		}
+		return
+	}
+	d.tokenErr = ""
+	if token != d.token.Get() {
+		d.token.Set(token)
+		log.Info("admin token reloaded", "file", f)
+	}
+}
+
 // reloadAdminAccess puts a reload's admin.api_keys and admin.users in
 // force in the API and the console, when they changed: the next request
 // is checked against them, and console sessions whose access went or
@@ -437,6 +463,7 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 			if d.ub != nil {
 				d.ub.pollNow() // its changes come back through bucketChanged
 			}
+			d.reloadToken(log)
 			look(triggerSignal)
 		case <-bucketChanged:
 			// Objects are written whole: no debounce. A change of the
@@ -459,6 +486,7 @@ func (d *Daemon) watch(quit <-chan struct{}) {
 			log.Warn("config watcher", "err", err)
 			arm()
 		case <-poll.C:
+			d.reloadToken(log)
 			w.sync()
 			if d.changed() {
 				// Through the debounce, so that a file caught half written by

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -204,4 +206,90 @@ func consoleLoggedIn(t *testing.T, base, jar string) bool {
 	}
 	t.Fatalf("console /partners: %q", out)
 	return false
+}
+
+// TestAdminTokenRotated: the operator writes a new token into
+// admin.token_file. On SIGHUP, and without one within the periodic
+// re-check, the running daemon refuses the old token on /metrics and the
+// API and takes the new one; an empty file keeps the token in force and
+// says why. No token reaches the log.
+func TestAdminTokenRotated(t *testing.T) {
+	requireClient(t, "curl")
+	tokens := make([]string, 3)
+	for i := range tokens {
+		tokens[i] = "tok-" + strings.TrimPrefix(newUser(t, fmt.Sprint("t", i)).Password, "pw-")
+	}
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	write := func(content string) {
+		t.Helper()
+		tmp := tokenFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, tokenFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(tokens[0] + "\n")
+	d := startDaemon(t, daemonOpts{Extra: fmt.Sprintf("admin:\n  listen: \"127.0.0.1:0\"\n  token_file: %q\n", tokenFile)})
+	for _, tok := range tokens {
+		d.ForbidInLogs(tok)
+	}
+	admin := d.WaitLog(t, logMatch("msg", "listening", "proto", "http"), startTimeout)
+	base := fmt.Sprintf("http://%s", admin["addr"])
+	status := func(path, token string) string {
+		out, _, err := curlRun(t, "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer "+token, base+path)
+		if c := exitCode(err); c != 0 && c != 22 {
+			t.Fatalf("curl: %v", err)
+		}
+		return out
+	}
+	// only checks that good alone opens /metrics, and opens the API while
+	// the token before it does not (each wrong token there counts as a
+	// failed login in the defender: few, to stay below its threshold).
+	only := func(good string) {
+		t.Helper()
+		i := slices.Index(tokens, good)
+		for j, tok := range tokens {
+			want := "401"
+			if j == i {
+				want = "200"
+			}
+			if got := status("/metrics", tok); got != want {
+				t.Errorf("/metrics with token %d: HTTP %s, want %s", j, got, want)
+			}
+			if j == i || j == i-1 {
+				if got := status("/api/v1/health", tok); got != want {
+					t.Errorf("/api/v1/health with token %d: HTTP %s, want %s", j, got, want)
+				}
+			}
+		}
+	}
+	only(tokens[0])
+
+	mark := d.LogMark()
+	write(tokens[1] + "\n")
+	if err := d.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.WaitLogSince(t, mark, logMatch("msg", "admin token reloaded"), 10*time.Second)
+	only(tokens[1])
+
+	// An empty file (a writer midway, or a mistake) keeps the token.
+	mark = d.LogMark()
+	write("")
+	if err := d.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l := d.WaitLogSince(t, mark, logMatch("msg", "admin token not reloaded; the one in force stays"), 10*time.Second)
+	if !strings.Contains(fmt.Sprint(l["err"]), "is empty") {
+		t.Errorf("the reason: %v", l["err"])
+	}
+	only(tokens[1])
+
+	// No signal: the periodic re-check (5 s) finds the new token.
+	mark = d.LogMark()
+	write(tokens[2] + "\n")
+	d.WaitLogSince(t, mark, logMatch("msg", "admin token reloaded"), 15*time.Second)
+	only(tokens[2])
 }
