@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/configedit"
@@ -137,6 +139,12 @@ func (s *Server) apiError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: "exists", Message: msg}
 	case errors.Is(err, configedit.ErrInvalid):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: msg}
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		// The daemon may not write where the partner is kept (a file the
+		// systemd unit makes read-only, a bucket its credentials may not
+		// write): the deployment's doing, not a fault of the request.
+		return &Error{Status: http.StatusConflict, Code: "not_editable", Message: msg +
+			": the daemon may not write where this partner is kept; give it write access there, or keep partners in a users_dir it may write (under deploy/wharf.service, beneath /var/lib/wharf)"}
 	}
 	if fe := firstFieldError(err); fe != nil {
 		// The config in place, or the config the change would make, fails
