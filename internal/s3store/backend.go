@@ -119,7 +119,7 @@ func (b *Backend) Home(home string) (vfs.Store, error) {
 	if strings.HasPrefix(prefix, b.records) {
 		return nil, fmt.Errorf("s3 home %s: inside wharf's own folder %s: %w", home, recordsDir, fs.ErrInvalid)
 	}
-	s := &store{b: b, prefix: prefix}
+	s := &store{b: b, prefix: prefix, looks: newLooks()}
 	if home == "/" {
 		return s, nil
 	}

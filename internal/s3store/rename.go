@@ -24,6 +24,7 @@ import (
 // partials of uploads into a renamed folder are dropped with it: a
 // multipart upload cannot change its key.
 func (s *store) Rename(oldname, newname string) error {
+	s.looks.forget()
 	if isRoot(oldname) || isRoot(newname) {
 		return failure("rename", s.prefix, fs.ErrPermission, "the home folder")
 	}

@@ -32,6 +32,7 @@ import (
 type store struct {
 	b      *Backend
 	prefix string // the home's keys: "" or "a/b/"
+	looks  *looks // what this session's Stat calls found (looks.go)
 }
 
 var (
@@ -72,6 +73,9 @@ func (s *store) Stat(name string) (fs.FileInfo, error) {
 		return nil, err
 	}
 	fi, err := s.headFile(key)
+	if err == nil {
+		s.looks.saw(key, &fi, false, s.b.o.Now())
+	}
 	if err == nil || !notFound(err) {
 		return fi, err
 	}
@@ -79,6 +83,7 @@ func (s *store) Stat(name string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.looks.saw(key, nil, d != nil, s.b.o.Now())
 	if d == nil {
 		return nil, failure("stat", key, fs.ErrNotExist, "no object and no folder")
 	}
@@ -174,6 +179,7 @@ func (s *store) deleteKey(op, key string) error {
 // Remove deletes the file name and drops its partial (aborting its
 // multipart upload), unless an upload in progress continues that partial.
 func (s *store) Remove(name string) error {
+	s.looks.forget()
 	if isRoot(name) {
 		return failure("remove", s.prefix, syscall.EISDIR, "the home folder")
 	}
@@ -206,6 +212,7 @@ func (s *store) Remove(name string) error {
 // Mkdir writes the folder's marker. The parent must be a folder, and
 // nothing may have the name.
 func (s *store) Mkdir(name string) error {
+	s.looks.forget()
 	if isRoot(name) {
 		return failure("mkdir", s.prefix, fs.ErrExist, "the home folder")
 	}
@@ -233,6 +240,7 @@ func (s *store) Mkdir(name string) error {
 // into it (which S3 keeps outside the folder). A folder with any object
 // under it other than its marker is not empty.
 func (s *store) Rmdir(name string) error {
+	s.looks.forget()
 	if isRoot(name) {
 		return failure("rmdir", s.prefix, fs.ErrPermission, "the home folder")
 	}

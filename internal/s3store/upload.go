@@ -129,9 +129,14 @@ func (s *store) Create(name string, o vfs.CreateOptions) (vfs.Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	file, dir, err := s.kindOfName(key)
-	if err != nil {
-		return nil, err
+	// What the session's Stat just found, for an upload that starts over
+	// (looks.go); else a look now.
+	file, dir, fresh := s.looks.take(key, s.b.o.Now())
+	s.looks.forget()
+	if !fresh || o.Continue || o.MustExist {
+		if file, dir, err = s.kindOfName(key); err != nil {
+			return nil, err
+		}
 	}
 	if dir {
 		return nil, failure("create", key, syscall.EISDIR, "a folder")
