@@ -950,6 +950,7 @@ func (r *s3Runner) measureTransfers(ctx context.Context, env *s3Env, upload bool
 			fmt.Fprintln(b.progress, line)
 		}
 	}
+	r.printCeilings(what, refs)
 	return nil
 }
 
