@@ -9,10 +9,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/testcert"
 )
 
 // newRunner is a runner over cfg, its clock at now.
@@ -145,18 +144,14 @@ func TestHostKeys(t *testing.T) {
 // notAfter, and its key with keyMode.
 func writeCert(t *testing.T, dir string, notBefore, notAfter time.Time, keyMode os.FileMode) (string, string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
-		NotBefore: notBefore, NotAfter: notAfter, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	p, err := testcert.New(notBefore, notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
 	cert, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), keyMode)
-	os.Chmod(kf, keyMode)
+	if err := p.Write(cert, kf, keyMode); err != nil {
+		t.Fatal(err)
+	}
 	return cert, kf
 }
 

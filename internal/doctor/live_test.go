@@ -6,13 +6,9 @@ package doctor_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +23,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/daemon/daemontest"
 	"github.com/wharf-sftp/wharf/internal/doctor"
 	"github.com/wharf-sftp/wharf/internal/s3test"
+	"github.com/wharf-sftp/wharf/internal/testcert"
 )
 
 // startDaemon runs a daemon with SFTP, both FTPS listeners and the admin
@@ -171,16 +168,14 @@ func TestIdentityMismatch(t *testing.T) {
 	}
 	cfg.SFTP.HostKeys = []string{other}
 	// Another certificate, valid and with its key.
-	ck, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ck.PublicKey, ck)
+	pair, err := testcert.New(time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(ck)
 	cfg.FTPS.CertFile, cfg.FTPS.KeyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(cfg.FTPS.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(cfg.FTPS.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600)
+	if err := pair.Write(cfg.FTPS.CertFile, cfg.FTPS.KeyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	r := doctor.RunConfig(context.Background(), &cfg, doctor.Options{})
 	sftp := results(r, doctor.CheckSFTP)

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/testcert"
 )
 
 var now = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
@@ -122,22 +123,11 @@ func itoa(n int) string { return big.NewInt(int64(n)).String() }
 
 func selfSigned(t *testing.T, notAfter time.Time) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p, err := testcert.New(now.AddDate(-1, 0, 0), notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wharf FTPS"},
-		NotBefore: now.AddDate(-1, 0, 0), NotAfter: notAfter, DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return p.Cert
 }
 
 func build(t *testing.T, in Input) *Packet {
