@@ -19,7 +19,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/wharf-sftp/wharf/internal/daemon/daemontest"
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
 
 // listening returns the addresses of the "listening" lines in logs, by
@@ -82,7 +82,7 @@ users:
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &daemontest.SyncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		cmd := New("test")

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -17,27 +16,15 @@ import (
 
 	"github.com/wharf-sftp/wharf/internal/auth"
 	"github.com/wharf-sftp/wharf/internal/config"
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
 
 // take returns the "msg user fingerprint in" of each line logged since
 // the last call.
-func (s *syncBuffer) take(t *testing.T) []string {
+func take(t *testing.T, logs *syncbuf.Buffer) []string {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []string
-	for line := range strings.SplitSeq(strings.TrimSpace(s.b.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.Take()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -52,7 +39,6 @@ func (s *syncBuffer) take(t *testing.T) []string {
 		}
 		out = append(out, strings.Join(f, " "))
 	}
-	s.b.Reset()
 	return out
 }
 
@@ -84,7 +70,7 @@ func TestExpiryWarner(t *testing.T) {
 		}
 		var mu sync.Mutex
 		window := 14 * day
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		w := expiryWarner{
 			dir:    func() *auth.Directory { return dir },
 			window: func() time.Duration { mu.Lock(); defer mu.Unlock(); return window },
@@ -99,19 +85,19 @@ func TestExpiryWarner(t *testing.T) {
 		}()
 		synctest.Wait()
 		want := []string{"password expires soon acme 2d", "key expires soon acme " + fps[0] + " 10d"}
-		if got := logs.take(t); strings.Join(got, "|") != strings.Join(want, "|") {
+		if got := take(t, logs); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("at start:\n got %q\nwant %q", got, want)
 		}
 		// Nothing more until the day is over.
 		time.Sleep(day - time.Second)
 		synctest.Wait()
-		if got := logs.take(t); len(got) != 0 {
+		if got := take(t, logs); len(got) != 0 {
 			t.Errorf("within the first day: %q", got)
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
 		want = []string{"password expires soon acme 1d", "key expires soon acme " + fps[0] + " 9d"}
-		if got := logs.take(t); strings.Join(got, "|") != strings.Join(want, "|") {
+		if got := take(t, logs); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("a day later:\n got %q\nwant %q", got, want)
 		}
 		// Day 6: the second key is 14 days away, inside the window; the
@@ -119,7 +105,7 @@ func TestExpiryWarner(t *testing.T) {
 		time.Sleep(5 * day)
 		synctest.Wait()
 		want = []string{"key expires soon acme " + fps[0] + " 4d", "key expires soon acme " + fps[1] + " 14d"}
-		if got := logs.take(t); len(got) < 2 || strings.Join(got[len(got)-2:], "|") != strings.Join(want, "|") {
+		if got := take(t, logs); len(got) < 2 || strings.Join(got[len(got)-2:], "|") != strings.Join(want, "|") {
 			t.Errorf("day 6:\n got %q\nwant %q last", got, want)
 		}
 		// A reload's window applies to the next round; 0 silences them.
@@ -128,7 +114,7 @@ func TestExpiryWarner(t *testing.T) {
 		mu.Unlock()
 		time.Sleep(day)
 		synctest.Wait()
-		if got := logs.take(t); len(got) != 0 {
+		if got := take(t, logs); len(got) != 0 {
 			t.Errorf("with key_expiry_warning 0: %q", got)
 		}
 		close(quit)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wharf-sftp/wharf/internal/daemon/daemontest"
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
 
 // TestUploadsFsync watches the real daemon's system calls (strace) while
@@ -58,7 +58,7 @@ func traceDaemon(t *testing.T, strace string, pid int) func(home string) []strin
 	out := filepath.Join(t.TempDir(), "trace")
 	cmd := exec.Command(strace, "-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
 		"-e", "signal=none", "-o", out, "-p", strconv.Itoa(pid))
-	stderr := &daemontest.SyncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start strace: %v", err)

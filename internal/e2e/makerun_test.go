@@ -8,29 +8,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer that a process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // repoFile returns the path of a file of the repository (the module root).
 func repoFile(t *testing.T, name string) string {
@@ -118,7 +101,7 @@ func TestMakeRun(t *testing.T) {
 	cmd := exec.Command(makeBin, "run", "GO=true", "DEV_SFTP_PORT="+strconv.Itoa(newSFTP), "DEV_FTPS_PORT="+strconv.Itoa(newFTPS))
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "MAKEFLAGS=", "MAKELEVEL=")
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // make and wharf, stopped together
 	cmd.WaitDelay = 5 * time.Second

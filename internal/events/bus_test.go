@@ -41,7 +41,7 @@ func TestQueueLimitDropsNewEvents(t *testing.T) {
 	if s := hookStats(b, "other"); s.Queued != 0 || s.Dropped != 0 {
 		t.Errorf("other %+v: its filter takes none of these", s)
 	}
-	full := logs.lines(`"level":"ERROR"`, `"msg":"hook queue full: event dropped for this hook"`, `"hook":"small"`)
+	full := logs.Lines(`"level":"ERROR"`, `"msg":"hook queue full: event dropped for this hook"`, `"hook":"small"`)
 	if len(full) != 2 || !strings.Contains(full[0], ids[3]) || !strings.Contains(full[1], ids[4]) {
 		t.Errorf("want one error line per dropped event (%s, %s):\n%s", ids[3], ids[4], logs)
 	}
@@ -151,7 +151,7 @@ func TestPendingSurviveClose(t *testing.T) {
 			if s := hookStats(b2, "erp"); s.Queued != 7 {
 				t.Errorf("reopened: %+v, want 7 pending", s)
 			}
-			if len(logs.lines(`"msg":"resuming hook deliveries"`, `"pending":7`)) != 1 {
+			if len(logs.Lines(`"msg":"resuming hook deliveries"`, `"pending":7`)) != 1 {
 				t.Errorf("want the resumption logged:\n%s", logs)
 			}
 			runBus(t, b2)
@@ -180,7 +180,7 @@ func TestRemovedHookKeepsItsQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(logs.lines(`"level":"WARN"`, `"hook":"gone"`, `"pending":2`)) != 1 {
+	if len(logs.Lines(`"level":"WARN"`, `"hook":"gone"`, `"pending":2`)) != 1 {
 		t.Errorf("want a warning about the orphaned queue:\n%s", logs)
 	}
 	if err := b.Close(); err != nil {

@@ -122,7 +122,7 @@ echo "processed $WHARF_PATH" >&2`)
 	if pwd, _ := os.ReadFile(filepath.Join(dir, "pwd")); string(pwd) != "/\n" {
 		t.Errorf("working directory %q, want /", pwd)
 	}
-	if len(logs.lines(`"msg":"hook delivered"`, `"exit_code":0`, `"stderr":"processed /inbox/a b.csv"`)) != 1 {
+	if len(logs.Lines(`"msg":"hook delivered"`, `"exit_code":0`, `"stderr":"processed /inbox/a b.csv"`)) != 1 {
 		t.Errorf("want the exit code and stderr logged:\n%s", logs)
 	}
 }
@@ -167,7 +167,7 @@ cat >> DIR/got`)
 		t.Errorf("command saw %v, want %v in order", got, ids)
 	}
 	for _, n := range []string{"1", "2"} {
-		if len(logs.lines(`"msg":"hook delivery failed"`, `"exit_code":7`, `"stderr":"not yet `+n+`"`)) != 1 {
+		if len(logs.Lines(`"msg":"hook delivery failed"`, `"exit_code":7`, `"stderr":"not yet `+n+`"`)) != 1 {
 			t.Errorf("attempt %s: want its exit code and stderr logged:\n%s", n, logs)
 		}
 	}

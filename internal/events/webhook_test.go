@@ -206,7 +206,7 @@ func TestWebhookSignedDelivery(t *testing.T) {
 			if strings.Contains(logs.String(), secret) {
 				t.Error("the secret appears in the log")
 			}
-			if len(logs.lines(`"msg":"hook delivered"`, `"hook":"erp"`, `"status":204`)) != 3 {
+			if len(logs.Lines(`"msg":"hook delivered"`, `"hook":"erp"`, `"status":204`)) != 3 {
 				t.Errorf("want 3 delivery lines in the log:\n%s", logs)
 			}
 		})
@@ -359,7 +359,7 @@ func TestWebhookOutage(t *testing.T) {
 			if s := hookStats(b, "erp"); s.Queued != 0 || s.Dropped != 0 {
 				t.Errorf("after recovery: %+v", s)
 			}
-			if len(logs.lines(`"msg":"hook delivery failed"`, `"retry_in"`)) < 4 {
+			if len(logs.Lines(`"msg":"hook delivery failed"`, `"retry_in"`)) < 4 {
 				t.Errorf("want the failed attempts logged:\n%s", logs)
 			}
 		})

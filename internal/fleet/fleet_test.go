@@ -25,6 +25,7 @@ import (
 	"github.com/wharf-sftp/wharf/internal/guard"
 	"github.com/wharf-sftp/wharf/internal/s3store"
 	"github.com/wharf-sftp/wharf/internal/s3test"
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
 
 // bucketConfig is storage.s3 for a bucket of srv, reached at endpoint (the
@@ -121,7 +122,7 @@ type member struct {
 	guard *guard.Guard
 	sync  *Syncer
 	req   *requests
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 }
 
 func defender() guard.Defender {
@@ -130,7 +131,7 @@ func defender() guard.Defender {
 
 func startMember(t *testing.T, cfg s3store.Config, url string, opt SyncOptions) *member {
 	t.Helper()
-	m := &member{req: &requests{}, logs: &syncBuffer{}}
+	m := &member{req: &requests{}, logs: &syncbuf.Buffer{}}
 	log := slog.New(slog.NewTextHandler(m.logs, nil))
 	var s *Syncer
 	m.guard = guard.New(guard.Limits{}, defender(), log, func(b guard.Ban) { s.Publish(b) })
@@ -418,24 +419,6 @@ func (f *forwarder) accept() {
 			both.Wait()
 		})
 	}
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestLiftBeforeRead: a ban lifted before its own daemon's next listing

@@ -1,7 +1,6 @@
 package s3store
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,27 +9,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
-
-// syncBuffer is a log destination safe for the sweep's one goroutine and
-// the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The sweep aborts orphaned uploads once they are older than the lease
 // of an upload in progress (a younger one may be another daemon's, about
@@ -40,7 +22,7 @@ func (s *syncBuffer) String() string {
 func TestSweep(t *testing.T) {
 	var now time.Time
 	var mu sync.Mutex
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	e := newEnv(t, func(_ *Config, o *Options) {
 		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 		o.Log = slog.New(slog.NewTextHandler(logs, nil))

@@ -76,10 +76,10 @@ func TestGateDoctorRefused(t *testing.T) {
 	if n := len(f.events.of(events.LoginFailed)); n != 3 {
 		t.Errorf("%d login_failed events, want 3", n)
 	}
-	if !strings.Contains(f.logs.b.String(), "not an address of this machine") {
-		t.Errorf("log does not say why the network attempt was refused:\n%s", f.logs.b.String())
+	if !strings.Contains(f.logs.String(), "not an address of this machine") {
+		t.Errorf("log does not say why the network attempt was refused:\n%s", f.logs.String())
 	}
-	if strings.Contains(f.logs.b.String(), p.Password) {
+	if strings.Contains(f.logs.String(), p.Password) {
 		t.Error("the doctor's password reached the log")
 	}
 

@@ -189,7 +189,7 @@ func TestGatePassword(t *testing.T) {
 	if _, err := f.gate.Admit("ftps", NewID(), netip.MustParseAddr("192.0.2.1"), slog.New(slog.DiscardHandler)); !errors.Is(err, guard.ErrBanned) {
 		t.Errorf("banned address admitted: %v", err)
 	}
-	if strings.Contains(f.logs.b.String(), f.pw) {
+	if strings.Contains(f.logs.String(), f.pw) {
 		t.Error("a password reached the log")
 	}
 }

@@ -107,10 +107,10 @@ func TestAuditLogsAndRecords(t *testing.T) {
 				t.Errorf("log lacks %s", want)
 			}
 		}
-		if n := len(h.logs.lines(`"msg":"transfer"`, `"outcome":"ok"`)); n != 3 {
+		if n := len(h.logs.Lines(`"msg":"transfer"`, `"outcome":"ok"`)); n != 3 {
 			t.Errorf("%d transfers logged ok, want 3 (the upload, a download, a checksum)", n)
 		}
-		if n := len(h.logs.lines(`"msg":"transfer"`, `"outcome":"failed"`)); n != 2 {
+		if n := len(h.logs.Lines(`"msg":"transfer"`, `"outcome":"failed"`)); n != 2 {
 			t.Errorf("%d transfers logged failed, want 2 (the broken upload and download)", n)
 		}
 
@@ -163,7 +163,7 @@ func TestRefusedUploadRecorded(t *testing.T) {
 		if len(ups) != 1 || !errors.Is(ups[0].Err, fs.ErrNotExist) || ups[0].Bytes != 0 {
 			t.Errorf("recorded %+v, want one failed upload", h.ops.all())
 		}
-		if n := len(h.logs.lines(`"msg":"transfer"`, `"path":"/missing/f"`, `"bytes":0`, `"outcome":"failed"`)); n != 1 {
+		if n := len(h.logs.Lines(`"msg":"transfer"`, `"path":"/missing/f"`, `"bytes":0`, `"outcome":"failed"`)); n != 1 {
 			t.Errorf("%d failed transfer lines:\n%s", n, h.logs.String())
 		}
 		if h.fs.active.Load() != 0 {
@@ -299,7 +299,7 @@ func TestRecordedPathsShown(t *testing.T) {
 				t.Errorf("recorded the path as %q", o.Path)
 			}
 		}
-		for _, l := range h.logs.lines() {
+		for _, l := range h.logs.Lines() {
 			if !strings.HasPrefix(l, `{"time":`) {
 				t.Errorf("the log took a forged line: %s", l)
 			}

@@ -94,7 +94,7 @@ func nameRemovedUnderAnOpenUpload(t *testing.T, h *home, end string) {
 	if len(ups) != 2 || ups[0].Err != nil || ups[0].Size != 4 || ups[1].Err == nil {
 		t.Errorf("uploads recorded: %+v; want the new one ok (4 bytes), then the abandoned one failed", ups)
 	}
-	if n := len(h.logs.lines(`"msg":"transfer"`, `"path":"/d/f"`, `"outcome":"failed"`)); n != 1 {
+	if n := len(h.logs.Lines(`"msg":"transfer"`, `"path":"/d/f"`, `"outcome":"failed"`)); n != 1 {
 		t.Errorf("%d failed transfer lines for /d/f, want 1", n)
 	}
 

@@ -238,7 +238,7 @@ func TestDiskFullPartialUpload(t *testing.T) {
 					t.Errorf("the listing shows %v after a failed atomic upload", names)
 				}
 			}
-			lines := h.logs.lines(`"msg":"transfer"`, `"path":"/big.bin"`, `"outcome":"failed"`)
+			lines := h.logs.Lines(`"msg":"transfer"`, `"path":"/big.bin"`, `"outcome":"failed"`)
 			if len(lines) != 1 || !strings.Contains(lines[0], "no space left on device") {
 				t.Errorf("failed transfer lines: %v", lines)
 			}

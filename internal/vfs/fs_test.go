@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
 
 func TestRel(t *testing.T) {
@@ -174,7 +176,7 @@ func TestPermissions(t *testing.T) {
 						if !errors.Is(err, fs.ErrPermission) {
 							t.Fatalf("err = %v, want permission denied", err)
 						}
-						if n := len(h.logs.lines(`"msg":"denied"`)); n != 1 {
+						if n := len(h.logs.Lines(`"msg":"denied"`)); n != 1 {
 							t.Errorf("%d denied log lines, want 1:\n%s", n, h.logs.String())
 						}
 						h.setPerms(PermAll)
@@ -609,7 +611,7 @@ func TestEscapes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logs, ops := &syncBuffer{}, &recorder{}
+			logs, ops := &syncbuf.Buffer{}, &recorder{}
 			s := NewFS(st, Options{Log: slog.New(slog.NewJSONHandler(logs, nil)), Record: ops.add})
 			t.Cleanup(func() { s.Close() })
 			check := func(t *testing.T, err error) {

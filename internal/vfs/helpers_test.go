@@ -1,7 +1,6 @@
 package vfs
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -9,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
 
 // Test helpers shared by the policy tests: the stores every table runs on,
@@ -58,7 +58,7 @@ type home struct {
 	root string // the storage root on the host ("" for memory)
 	raw  Store  // a handle of the home of its own, beneath any session
 	fs   *FS    // the session under test
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	ops  *recorder
 	size int64 // the session's size cap, read per write (0: none)
 	mu   sync.Mutex
@@ -74,7 +74,7 @@ type homeOptions struct {
 // over it with every permission and no size cap.
 func newHome(t *testing.T, k storeKind, o ...homeOptions) *home {
 	t.Helper()
-	h := &home{kind: k, logs: &syncBuffer{}, ops: &recorder{}, perm: PermAll}
+	h := &home{kind: k, logs: &syncbuf.Buffer{}, ops: &recorder{}, perm: PermAll}
 	if k.local {
 		h.root = t.TempDir()
 	}
@@ -321,39 +321,6 @@ func noPartial(t *testing.T, h *home, name string) {
 			t.Errorf("%s has a partial of %d bytes", name, fi.Size())
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the goroutines of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the log lines that contain every one of parts.
-func (s *syncBuffer) lines(parts ...string) []string {
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
-		ok := true
-		for _, p := range parts {
-			ok = ok && strings.Contains(l, p)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // recorder keeps the Ops a session records.

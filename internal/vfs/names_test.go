@@ -99,7 +99,7 @@ func TestBadNamesRefusedAtCreation(t *testing.T) {
 				if got := content(t, s, "/good"); got != "good" {
 					t.Errorf("the rename source: %q", got)
 				}
-				if n := len(h.logs.lines(`"msg":"refused"`)); n != len(attempts) {
+				if n := len(h.logs.Lines(`"msg":"refused"`)); n != len(attempts) {
 					t.Errorf("%d refusals logged, want %d", n, len(attempts))
 				}
 				if strings.ContainsAny(h.logs.String(), "\r\x01\x1b\x7f") {
@@ -160,7 +160,7 @@ func TestLongPathShownShort(t *testing.T) {
 				t.Errorf("recorded %s holds %d bytes of path: %.120q", o.Type, n, o.Path)
 			}
 		}
-		for _, line := range h.logs.lines() {
+		for _, line := range h.logs.Lines() {
 			if len(line) > 4*maxShownPath {
 				t.Errorf("log line of %d bytes: %.200s", len(line), line)
 			}

@@ -4,7 +4,6 @@
 package daemontest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/daemon"
+	"github.com/wharf-sftp/wharf/internal/syncbuf"
 )
 
 // Daemon is a started daemon and what a test needs to talk to it.
@@ -32,7 +32,7 @@ type Daemon struct {
 	Config *config.Config
 	Addr   string // SFTP address, 127.0.0.1:port
 
-	logs *SyncBuffer
+	logs *syncbuf.Buffer
 	stop context.CancelFunc
 	done chan error
 }
@@ -56,7 +56,7 @@ func StartMany(t testing.TB, cfgs ...*config.Config) []*Daemon {
 		fillIn(t, cfg)
 	}
 	built := make([]*daemon.Daemon, len(cfgs))
-	logs := make([]*SyncBuffer, len(cfgs))
+	logs := make([]*syncbuf.Buffer, len(cfgs))
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
@@ -129,20 +129,20 @@ func run(t testing.TB, cfg *config.Config) *Daemon {
 }
 
 // build makes the daemon of cfg, logging JSON at debug level to logs.
-func build(cfg *config.Config) (*daemon.Daemon, *SyncBuffer, error) {
+func build(cfg *config.Config) (*daemon.Daemon, *syncbuf.Buffer, error) {
 	// Every test client comes from loopback: unless a test configures the
 	// defender itself, its failed logins must not ban the next test step.
 	if reflect.DeepEqual(cfg.Defender, config.DefaultDefender()) {
 		cfg.Defender.Allow = []string{"127.0.0.0/8", "::1/128"}
 	}
-	logs := &SyncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := daemon.New(cfg, log)
 	return d, logs, err
 }
 
 // serve runs d until the test ends.
-func serve(t testing.TB, d *daemon.Daemon, cfg *config.Config, logs *SyncBuffer) *Daemon {
+func serve(t testing.TB, d *daemon.Daemon, cfg *config.Config, logs *syncbuf.Buffer) *Daemon {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	td := &Daemon{Daemon: d, Config: cfg, Addr: d.SFTPAddr().String(), logs: logs, stop: cancel, done: make(chan error, 1)}
@@ -223,24 +223,6 @@ func Msg(msg string, kv ...any) func(map[string]any) bool {
 		}
 		return true
 	}
-}
-
-// SyncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // CheckConfined fails when anything in the storage root lies outside the
