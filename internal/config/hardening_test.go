@@ -79,3 +79,11 @@ hooks:
 		}
 	}
 }
+
+func TestFormatByteSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 30: "5.0 GiB"} {
+		if got := FormatByteSize(n); got != want {
+			t.Errorf("FormatByteSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

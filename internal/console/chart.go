@@ -90,19 +90,6 @@ func newChart(title string, values [chartHours]int64, end time.Time, unit func(i
 	return c
 }
 
-func bytesWord(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 func filesWord(n int64) string {
 	if n == 1 {
 		return "1 file"

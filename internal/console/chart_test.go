@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wharf-sftp/wharf/internal/api"
+	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/events"
 )
 
@@ -33,16 +34,11 @@ func TestHourly(t *testing.T) {
 	if total != 4 {
 		t.Errorf("%d files counted, want 4", total)
 	}
-	c := newChart("Bytes per hour", b, now, bytesWord)
+	c := newChart("Bytes per hour", b, now, config.FormatByteSize)
 	if len(c.Bars) != chartHours || c.Bars[23].H != chartHeight || c.Bars[0].H != 2 || c.Bars[5].H != 0 || c.Max != "150 B" {
 		t.Errorf("chart %+v", c)
 	}
 	if c.Bars[23].Label != "17:00–18:00 UTC: 150 B" || c.Bars[0].Label != "18:00–19:00 UTC: 3 B" {
 		t.Errorf("labels %q, %q", c.Bars[0].Label, c.Bars[23].Label)
-	}
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 30: "5.0 GiB"} {
-		if got := bytesWord(n); got != want {
-			t.Errorf("bytesWord(%d) = %q, want %q", n, got, want)
-		}
 	}
 }

@@ -444,7 +444,7 @@ func (s *Server) transfersPage(w http.ResponseWriter, r *http.Request, ss *sessi
 	cv := url.Values{"type": {chartEvents}, "since": {now.Add(-chartHours * time.Hour).UTC().Format(time.RFC3339)}, "limit": {"10000"}}
 	if err := s.o.API.Do(r.Context(), ss.admin, "GET", "/api/v1/events?"+cv.Encode(), nil, &day); err == nil {
 		b, f := hourly(day, now)
-		d.Charts = []chart{newChart("Bytes per hour", b, now, bytesWord), newChart("Files per hour", f, now, filesWord)}
+		d.Charts = []chart{newChart("Bytes per hour", b, now, config.FormatByteSize), newChart("Files per hour", f, now, filesWord)}
 		d.ChartPartial = day.More
 	}
 	p.Data = d

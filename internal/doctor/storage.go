@@ -10,10 +10,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"syscall"
 	"time"
 
+	"github.com/wharf-sftp/wharf/internal/config"
 	"github.com/wharf-sftp/wharf/internal/s3store"
 	"github.com/wharf-sftp/wharf/internal/vfs"
 )
@@ -83,7 +85,7 @@ func (r *runner) checkStorage(ctx context.Context) {
 		res.Status = OK
 		res.Message = fmt.Sprintf("took a %d KiB write, read it back and removed it", storageProbeSize>>10)
 		if free, ok := freeSpace(s.Backend, s.Root); ok {
-			res.Message += fmt.Sprintf("; %s free", bytesIEC(free))
+			res.Message += fmt.Sprintf("; %s free", config.FormatByteSize(int64(min(free, math.MaxInt64))))
 		}
 		if os.Geteuid() == 0 && (s.Backend == "local" || s.Backend == "") {
 			// Root writes where the daemon's user may not: the round trips
@@ -161,19 +163,6 @@ func freeSpace(backend, root string) (uint64, bool) {
 		return 0, false
 	}
 	return st.Bavail * uint64(st.Bsize), true
-}
-
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // checkClock: the kernel's clock is synchronized. Expiry of keys,
