@@ -360,6 +360,9 @@ func scrapeSeries(t *testing.T, url string) map[string]float64 {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -371,6 +374,9 @@ func scrapeSeries(t *testing.T, url string) map[string]float64 {
 		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
 			out[line[:i]] = v
 		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read %s: %v", url, err)
 	}
 	return out
 }

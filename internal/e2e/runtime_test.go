@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
-	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -74,44 +71,14 @@ func TestRuntimePacing(t *testing.T) {
 // exposition; each must be present.
 func scrapeGauges(t *testing.T, url string, names ...string) map[string]float64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
+	all := scrapeSeries(t, url)
 	got := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") {
-			continue
-		}
-		for _, want := range names {
-			if name == want {
-				v, err := strconv.ParseFloat(value, 64)
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				got[name] = v
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read %s: %v", url, err)
-	}
 	for _, n := range names {
-		if _, ok := got[n]; !ok {
+		v, ok := all[n]
+		if !ok {
 			t.Fatalf("%s has no %s sample", url, n)
 		}
+		got[n] = v
 	}
 	return got
 }
