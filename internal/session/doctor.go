@@ -25,16 +25,7 @@ var errNoDoctor = fmt.Errorf("%w: doctor passes not accepted here", auth.ErrInva
 // doctorKey decides a key login of a doctor name, as Key does for users:
 // a refusal is scored by Close.
 func (l *Login) doctorKey(user string, key ssh.PublicKey, fp string) (*auth.Principal, error) {
-	var g pass.Grant
-	err := errNoDoctor
-	switch {
-	case !l.allowed(user):
-		err = errNotHere // checked first: a refusal here leaves the pass unused
-	case l.g.doctor != nil:
-		if g, err = l.g.doctor.Key(user, l.addr, key); err != nil {
-			err = fmt.Errorf("%w: %w", auth.ErrInvalidCredentials, err)
-		}
-	}
+	g, err := l.doctorGrant(user, func(v *pass.Verifier) (pass.Grant, error) { return v.Key(user, l.addr, key) })
 	if err != nil {
 		l.mu.Lock()
 		l.keyUser, l.keyErr = user, err
@@ -48,20 +39,27 @@ func (l *Login) doctorKey(user string, key ssh.PublicKey, fp string) (*auth.Prin
 // doctorPassword decides a password login of a doctor name: a digest
 // compare, outside the hashing budget.
 func (l *Login) doctorPassword(user, password string) (*auth.Principal, error) {
-	var g pass.Grant
-	err := errNoDoctor
-	switch {
-	case !l.allowed(user):
-		err = errNotHere // checked first: a refusal here leaves the pass unused
-	case l.g.doctor != nil:
-		if g, err = l.g.doctor.Password(user, l.addr, password); err != nil {
-			err = fmt.Errorf("%w: %w", auth.ErrInvalidCredentials, err)
-		}
-	}
+	g, err := l.doctorGrant(user, func(v *pass.Verifier) (pass.Grant, error) { return v.Password(user, l.addr, password) })
 	if err != nil {
 		return nil, l.failed(user, auth.MethodPassword, err, true)
 	}
 	return l.doctorPrincipal(user, auth.MethodPassword, g), nil
+}
+
+// doctorGrant runs check, the doctor pass's verification of one method,
+// unless the name may not log in here or the gate takes no passes.
+func (l *Login) doctorGrant(user string, check func(*pass.Verifier) (pass.Grant, error)) (pass.Grant, error) {
+	switch {
+	case !l.allowed(user):
+		return pass.Grant{}, errNotHere // checked first: a refusal here leaves the pass unused
+	case l.g.doctor == nil:
+		return pass.Grant{}, errNoDoctor
+	}
+	g, err := check(l.g.doctor)
+	if err != nil {
+		return pass.Grant{}, fmt.Errorf("%w: %w", auth.ErrInvalidCredentials, err)
+	}
+	return g, nil
 }
 
 func (l *Login) doctorPrincipal(user, method string, g pass.Grant) *auth.Principal {
